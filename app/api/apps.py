@@ -1,0 +1,113 @@
+"""Developer: applications (machine-to-machine OAuth clients) and where they may go."""
+
+from __future__ import annotations
+
+from flask import jsonify
+
+from app.api import bp
+from app.api.body import json_body, text_field
+from app.api.serialize import timestamp
+from app.errors import ApiError
+from app.extensions import db
+from app.models import SANDBOX_HOSPITAL_ID, Hospital
+from app.sessions import current_user, require_user
+from oauth import (
+    APPLICATION,
+    MIN_GIVEN_SECRET_LENGTH,
+    active_clients,
+    create_application,
+    fhir_base_url,
+    find_active_client,
+    reachable_hospitals,
+    revoke_client,
+    rotate_application_secret,
+)
+
+DEVELOPER_ROLES = ("developer", "superadmin")
+
+
+def _own_app(client_id: str):
+    """The application, if the logged-in developer owns it (superadmins see all)."""
+    user = current_user()
+    client = find_active_client(APPLICATION, client_id)
+    if client is None or (user.role != "superadmin" and client.owner_user_id != user.id):
+        raise ApiError.not_found("application")
+    return client
+
+
+def _app_json(client) -> dict:
+    return {
+        "client_id": client.client_id,
+        "name": client.name,
+        "created": timestamp(client.created_at),
+        "last_used": timestamp(client.last_used_at),
+    }
+
+
+def _secret_response(new, status: int):
+    response = jsonify(client_id=new.client.client_id, client_secret=new.secret, name=new.client.name)
+    response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/apps")
+@require_user(*DEVELOPER_ROLES)
+def create_app_route():
+    body = json_body(required={"name"}, optional={"client_secret"})
+    secret = body.get("client_secret")
+    if secret is not None:
+        if not isinstance(secret, str) or len(secret) < MIN_GIVEN_SECRET_LENGTH or len(secret) > 512:
+            raise ApiError(400, f"'client_secret' needs {MIN_GIVEN_SECRET_LENGTH} to 512 characters.")
+        if not secret.isprintable() or secret != secret.strip():
+            raise ApiError(400, "'client_secret' must be printable, without surrounding spaces.")
+    new = create_application(text_field(body, "name"), current_user().id, secret)
+    return _secret_response(new, 201)
+
+
+@bp.get("/apps")
+@require_user(*DEVELOPER_ROLES)
+def list_apps():
+    user = current_user()
+    filters = {} if user.role == "superadmin" else {"owner_user_id": user.id}
+    return jsonify([_app_json(client) for client in active_clients(APPLICATION, **filters)])
+
+
+@bp.get("/apps/<client_id>")
+@require_user(*DEVELOPER_ROLES)
+def get_app(client_id: str):
+    return jsonify(_app_json(_own_app(client_id)))
+
+
+@bp.post("/apps/<client_id>/secret")
+@require_user(*DEVELOPER_ROLES)
+def rotate_secret(client_id: str):
+    return _secret_response(rotate_application_secret(_own_app(client_id)), 200)
+
+
+@bp.delete("/apps/<client_id>")
+@require_user(*DEVELOPER_ROLES)
+def delete_app(client_id: str):
+    revoke_client(_own_app(client_id))
+    return "", 204
+
+
+@bp.get("/apps/<client_id>/hospitals")
+@require_user(*DEVELOPER_ROLES)
+def app_hospitals(client_id: str):
+    """The hospitals the application may reach, the sandbox first."""
+    reach = reachable_hospitals(_own_app(client_id))
+    ordered = sorted(reach.items(), key=lambda item: (item[0] != SANDBOX_HOSPITAL_ID, item[0]))
+    result = []
+    for hospital_id, scope in ordered:
+        hospital = db.session.get(Hospital, hospital_id)
+        result.append(
+            {
+                "hospital": hospital_id,
+                "name": hospital.name if hospital else hospital_id,
+                "fhir_base_url": fhir_base_url(hospital_id),
+                "permissions": scope.split(),
+                "sandbox": hospital_id == SANDBOX_HOSPITAL_ID,
+            }
+        )
+    return jsonify(result)

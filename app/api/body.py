@@ -1,0 +1,70 @@
+"""Reading and checking JSON request bodies of the management API.
+
+``/api/*`` accepts only ``application/json`` bodies: a cross-site form cannot send one
+without a CORS preflight, so no CSRF token is needed here.
+"""
+
+from __future__ import annotations
+
+import re
+
+from flask import request
+
+from app.errors import ApiError
+
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$")
+FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+
+
+def json_body(*, required: set[str] = frozenset(), optional: set[str] = frozenset()) -> dict:
+    """The request's JSON object, with exactly the allowed fields."""
+    if request.mimetype != "application/json":
+        raise ApiError(415, "Send a JSON body with Content-Type: application/json.")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "The body must be a JSON object.")
+    unknown = set(body) - required - optional
+    if unknown:
+        raise ApiError(400, f"Unknown field(s): {', '.join(sorted(unknown))[:200]}.")
+    missing = required - set(body)
+    if missing:
+        raise ApiError(400, f"Missing field(s): {', '.join(sorted(missing))}.")
+    return body
+
+
+def text_field(body: dict, name: str, *, max_length: int = 200, default: str | None = None) -> str:
+    value = body.get(name, default)
+    if not isinstance(value, str) or not value.strip():
+        raise ApiError(400, f"'{name}' must be a non-empty string.")
+    value = value.strip()
+    if len(value) > max_length:
+        raise ApiError(400, f"'{name}' is longer than {max_length} characters.")
+    return value
+
+
+def bool_field(body: dict, name: str, default: bool) -> bool:
+    value = body.get(name, default)
+    if not isinstance(value, bool):
+        raise ApiError(400, f"'{name}' must be true or false.")
+    return value
+
+
+def int_field(body: dict, name: str, default: int, *, minimum: int, maximum: int) -> int:
+    value = body.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise ApiError(400, f"'{name}' must be a whole number from {minimum} to {maximum}.")
+    return value
+
+
+def list_field(body: dict, name: str) -> list:
+    value = body.get(name)
+    if not isinstance(value, list):
+        raise ApiError(400, f"'{name}' must be a list.")
+    return value
+
+
+def email_field(body: dict, name: str = "email") -> str:
+    value = text_field(body, name, max_length=320)
+    if not EMAIL.match(value):
+        raise ApiError(400, f"'{name}' is not an e-mail address.")
+    return value.lower()

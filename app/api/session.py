@@ -1,0 +1,69 @@
+"""``/api/session``: log in and out."""
+
+from __future__ import annotations
+
+from flask import current_app, jsonify, make_response, request
+
+from app.api import bp
+from app.api.body import json_body, text_field
+from app.errors import ApiError
+from app.extensions import limiter
+from app.sessions import (
+    check_login,
+    current_user,
+    end_session,
+    forget_current_session,
+    start_session,
+)
+
+
+def _failed(response) -> bool:
+    return response.status_code == 401
+
+
+def _email_key() -> str:
+    body = request.get_json(silent=True)
+    email = body.get("email") if isinstance(body, dict) else None
+    return f"login:{str(email).strip().lower()[:320]}" if email else f"login-addr:{request.remote_addr}"
+
+
+@bp.post("/session")
+@limiter.limit(
+    lambda: current_app.config["FHIRGATE_LOGIN_FAILURE_LIMIT"],
+    key_func=lambda: f"login-addr:{request.remote_addr}",
+    deduct_when=_failed,
+)
+@limiter.limit(
+    lambda: current_app.config["FHIRGATE_LOGIN_FAILURE_LIMIT"], key_func=_email_key, deduct_when=_failed
+)
+def login():
+    """Log in; failures slow down by address and by account, but never lock forever."""
+    body = json_body(required={"email", "password"})
+    user = check_login(
+        text_field(body, "email", max_length=320), text_field(body, "password", max_length=1024)
+    )
+    if user is None:
+        raise ApiError(401, "Wrong e-mail or password.")
+    response = make_response(jsonify(_whoami(user)))
+    forget_current_session()
+    start_session(user, response)
+    return response
+
+
+@bp.get("/session")
+def whoami():
+    user = current_user()
+    if user is None:
+        raise ApiError(401, "Not logged in.")
+    return jsonify(_whoami(user))
+
+
+@bp.delete("/session")
+def logout():
+    response = make_response("", 204)
+    end_session(response)
+    return response
+
+
+def _whoami(user) -> dict:
+    return {"email": user.email, "role": user.role, "hospital": user.hospital_id, "patient": user.patient_id}

@@ -1,0 +1,139 @@
+"""The ``fhirgate`` command line (the same commands as ``flask --app wsgi``)."""
+
+from __future__ import annotations
+
+import secrets
+import sys
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+from sqlalchemy import select
+
+from app.accounts import AccountError, create_hospital, create_user
+from app.extensions import db
+from app.models import ROLES, SANDBOX_HOSPITAL_ID, Hospital, User
+from oauth import create_signing_key, keyring
+
+BOOTSTRAP_ADMIN = "admin@fhirgate.local"
+
+
+def _fail(error: AccountError):
+    raise click.ClickException(str(error))
+
+
+@click.group("hospital", help="Manage hospitals.")
+def hospital_cli():
+    pass
+
+
+@hospital_cli.command("create")
+@click.argument("hospital_id")
+@click.option("--name", required=True, help="Display name.")
+@with_appcontext
+def hospital_create(hospital_id: str, name: str):
+    """Create a hospital with the slug HOSPITAL_ID ([a-z0-9-]{2,40})."""
+    try:
+        create_hospital(hospital_id, name)
+    except AccountError as error:
+        _fail(error)
+    click.echo(f"hospital {hospital_id} created")
+
+
+@click.group("user", help="Manage people who log in.")
+def user_cli():
+    pass
+
+
+@user_cli.command("create")
+@click.argument("email")
+@click.option("--role", required=True, type=click.Choice(ROLES))
+@click.option("--hospital", "hospital_id", help="The hospital of a hospital-admin or patient.")
+@click.option("--patient", "patient_id", help="The Patient id of a patient user.")
+@click.option("--password-stdin", is_flag=True, required=True, help="Read the password from standard input.")
+@with_appcontext
+def user_create(email, role, hospital_id, patient_id, password_stdin):
+    """Create a user; the password is read from standard input, never from the command line."""
+    password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        create_user(email, password, role, hospital_id=hospital_id, patient_id=patient_id)
+    except AccountError as error:
+        _fail(error)
+    click.echo(f"user {email.lower()} created with role {role}")
+
+
+@click.group("keys", help="Manage token signing keys.")
+def keys_cli():
+    pass
+
+
+@keys_cli.command("rotate")
+@with_appcontext
+def keys_rotate():
+    """Add a new signing key; the old one stays in the JWK Set until its tokens expire."""
+    row = create_signing_key()
+    db.session.commit()
+    keyring().invalidate()
+    click.echo(f"new signing key {row.kid}; workers pick it up within 30 seconds")
+
+
+@click.group("sandbox", help="The sandbox hospital every application may use.")
+def sandbox_cli():
+    pass
+
+
+def ensure_sandbox() -> bool:
+    if db.session.get(Hospital, SANDBOX_HOSPITAL_ID) is not None:
+        return False
+    create_hospital(SANDBOX_HOSPITAL_ID, "Sandbox Hospital (test data)")
+    return True
+
+
+@sandbox_cli.command("seed")
+@with_appcontext
+def sandbox_seed():
+    """Create the sandbox hospital if it does not exist."""
+    created = ensure_sandbox()
+    click.echo("sandbox hospital created" if created else "sandbox hospital exists")
+
+
+@click.command("bootstrap")
+@with_appcontext
+def bootstrap():
+    """Prepare a local try: signing key, sandbox hospital, and a superadmin to log in with."""
+    keyring().signing_key()
+    ensure_sandbox()
+    base = current_app.config["FHIRGATE_BASE_URL"]
+    click.echo(f"fhirgate at {base}")
+    click.echo(f"  OAuth metadata   {base}/.well-known/oauth-authorization-server")
+    click.echo(f"  token endpoint   {base}/oauth/token")
+    click.echo(f"  management API   {base}/api")
+    if db.session.scalar(select(User).where(User.email == BOOTSTRAP_ADMIN)) is None:
+        password = secrets.token_urlsafe(12)
+        create_user(BOOTSTRAP_ADMIN, password, "superadmin")
+        click.echo(f"  superadmin login {BOOTSTRAP_ADMIN} / {password}  (shown this once)")
+    else:
+        click.echo(f"  superadmin login {BOOTSTRAP_ADMIN} (password shown on the first run)")
+
+
+@click.command("version")
+def version():
+    """Print the versions of fhirgate, the FHIR release and fhir.resources."""
+    from importlib.metadata import version as dist_version
+
+    import fhir.resources
+    from fhir.version import FHIR_VERSION
+
+    click.echo(f"fhirgate {dist_version('fhirgate')}")
+    click.echo(f"FHIR {FHIR_VERSION} (fhir.resources {fhir.resources.__version__})")
+
+
+def register_commands(app: Flask) -> None:
+    for command in (hospital_cli, user_cli, keys_cli, sandbox_cli, bootstrap, version):
+        app.cli.add_command(command)
+
+
+def main() -> None:
+    from app import create_app
+
+    FlaskGroup(create_app=lambda: create_app(), name="fhirgate", load_dotenv=False).main(prog_name="fhirgate")

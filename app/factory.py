@@ -1,0 +1,52 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+# Models must be imported before Alembic or create_all look at the metadata.
+from app import models as _app_models  # noqa: E402,F401
+from app.config import DEFAULT_INSTANCE_PATH, load_config
+from app.errors import register_error_handlers
+from app.extensions import db, limiter, migrate
+from app.headers import add_security_headers
+from oauth import models as _oauth_models  # noqa: E402,F401
+
+
+def create_app(config: dict | None = None, instance_path: Path | None = None) -> Flask:
+    """Build the app from the environment, overridden by ``config`` (used by tests)."""
+    instance_path = Path(instance_path or DEFAULT_INSTANCE_PATH)
+    app = Flask(__name__, instance_path=str(instance_path), instance_relative_config=False)
+    app.config.update(load_config(instance_path))
+    if config:
+        app.config.update(config)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    if app.config["FHIRGATE_TRUSTED_PROXIES"]:
+        hops = app.config["FHIRGATE_TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
+
+    db.init_app(app)
+    migrate.init_app(app, db)
+    limiter.init_app(app)
+
+    from oauth import init_oauth
+
+    init_oauth(app)
+
+    from app.api import bp as api_bp
+    from app.home import bp as home_bp
+
+    app.register_blueprint(api_bp)
+    app.register_blueprint(home_bp)
+    register_error_handlers(app)
+    app.after_request(add_security_headers)
+
+    from app.cli import register_commands
+
+    register_commands(app)
+    return app

@@ -1,0 +1,130 @@
+"""Strict parsing of requests to the token, introspection and revocation endpoints.
+
+RFC 6749 §2.3.1 and §3.2: parameters only in a form-encoded POST body, never in the query
+string; no parameter twice; exactly one client authentication method per request.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections import defaultdict
+from functools import cached_property
+from urllib.parse import unquote
+
+from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Request
+from authlib.oauth2.rfc6749 import OAuth2Payload
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from flask import Request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from oauth.audience import token_endpoint_url
+from oauth.errors import ClientAuthenticationFailed, RequestTooLargeError
+
+MAX_BODY_BYTES = 64 * 1024
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+_PRINTABLE = re.compile(r"^[\x21-\x7e]{1,200}$")
+
+BASIC = "client_secret_basic"
+POST = "client_secret_post"
+JWT = "private_key_jwt"
+
+
+class FormPayload(OAuth2Payload):
+    """Parameters from the request body only; the query string is never consulted."""
+
+    def __init__(self, form):
+        self._form = form
+
+    @property
+    def data(self):
+        return self._form
+
+    @cached_property
+    def datalist(self):
+        values = defaultdict(list)
+        for key in self._form:
+            values[key].extend(self._form.getlist(key))
+        return values
+
+
+class EndpointRequest(FlaskOAuth2Request):
+    """An Authlib request built from a checked Flask request.
+
+    ``client_credentials`` holds ``(method, client_id, secret)`` decided by
+    ``parse_endpoint_request``; the URI is the configured endpoint URL, so the transport
+    check sees the public https address even behind a TLS-terminating proxy.
+    """
+
+    def __init__(self, request: Request, client_credentials: tuple[str, str, str | None]):
+        super(FlaskOAuth2Request, self).__init__(
+            method=request.method, uri=token_endpoint_url(), headers=request.headers
+        )
+        self._request = request
+        self.payload = FormPayload(request.form)
+        self.client_credentials = client_credentials
+
+    @property
+    def args(self):
+        return {}
+
+
+def _basic_credentials(header: str) -> tuple[str, str]:
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic" or not encoded.strip():
+        raise ClientAuthenticationFailed("The Authorization header is not HTTP Basic.", basic=True)
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise ClientAuthenticationFailed("Malformed HTTP Basic credentials.", basic=True) from None
+    client_id, colon, secret = decoded.partition(":")
+    if not colon or not client_id or not secret:
+        raise ClientAuthenticationFailed("Malformed HTTP Basic credentials.", basic=True)
+    # RFC 6749 §2.3.1: both are form-urlencoded before being joined.
+    return unquote(client_id), unquote(secret)
+
+
+def parse_endpoint_request(request: Request) -> EndpointRequest:
+    """Check the request's shape and decide its single client authentication method."""
+    request.max_content_length = MAX_BODY_BYTES
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise RequestTooLargeError()
+    if request.mimetype != FORM_CONTENT_TYPE:
+        raise InvalidRequestError(f"The request body must be {FORM_CONTENT_TYPE}.")
+    if request.query_string:
+        raise InvalidRequestError("Parameters must be sent in the request body, not the URL.")
+    try:
+        form = request.form
+    except RequestEntityTooLarge:
+        raise RequestTooLargeError() from None
+    for key in form:
+        if len(form.getlist(key)) > 1:
+            raise InvalidRequestError(f"The parameter '{key[:40]}' is repeated.")
+
+    methods = []
+    if "Authorization" in request.headers:
+        methods.append(BASIC)
+    if "client_secret" in form:
+        methods.append(POST)
+    if "client_assertion" in form or "client_assertion_type" in form:
+        methods.append(JWT)
+    if len(methods) > 1:
+        raise InvalidRequestError("Use exactly one client authentication method.")
+    if not methods:
+        raise ClientAuthenticationFailed("Client authentication is required.")
+
+    method = methods[0]
+    if method == BASIC:
+        client_id, secret = _basic_credentials(request.headers["Authorization"])
+        if "client_id" in form and form["client_id"] != client_id:
+            raise InvalidRequestError("client_id in the body differs from the Basic credentials.")
+    elif method == POST:
+        client_id, secret = form.get("client_id", ""), form["client_secret"]
+        if not client_id or not secret:
+            raise ClientAuthenticationFailed("client_id and client_secret are both required.")
+    else:
+        client_id, secret = form.get("client_id", ""), None
+    if not _PRINTABLE.match(client_id):
+        raise ClientAuthenticationFailed(basic=method == BASIC)
+    return EndpointRequest(request, (method, client_id, secret))

@@ -1,0 +1,99 @@
+"""The client-credentials grant (RFC 6749 §4.4) with RFC 8707 resource indicators."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError
+from flask import current_app
+
+from app.extensions import db
+from app.timeutil import as_utc, utcnow
+from oauth.audience import hospital_for_resource
+from oauth.errors import ClientAuthenticationFailed, InvalidTargetError
+from oauth.models import OAuthClient
+from oauth.reach import reachable_hospitals
+from oauth.scopes import ScopeError, covers, parse_scopes
+from oauth.tokens import issue_access_token
+
+# ``last_used_at`` is refreshed at most this often, so issuing tokens costs no write.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def authenticate_endpoint_client(server, request, supported_methods, endpoint) -> OAuthClient:
+    """Authenticate with the one method the request used, if this endpoint supports it."""
+    method = request.client_credentials[0]
+    if method not in supported_methods:
+        raise ClientAuthenticationFailed("This client authentication method is not supported.")
+    return server.authenticate_client(request, [method], endpoint)
+
+
+def choose_target(client: OAuthClient, resource: str | None) -> tuple[str, str]:
+    """RFC 8707 §2: pick the hospital the token is for; return ``(hospital_id, granted)``."""
+    reach = reachable_hospitals(client)
+    if resource is None:
+        if len(reach) != 1:
+            raise InvalidTargetError(
+                "This client reaches several hospitals: name one with the resource parameter."
+            )
+        return next(iter(reach.items()))
+    hospital_id = hospital_for_resource(resource)
+    if hospital_id not in reach:
+        raise InvalidTargetError("The resource is not a FHIR base URL this client may reach.")
+    return hospital_id, reach[hospital_id]
+
+
+def narrow_scope(granted: str, requested: str | None) -> str:
+    """RFC 6749 §3.3: the requested scope must lie within the granted one; absent = all."""
+    if requested is None:
+        return granted
+    if not requested.strip():
+        raise InvalidScopeError("The scope parameter is empty.")
+    try:
+        wanted = parse_scopes(requested)
+    except ScopeError:
+        raise InvalidScopeError("The requested scope is not a SMART resource scope.") from None
+    held = parse_scopes(granted)
+    if not all(covers(held, scope) for scope in wanted):
+        raise InvalidScopeError("The requested scope exceeds what this client was granted.")
+    return " ".join(dict.fromkeys(requested.split()))
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+    def authenticate_token_endpoint_client(self) -> OAuthClient:
+        client = authenticate_endpoint_client(
+            self.server, self.request, self.TOKEN_ENDPOINT_AUTH_METHODS, "token"
+        )
+        self.server.send_signal("after_authenticate_client", client=client, grant=self)
+        return client
+
+    def validate_token_request(self) -> None:
+        """RFC 6749 §4.4.2, with ``resource`` from RFC 8707 §2.2."""
+        client = self.authenticate_token_endpoint_client()
+        self.request.client = client
+        form = self.request.form
+        if "resource" in form and not form["resource"]:
+            raise InvalidRequestError("The resource parameter is empty.")
+        self.hospital_id, granted = choose_target(client, form.get("resource"))
+        self.scope = narrow_scope(granted, form.get("scope"))
+
+    def create_token_response(self):
+        """RFC 6749 §4.4.3: a token, no refresh token, nothing written per token."""
+        client = self.request.client
+        token = issue_access_token(
+            client, self.hospital_id, self.scope, current_app.config["FHIRGATE_TOKEN_TTL"]
+        )
+        note_client_used(client)
+        return 200, token.response(), self.TOKEN_RESPONSE_HEADER
+
+
+def note_client_used(client: OAuthClient) -> None:
+    """Record ``last_used_at`` at one-minute resolution: at most one write a minute."""
+    now = utcnow()
+    last = as_utc(client.last_used_at)
+    if last is None or now - last >= LAST_USED_RESOLUTION:
+        client.last_used_at = now
+        db.session.commit()

@@ -1,0 +1,180 @@
+"""Token signing keys: creation, rotation, encryption at rest, an in-memory key ring, JWKS.
+
+Private keys are stored AES-256-GCM encrypted under a key derived from ``FHIRGATE_KEK``
+(HKDF-SHA256), with the ``kid`` as associated data so that ciphertexts cannot be swapped
+between rows. Each worker keeps the decrypted current key in memory and re-reads the table
+at most every ``RELOAD_SECONDS`` (sooner when a token names an unknown ``kid``), so a
+rotation reaches every worker within that time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import lru_cache
+
+import orjson
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from flask import Flask, current_app
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.extensions import db
+from app.timeutil import as_utc, utcnow
+from oauth.jws import ALGORITHM, b64url_decode, b64url_encode
+from oauth.models import SigningKey
+
+RELOAD_SECONDS = 30.0
+UNKNOWN_KID_RELOAD_SECONDS = 2.0
+
+
+@lru_cache(maxsize=4)
+def _kek_cipher(kek: str) -> AESGCM:
+    key = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"fhirgate signing-key encryption v1"
+    ).derive(kek.encode())
+    return AESGCM(key)
+
+
+def _encrypt_private_key(private_key: ec.EllipticCurvePrivateKey, kid: str, kek: str) -> bytes:
+    der = private_key.private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    nonce = os.urandom(12)
+    return nonce + _kek_cipher(kek).encrypt(nonce, der, kid.encode())
+
+
+def _decrypt_private_key(blob: bytes, kid: str, kek: str) -> ec.EllipticCurvePrivateKey:
+    der = _kek_cipher(kek).decrypt(blob[:12], blob[12:], kid.encode())
+    key = serialization.load_der_private_key(der, password=None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    return key
+
+
+def public_jwk(public_key: ec.EllipticCurvePublicKey) -> dict:
+    """The RFC 7517 JWK of a P-256 public key, ``kid`` set to its RFC 7638 thumbprint."""
+    numbers = public_key.public_numbers()
+    jwk = {
+        "crv": "P-256",
+        "kty": "EC",
+        "x": b64url_encode(numbers.x.to_bytes(32, "big")),
+        "y": b64url_encode(numbers.y.to_bytes(32, "big")),
+    }
+    thumbprint = hashlib.sha256(orjson.dumps(jwk, option=orjson.OPT_SORT_KEYS)).digest()
+    return {**jwk, "kid": b64url_encode(thumbprint), "use": "sig", "alg": ALGORITHM}
+
+
+def create_signing_key(session: Session | None = None) -> SigningKey:
+    """Add a new current signing key and retire the previous ones; the caller commits."""
+    session = session or db.session
+    private_key = ec.generate_private_key(ec.SECP256R1())
+    jwk = public_jwk(private_key.public_key())
+    now = utcnow()
+    for row in session.scalars(select(SigningKey).where(SigningKey.retired_at.is_(None))):
+        row.retired_at = now
+    row = SigningKey(
+        kid=jwk["kid"],
+        alg=ALGORITHM,
+        public_jwk=orjson.dumps(jwk).decode(),
+        private_key_encrypted=_encrypt_private_key(
+            private_key, jwk["kid"], current_app.config["FHIRGATE_KEK"]
+        ),
+        created_at=now,
+    )
+    session.add(row)
+    return row
+
+
+def max_token_lifetime(config) -> int:
+    return max(config["FHIRGATE_TOKEN_TTL"], config["FHIRGATE_API_KEY_TOKEN_TTL_MAX"])
+
+
+@dataclass
+class _Snapshot:
+    current_kid: str | None
+    current_key: ec.EllipticCurvePrivateKey | None
+    public_keys: dict[str, ec.EllipticCurvePublicKey]
+    jwks: list[dict]
+    loaded_at: float
+
+
+class KeyRing:
+    """The signing keys of one worker process, re-read from the database now and then."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._snapshot: _Snapshot | None = None
+
+    def invalidate(self) -> None:
+        self._snapshot = None
+
+    def _load(self) -> _Snapshot:
+        config = current_app.config
+        oldest_needed = utcnow() - timedelta(seconds=max_token_lifetime(config))
+        current_kid, current_key = None, None
+        public_keys, jwks = {}, []
+        # A session of its own: the caller's transaction may hold uncommitted work.
+        with Session(db.engine) as session:
+            rows = list(session.scalars(select(SigningKey).order_by(SigningKey.created_at.desc())))
+        for row in rows:
+            retired = as_utc(row.retired_at)
+            if retired is not None and retired < oldest_needed:
+                continue  # every token it signed has expired
+            jwk = orjson.loads(row.public_jwk)
+            jwks.append(jwk)
+            public_keys[row.kid] = ec.EllipticCurvePublicNumbers(
+                int.from_bytes(b64url_decode(jwk["x"]), "big"),
+                int.from_bytes(b64url_decode(jwk["y"]), "big"),
+                ec.SECP256R1(),
+            ).public_key()
+            if retired is None and current_kid is None:
+                current_kid = row.kid
+                current_key = _decrypt_private_key(row.private_key_encrypted, row.kid, config["FHIRGATE_KEK"])
+        return _Snapshot(current_kid, current_key, public_keys, jwks, time.monotonic())
+
+    def _fresh(self, max_age: float = RELOAD_SECONDS) -> _Snapshot:
+        snapshot = self._snapshot
+        if snapshot is None or time.monotonic() - snapshot.loaded_at > max_age:
+            with self._lock:
+                snapshot = self._snapshot
+                if snapshot is None or time.monotonic() - snapshot.loaded_at > max_age:
+                    snapshot = self._snapshot = self._load()
+        return snapshot
+
+    def signing_key(self) -> tuple[str, ec.EllipticCurvePrivateKey]:
+        """The current key, created on first use if the server has none yet."""
+        snapshot = self._fresh()
+        if snapshot.current_key is None:
+            with self._lock, Session(db.engine) as session:
+                create_signing_key(session)
+                session.commit()
+                self._snapshot = None
+            snapshot = self._fresh()
+        return snapshot.current_kid, snapshot.current_key
+
+    def public_key(self, kid: str) -> ec.EllipticCurvePublicKey | None:
+        snapshot = self._fresh()
+        key = snapshot.public_keys.get(kid)
+        if key is None and time.monotonic() - snapshot.loaded_at > UNKNOWN_KID_RELOAD_SECONDS:
+            key = self._fresh(max_age=0).public_keys.get(kid)
+        return key
+
+    def jwks(self) -> dict:
+        return {"keys": self._fresh().jwks}
+
+
+def init_keyring(app: Flask) -> None:
+    app.extensions["fhirgate_keyring"] = KeyRing()
+
+
+def keyring() -> KeyRing:
+    return current_app.extensions["fhirgate_keyring"]

@@ -1,0 +1,125 @@
+"""OAuth clients of the three kinds, application grants, revoked token ids, signing keys.
+
+Access tokens themselves are never stored: a token is valid while its signature, expiry,
+client generation and ``jti`` (absent from ``revoked_tokens``) say so.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.extensions import db
+from app.timeutil import utcnow
+
+HOSPITAL_KEY = "hospital_key"
+PATIENT_CREDENTIAL = "patient_credential"
+APPLICATION = "application"
+CLIENT_KINDS = (HOSPITAL_KEY, PATIENT_CREDENTIAL, APPLICATION)
+
+SECRET_AUTH_METHODS = "client_secret_basic client_secret_post"
+
+
+class OAuthClient(db.Model):
+    """A client of the token endpoint: hospital API key, patient credential or application."""
+
+    __tablename__ = "oauth_clients"
+    __table_args__ = (
+        CheckConstraint("kind IN ('hospital_key', 'patient_credential', 'application')", name="kind"),
+    )
+
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str] = mapped_column(String(200))
+    # HMAC-SHA256 of the secret under the server's pepper (hex); never the secret.
+    secret_hash: Mapped[str | None] = mapped_column(String(64))
+    auth_methods: Mapped[str] = mapped_column(String(100), default=SECRET_AUTH_METHODS)
+    hospital_id: Mapped[str | None] = mapped_column(
+        ForeignKey("hospitals.id", ondelete="CASCADE"), index=True
+    )
+    patient_id: Mapped[str | None] = mapped_column(String(64))
+    owner_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    scope: Mapped[str | None] = mapped_column(Text)
+    token_ttl: Mapped[int | None] = mapped_column(Integer)
+    require_key_headers: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Bumped when the secret is rotated: tokens carrying an older generation are dead.
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    # -- Authlib ClientMixin ------------------------------------------------------------
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> None:
+        return None
+
+    def get_allowed_scope(self, scope: str) -> str:
+        return scope
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return False
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        return method in self.auth_methods.split()
+
+    def check_response_type(self, response_type: str) -> bool:
+        return False
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type == "client_credentials"
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+class AppGrant(db.Model):
+    """A hospital's permission for an application (RFC 8707 ``resource`` target)."""
+
+    __tablename__ = "app_grants"
+
+    client_id: Mapped[str] = mapped_column(
+        ForeignKey("oauth_clients.client_id", ondelete="CASCADE"), primary_key=True
+    )
+    hospital_id: Mapped[str] = mapped_column(
+        ForeignKey("hospitals.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    scope: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RevokedToken(db.Model):
+    """A ``jti`` revoked through RFC 7009, kept until the token would have expired."""
+
+    __tablename__ = "revoked_tokens"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64), index=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class SigningKey(db.Model):
+    """A token signing key; the private half is AES-GCM encrypted under FHIRGATE_KEK."""
+
+    __tablename__ = "signing_keys"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alg: Mapped[str] = mapped_column(String(10))
+    public_jwk: Mapped[str] = mapped_column(Text)
+    private_key_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

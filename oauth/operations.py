@@ -1,0 +1,147 @@
+"""Mutations of OAuth clients: create, rotate, revoke, grant. Views call these, nothing else.
+
+Each function commits and returns what the caller must show the user exactly once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+
+from app.extensions import db
+from app.timeutil import utcnow
+from oauth.credentials import hash_secret, new_client_id, new_secret
+from oauth.models import (
+    APPLICATION,
+    HOSPITAL_KEY,
+    PATIENT_CREDENTIAL,
+    AppGrant,
+    OAuthClient,
+)
+from oauth.tokens import IssuedToken, issue_access_token
+
+PATIENT_DEFAULT_SCOPE = "patient/*.rs"
+
+
+@dataclass(frozen=True)
+class NewCredential:
+    client: OAuthClient
+    secret: str
+    token: IssuedToken | None = None
+
+
+def _new_client(kind: str, name: str, secret: str | None = None, **fields) -> tuple[OAuthClient, str]:
+    secret = secret or new_secret(kind)
+    client = OAuthClient(
+        client_id=new_client_id(kind),
+        kind=kind,
+        name=name,
+        secret_hash=hash_secret(secret),
+        created_at=utcnow(),
+        generation=0,
+        **fields,
+    )
+    db.session.add(client)
+    return client, secret
+
+
+def create_hospital_key(
+    hospital_id: str,
+    name: str,
+    permissions: list[str],
+    *,
+    token_ttl: int,
+    require_key_headers: bool,
+    owner_user_id: int | None,
+) -> NewCredential:
+    """Create a hospital API key and an access token usable at once."""
+    client, secret = _new_client(
+        HOSPITAL_KEY,
+        name,
+        hospital_id=hospital_id,
+        scope=" ".join(permissions),
+        token_ttl=token_ttl,
+        require_key_headers=require_key_headers,
+        owner_user_id=owner_user_id,
+    )
+    # Signed before the row is flushed: on SQLite a pending write would block the key
+    # ring's own session if it has to create the first signing key.
+    token = issue_access_token(client, hospital_id, client.scope, token_ttl)
+    db.session.commit()
+    return NewCredential(client, secret, token)
+
+
+def create_patient_credential(
+    hospital_id: str, patient_id: str, name: str, owner_user_id: int
+) -> NewCredential:
+    client, secret = _new_client(
+        PATIENT_CREDENTIAL,
+        name,
+        hospital_id=hospital_id,
+        patient_id=patient_id,
+        scope=PATIENT_DEFAULT_SCOPE,
+        owner_user_id=owner_user_id,
+    )
+    db.session.commit()
+    return NewCredential(client, secret)
+
+
+def create_application(name: str, owner_user_id: int, client_secret: str | None) -> NewCredential:
+    client, secret = _new_client(APPLICATION, name, client_secret, owner_user_id=owner_user_id)
+    db.session.commit()
+    return NewCredential(client, secret)
+
+
+def rotate_application_secret(client: OAuthClient) -> NewCredential:
+    """New secret; the old one and every token issued before stop working at once."""
+    secret = new_secret(APPLICATION)
+    client.secret_hash = hash_secret(secret)
+    client.generation += 1
+    db.session.commit()
+    return NewCredential(client, secret)
+
+
+def revoke_client(client: OAuthClient) -> None:
+    """Delete a credential: it can no longer authenticate and its tokens are dead."""
+    client.revoked_at = utcnow()
+    client.secret_hash = None
+    db.session.execute(delete(AppGrant).where(AppGrant.client_id == client.client_id))
+    db.session.commit()
+
+
+def grant_application(client: OAuthClient, hospital_id: str, permissions: list[str]) -> AppGrant:
+    grant = db.session.get(AppGrant, (client.client_id, hospital_id))
+    now = utcnow()
+    if grant is None:
+        grant = AppGrant(client_id=client.client_id, hospital_id=hospital_id, created_at=now)
+        db.session.add(grant)
+    grant.scope = " ".join(permissions)
+    grant.updated_at = now
+    db.session.commit()
+    return grant
+
+
+def withdraw_application(client: OAuthClient, hospital_id: str) -> bool:
+    """Remove a hospital's grant; the app's tokens for that hospital die with it."""
+    deleted = db.session.execute(
+        delete(AppGrant).where(AppGrant.client_id == client.client_id, AppGrant.hospital_id == hospital_id)
+    ).rowcount
+    db.session.commit()
+    return bool(deleted)
+
+
+def active_clients(kind: str, **filters) -> list[OAuthClient]:
+    query = select(OAuthClient).where(OAuthClient.kind == kind, OAuthClient.revoked_at.is_(None))
+    for name, value in filters.items():
+        query = query.where(getattr(OAuthClient, name) == value)
+    return list(db.session.scalars(query.order_by(OAuthClient.created_at)))
+
+
+def find_active_client(kind: str, client_id: str, **filters) -> OAuthClient | None:
+    client = db.session.get(OAuthClient, client_id) if len(client_id) <= 64 else None
+    if client is None or client.kind != kind or not client.active:
+        return None
+    if any(getattr(client, name) != value for name, value in filters.items()):
+        return None
+    return client

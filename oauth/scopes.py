@@ -1,0 +1,88 @@
+"""SMART on FHIR resource scopes, v1 (``.read``/``.write``/``.*``) and v2 (``.cruds``).
+
+SMART App Launch 2.x §"Scopes for requesting clinical data". Scopes are parsed into
+``SmartScope`` values; ``covers`` answers whether granted scopes allow a requested one.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
+
+CONTEXTS = ("patient", "user", "system")
+V2_ORDER = "cruds"
+V1_PERMISSIONS = {"read": frozenset("rs"), "write": frozenset("cud"), "*": frozenset(V2_ORDER)}
+
+_SCOPE = re.compile(
+    r"^(?P<context>patient|user|system)/(?P<type>\*|[A-Z][A-Za-z]{1,63})"
+    r"\.(?P<perm>read|write|\*|c?r?u?d?s?)(?:\?(?P<query>[^\s?]+))?$"
+)
+
+
+class ScopeError(ValueError):
+    """A scope string is not a SMART resource scope."""
+
+
+@dataclass(frozen=True)
+class SmartScope:
+    context: str
+    resource_type: str
+    permissions: frozenset[str]
+    query: frozenset[tuple[str, str]] = frozenset()
+
+    @classmethod
+    def parse(cls, text: str) -> SmartScope:
+        match = _SCOPE.match(text)
+        if not match or match["perm"] == "":
+            raise ScopeError(f"not a SMART resource scope: {text[:100]!r}")
+        perm = match["perm"]
+        permissions = V1_PERMISSIONS.get(perm) or frozenset(perm)
+        query = frozenset()
+        if match["query"]:
+            if perm in V1_PERMISSIONS:
+                raise ScopeError(f"search restrictions need a v2 scope: {text[:100]!r}")
+            pairs = parse_qsl(match["query"], keep_blank_values=False, strict_parsing=False)
+            if not pairs:
+                raise ScopeError(f"empty search restriction: {text[:100]!r}")
+            query = frozenset(pairs)
+        return cls(match["context"], match["type"], permissions, query)
+
+
+def parse_scopes(text: str | list[str] | None) -> list[SmartScope]:
+    """Parse a space-separated scope string (or a list) into SMART scopes."""
+    items = text.split() if isinstance(text, str) else list(text or [])
+    return [SmartScope.parse(item) for item in items]
+
+
+def covers(granted: list[SmartScope], requested: SmartScope) -> bool:
+    """Whether the granted scopes together allow everything the requested scope asks."""
+    allowed: set[str] = set()
+    for scope in granted:
+        if scope.context != requested.context:
+            continue
+        if scope.resource_type not in ("*", requested.resource_type):
+            continue
+        if not scope.query <= requested.query:
+            continue
+        allowed |= scope.permissions
+    return requested.permissions <= allowed
+
+
+def normalize_scope_list(items: list[str], *, context: str) -> list[str]:
+    """Validate a permission list for a credential whose tokens use ``context`` scopes.
+
+    Returns the scopes without duplicates, in the order given; raises ``ScopeError``.
+    """
+    seen: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise ScopeError("every permission must be a string")
+        scope = SmartScope.parse(item)
+        if scope.context != context:
+            raise ScopeError(f"{item!r} is not a {context}/ scope")
+        if item not in seen:
+            seen.append(item)
+    if not seen:
+        raise ScopeError("at least one permission is needed")
+    return seen

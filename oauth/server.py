@@ -1,0 +1,154 @@
+"""The Authlib authorization server, its endpoints and their rate limits."""
+
+from __future__ import annotations
+
+import orjson
+from authlib.integrations.flask_oauth2 import AuthorizationServer as _AuthorizationServer
+from authlib.oauth2.rfc6749.errors import InvalidRequestError, OAuth2Error
+from flask import Blueprint, Flask, Response, current_app, g, request
+
+from app.extensions import db, limiter
+from oauth.audience import token_endpoint_url
+from oauth.client_auth import authenticate_client_secret_basic, authenticate_client_secret_post
+from oauth.endpoint_request import EndpointRequest, parse_endpoint_request
+from oauth.errors import RateLimitedError
+from oauth.grants import ClientCredentialsGrant
+from oauth.introspection import IntrospectionEndpoint, RevocationEndpoint
+from oauth.keys import init_keyring, keyring
+from oauth.models import OAuthClient
+
+_MAX_CLIENT_ID_LENGTH = 64
+
+bp = Blueprint("oauth", __name__)
+
+
+class AuthorizationServer(_AuthorizationServer):
+    """Authlib's server with our client lookup and strict request parsing."""
+
+    def query_client(self, client_id: str) -> OAuthClient | None:
+        if len(client_id) > _MAX_CLIENT_ID_LENGTH:
+            return None
+        return db.session.get(OAuthClient, client_id)
+
+    def save_token(self, token, request) -> None:
+        """Access tokens are never stored (see ``oauth.tokens``)."""
+
+    def create_oauth2_request(self, request) -> EndpointRequest:
+        return g.oauth_request
+
+    def handle_response(self, status_code, payload, headers):
+        body = orjson.dumps(payload) if isinstance(payload, dict) else payload
+        return Response(body, status=status_code, headers=headers)
+
+    def respond(self, endpoint: str | None) -> Response:
+        """Parse the Flask request strictly, then let Authlib answer it."""
+        try:
+            g.oauth_request = parse_endpoint_request(request)
+            if endpoint is None and not request.form.get("grant_type"):
+                raise InvalidRequestError("The grant_type parameter is missing.")
+        except OAuth2Error as error:
+            return self.handle_error_response(None, error)
+        if endpoint is None:
+            return self.create_token_response()
+        return self.create_endpoint_response(endpoint)
+
+
+def _server() -> AuthorizationServer:
+    return current_app.extensions["fhirgate_oauth_server"]
+
+
+def _client_key() -> str:
+    """Rate-limit key: the client id the request claims (checked or not), else the address."""
+    auth = request.authorization
+    client_id = auth.username if auth and auth.type == "basic" else request.form.get("client_id")
+    return f"client:{client_id[:_MAX_CLIENT_ID_LENGTH]}" if client_id else f"addr:{request.remote_addr}"
+
+
+def _auth_failed(response: Response) -> bool:
+    return response.status_code == 401
+
+
+@bp.post("/oauth/token")
+@limiter.limit(lambda: current_app.config["FHIRGATE_TOKEN_RATE_LIMIT"], key_func=_client_key)
+@limiter.limit(
+    lambda: current_app.config["FHIRGATE_AUTH_FAILURE_LIMIT"],
+    key_func=lambda: f"authfail:{request.remote_addr}",
+    deduct_when=_auth_failed,
+)
+def token():
+    """RFC 6749 §3.2 token endpoint."""
+    return _server().respond(None)
+
+
+@bp.post("/oauth/introspect")
+@limiter.limit(
+    lambda: current_app.config["FHIRGATE_AUTH_FAILURE_LIMIT"],
+    key_func=lambda: f"authfail:{request.remote_addr}",
+    deduct_when=_auth_failed,
+)
+def introspect():
+    """RFC 7662 §2."""
+    return _server().respond(IntrospectionEndpoint.ENDPOINT_NAME)
+
+
+@bp.post("/oauth/revoke")
+@limiter.limit(
+    lambda: current_app.config["FHIRGATE_AUTH_FAILURE_LIMIT"],
+    key_func=lambda: f"authfail:{request.remote_addr}",
+    deduct_when=_auth_failed,
+)
+def revoke():
+    """RFC 7009 §2."""
+    return _server().respond(RevocationEndpoint.ENDPOINT_NAME)
+
+
+@bp.get("/oauth/jwks")
+def jwks():
+    """The public signing keys, including rotated-out ones whose tokens may still be live."""
+    response = Response(orjson.dumps(keyring().jwks()), mimetype="application/json")
+    response.headers["Cache-Control"] = "public, max-age=60"
+    return response
+
+
+@bp.get("/.well-known/oauth-authorization-server")
+def metadata():
+    """RFC 8414 §2 authorization server metadata."""
+    issuer = current_app.config["FHIRGATE_BASE_URL"]
+    auth_methods = ClientCredentialsGrant.TOKEN_ENDPOINT_AUTH_METHODS
+    body = {
+        "issuer": issuer,
+        "token_endpoint": token_endpoint_url(),
+        "jwks_uri": f"{issuer}/oauth/jwks",
+        "grant_types_supported": ["client_credentials"],
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint": f"{issuer}/oauth/introspect",
+        "introspection_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint": f"{issuer}/oauth/revoke",
+        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "scopes_supported": ["system/*.cruds", "patient/*.rs", "system/*.read", "system/*.write"],
+        "service_documentation": f"{issuer}/",
+    }
+    return Response(orjson.dumps(body), mimetype="application/json")
+
+
+def oauth_error_response(error: OAuth2Error) -> Response:
+    """Render an OAuth error raised outside Authlib's own flow (RFC 6749 §5.2 body)."""
+    return _server().handle_error_response(None, error)
+
+
+def rate_limited_response(retry_after: int) -> Response:
+    return oauth_error_response(RateLimitedError(retry_after))
+
+
+def init_oauth(app: Flask) -> None:
+    """Wire the authorization server, its endpoints and signing keys into ``app``."""
+    init_keyring(app)
+    server = AuthorizationServer(app)
+    server.register_client_auth_method("client_secret_basic", authenticate_client_secret_basic)
+    server.register_client_auth_method("client_secret_post", authenticate_client_secret_post)
+    server.register_grant(ClientCredentialsGrant)
+    server.register_endpoint(IntrospectionEndpoint)
+    server.register_endpoint(RevocationEndpoint)
+    app.extensions["fhirgate_oauth_server"] = server
+    app.register_blueprint(bp)

@@ -1,0 +1,111 @@
+"""Access tokens: JWTs in the RFC 9068 profile, issued without any database write.
+
+A token stays valid while its signature verifies against our key ring, it has not
+expired, its client still exists unrevoked with the same ``gen`` (generation), its ``jti``
+is not in the RFC 7009 deny-list, and (for applications) its hospital is still granted.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from flask import current_app
+from sqlalchemy import delete
+
+from app.extensions import db
+from app.timeutil import epoch, utcnow
+from oauth.audience import fhir_base_url, hospital_for_resource
+from oauth.jws import JwsError, sign, verify
+from oauth.keys import keyring
+from oauth.models import PATIENT_CREDENTIAL, OAuthClient, RevokedToken
+from oauth.reach import can_reach
+
+TOKEN_TYPE = "at+jwt"
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    access_token: str
+    expires_in: int
+    scope: str
+    patient: str | None
+
+    def response(self) -> dict:
+        """The RFC 6749 §5.1 token response body."""
+        body = {
+            "access_token": self.access_token,
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            "scope": self.scope,
+        }
+        if self.patient:
+            body["patient"] = self.patient
+        return body
+
+
+def issue_access_token(client: OAuthClient, hospital_id: str, scope: str, ttl: int) -> IssuedToken:
+    """Sign an RFC 9068 access token for ``client`` at ``hospital_id``."""
+    kid, private_key = keyring().signing_key()
+    now = epoch()
+    claims = {
+        "iss": current_app.config["FHIRGATE_BASE_URL"],
+        "sub": client.client_id,
+        "client_id": client.client_id,
+        "aud": fhir_base_url(hospital_id),
+        "iat": now,
+        "exp": now + ttl,
+        "jti": secrets.token_urlsafe(16),
+        "scope": scope,
+        "gen": client.generation,
+    }
+    patient = client.patient_id if client.kind == PATIENT_CREDENTIAL else None
+    if patient:
+        claims["patient"] = patient
+    header = {"alg": "ES256", "typ": TOKEN_TYPE, "kid": kid}
+    return IssuedToken(sign(private_key, header, claims), ttl, scope, patient)
+
+
+def decode_access_token(token: str) -> dict:
+    """Verify signature, type, issuer and claim shapes; expiry is left to the caller."""
+    _, claims = verify(token, keyring().public_key, typ=TOKEN_TYPE)
+    if claims.get("iss") != current_app.config["FHIRGATE_BASE_URL"]:
+        raise JwsError("the token was issued by another server")
+    for name in ("sub", "client_id", "aud", "jti", "scope"):
+        if not isinstance(claims.get(name), str):
+            raise JwsError(f"the token lacks the {name} claim")
+    for name in ("exp", "iat", "gen"):
+        if not isinstance(claims.get(name), int):
+            raise JwsError(f"the token lacks the {name} claim")
+    return claims
+
+
+def token_client_if_active(claims: dict) -> OAuthClient | None:
+    """The token's client if the token is still valid right now, else None."""
+    if claims["exp"] <= epoch():
+        return None
+    client = db.session.get(OAuthClient, claims["client_id"])
+    if client is None or not client.active or client.generation != claims["gen"]:
+        return None
+    if db.session.get(RevokedToken, claims["jti"]) is not None:
+        return None
+    hospital_id = hospital_for_resource(claims["aud"])
+    if hospital_id is None or not can_reach(client, hospital_id):
+        return None
+    return client
+
+
+def revoke_token_id(claims: dict) -> None:
+    """Add the token's ``jti`` to the deny-list (RFC 7009 §2.1) and prune expired entries."""
+    now = utcnow()
+    db.session.execute(delete(RevokedToken).where(RevokedToken.expires_at < now))
+    if db.session.get(RevokedToken, claims["jti"]) is None:
+        db.session.add(
+            RevokedToken(
+                jti=claims["jti"],
+                client_id=claims["client_id"],
+                expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+            )
+        )
+    db.session.commit()
