@@ -1,0 +1,42 @@
+# fhirgate — `make run` to try it, `make test` to test everything.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install run test test-sqlite test-postgres lint format clean
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## make run: migrate an SQLite database under instance/, prepare the sandbox and a login, serve.
+run: install
+	$(BIN)/fhirgate db upgrade
+	$(BIN)/fhirgate bootstrap
+	@echo "serving http://$(HOST):$(PORT) (Ctrl-C stops)"
+	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 2 wsgi:app
+
+## make test: the whole suite (SQLite; TEST_DATABASE_URL=postgresql+psycopg://... for PostgreSQL).
+test: install
+	$(BIN)/pytest
+
+test-postgres: install
+	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test} $(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check app oauth fhir tests wsgi.py
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format app oauth fhir tests wsgi.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
