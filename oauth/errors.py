@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from authlib.oauth2.rfc6749.errors import InvalidClientError, OAuth2Error
+from authlib.oauth2.rfc6749.errors import InvalidClientError, OAuth2Error, UnsupportedGrantTypeError
 
 
 class ClientAuthenticationFailed(InvalidClientError):
@@ -56,3 +56,13 @@ class RateLimitedError(OAuth2Error):
 
     def get_headers(self):
         return super().get_headers() + [("Retry-After", str(self.retry_after))]
+
+
+class UnsupportedGrantError(UnsupportedGrantTypeError):
+    """RFC 6749 §5.2 ``unsupported_grant_type``, without echoing the client's value."""
+
+    def __init__(self):
+        super().__init__(None)
+
+    def get_error_description(self):
+        return "Only grant_type=client_credentials is supported."

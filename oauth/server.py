@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import orjson
 from authlib.integrations.flask_oauth2 import AuthorizationServer as _AuthorizationServer
-from authlib.oauth2.rfc6749.errors import InvalidRequestError, OAuth2Error
+from authlib.oauth2.rfc6749.errors import InvalidRequestError, OAuth2Error, UnsupportedGrantTypeError
 from flask import Blueprint, Flask, Response, current_app, g, request
 
 from app.extensions import db, limiter
 from oauth.audience import token_endpoint_url
 from oauth.client_auth import authenticate_client_secret_basic, authenticate_client_secret_post
 from oauth.endpoint_request import EndpointRequest, parse_endpoint_request
-from oauth.errors import RateLimitedError
+from oauth.errors import RateLimitedError, UnsupportedGrantError
 from oauth.grants import ClientCredentialsGrant
 from oauth.introspection import IntrospectionEndpoint, RevocationEndpoint
 from oauth.keys import init_keyring, keyring
@@ -29,6 +29,12 @@ class AuthorizationServer(_AuthorizationServer):
         if len(client_id) > _MAX_CLIENT_ID_LENGTH:
             return None
         return db.session.get(OAuthClient, client_id)
+
+    def get_token_grant(self, request):
+        try:
+            return super().get_token_grant(request)
+        except UnsupportedGrantTypeError:
+            raise UnsupportedGrantError() from None
 
     def save_token(self, token, request) -> None:
         """Access tokens are never stored (see ``oauth.tokens``)."""

@@ -34,23 +34,24 @@ def _drop_everything() -> None:
     metadata.drop_all(bind=db.engine)
 
 
+def app_config(database_uri: str) -> dict:
+    return {
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": database_uri,
+        "FHIRGATE_BASE_URL": BASE_URL,
+        # Cheap argon2id parameters: the tests log in hundreds of times.
+        "FHIRGATE_ARGON2": {"time_cost": 1, "memory_cost": 1024, "parallelism": 1},
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "FHIRGATE_TOKEN_RATE_LIMIT": "100000/minute",
+        "FHIRGATE_AUTH_FAILURE_LIMIT": "100000/minute",
+        "FHIRGATE_LOGIN_FAILURE_LIMIT": "100000/minute",
+    }
+
+
 @pytest.fixture(scope="session")
 def app(tmp_path_factory):
     instance = tmp_path_factory.mktemp("instance")
-    app = create_app(
-        {
-            "TESTING": True,
-            "SQLALCHEMY_DATABASE_URI": database_url(tmp_path_factory),
-            "FHIRGATE_BASE_URL": BASE_URL,
-            # Cheap argon2id parameters: the tests log in hundreds of times.
-            "FHIRGATE_ARGON2": {"time_cost": 1, "memory_cost": 1024, "parallelism": 1},
-            "RATELIMIT_STORAGE_URI": "memory://",
-            "FHIRGATE_TOKEN_RATE_LIMIT": "100000/minute",
-            "FHIRGATE_AUTH_FAILURE_LIMIT": "100000/minute",
-            "FHIRGATE_LOGIN_FAILURE_LIMIT": "100000/minute",
-        },
-        instance_path=instance,
-    )
+    app = create_app(app_config(database_url(tmp_path_factory)), instance_path=instance)
     with app.app_context():
         _drop_everything()
         from flask_migrate import upgrade

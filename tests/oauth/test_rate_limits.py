@@ -1,0 +1,77 @@
+"""Rate limits on the token endpoint: per client and per address for failures (429)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import redis
+
+from app import create_app
+from app.extensions import limiter
+from tests.conftest import app_config, basic_auth, token_request
+
+
+@pytest.fixture
+def limits(app, monkeypatch):
+    monkeypatch.setitem(app.config, "FHIRGATE_TOKEN_RATE_LIMIT", "3/minute")
+    monkeypatch.setitem(app.config, "FHIRGATE_AUTH_FAILURE_LIMIT", "2/minute")
+
+
+def test_a_client_over_its_rate_gets_429_with_retry_after(client, make, limits):
+    make.hospital("general")
+    cred = make.api_key("general")
+    statuses = [token_request(client, cred).status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    response = token_request(client, cred)
+    assert response.status_code == 429
+    assert int(response.headers["Retry-After"]) >= 1
+    assert response.get_json()["error"] == "temporarily_unavailable"
+
+
+def test_one_clients_limit_does_not_block_another(client, make, limits):
+    make.hospital("general")
+    busy = make.api_key("general")
+    quiet = make.api_key("general")
+    for _ in range(4):
+        token_request(client, busy)
+    assert token_request(client, quiet).status_code == 200
+
+
+def test_failed_authentication_is_limited_per_address(client, make, limits):
+    make.hospital("general")
+    cred = make.api_key("general")
+    wrong = [
+        client.post(
+            "/oauth/token", data={"grant_type": "client_credentials"}, headers=basic_auth(f"hk_guess{i}", "x")
+        ).status_code
+        for i in range(3)
+    ]
+    assert wrong == [401, 401, 429]
+    # Even the right secret waits now: the address is guessing.
+    assert token_request(client, cred).status_code == 429
+
+
+def test_redis_backed_limits_are_shared_between_app_instances(tmp_path, make):
+    """With REDIS_URL every worker counts against the same limit."""
+    redis_url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+    redis.Redis.from_url(redis_url).flushdb()
+    config = app_config(make.app.config["SQLALCHEMY_DATABASE_URI"])
+    config.update(RATELIMIT_STORAGE_URI=redis_url, FHIRGATE_TOKEN_RATE_LIMIT="2/minute")
+    # Workers of one deployment share their secrets (the pepper derives from SECRET_KEY).
+    config.update(SECRET_KEY=make.app.config["SECRET_KEY"], FHIRGATE_KEK=make.app.config["FHIRGATE_KEK"])
+    make.hospital("general")
+    cred = make.api_key("general")
+    try:
+        worker_a = create_app(config, instance_path=tmp_path).test_client()
+        worker_b = create_app(config, instance_path=tmp_path).test_client()
+        assert token_request(worker_a, cred).status_code == 200
+        assert token_request(worker_b, cred).status_code == 200
+        assert token_request(worker_a, cred).status_code == 429
+        assert token_request(worker_b, cred).status_code == 429
+    finally:
+        redis.Redis.from_url(redis_url).flushdb()
+        # The limiter is one object per process (one app in production): hand its
+        # storage back to the suite's app.
+        limiter.init_app(make.app)
