@@ -16,6 +16,16 @@ if "fhir" in sys.modules and not any(
 ):
     del sys.modules["fhir"]  # the site-packages copy was imported first; use ours
 
-from app.factory import create_app  # noqa: E402
+
+def create_app(*args, **kwargs):
+    """Build the application (see ``app.factory.create_app``).
+
+    Imported lazily so that ``import oauth`` (which uses ``app.extensions``) works
+    without pulling the whole application in first.
+    """
+    from app.factory import create_app as factory
+
+    return factory(*args, **kwargs)
+
 
 __all__ = ["create_app"]

@@ -34,7 +34,9 @@ def test_hospital_admin_cannot_touch_another_hospital(make, hospitals):
     other_key = make.api_key("other")
     assert admin.get("/api/hospitals/other/api-keys").status_code == 403
     assert admin.delete(f"/api/hospitals/other/api-keys/{other_key.key}").status_code == 403
-    created = admin.post("/api/hospitals/other/api-keys", json={"name": "x", "permissions": ["system/Patient.rs"]})
+    created = admin.post(
+        "/api/hospitals/other/api-keys", json={"name": "x", "permissions": ["system/Patient.rs"]}
+    )
     assert created.status_code == 403
     assert admin.post("/api/hospitals/other/patients/p1/portal-access", json={}).status_code == 403
 
@@ -88,7 +90,9 @@ def test_unknown_routes_and_methods_answer_json(client):
 
 def test_form_posts_are_refused(make, hospitals):
     admin = make.as_role("hospital-admin", "general")
-    response = admin.post("/api/hospitals/general/api-keys", data={"name": "x", "permissions": "system/Patient.rs"})
+    response = admin.post(
+        "/api/hospitals/general/api-keys", data={"name": "x", "permissions": "system/Patient.rs"}
+    )
     assert response.status_code == 415
     assert response.get_json()["error"] == "unsupported_media_type"
 

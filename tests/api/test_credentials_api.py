@@ -115,8 +115,15 @@ def test_application_lists_its_hospitals_sandbox_first(make, sandbox):
     developer = make.as_role("developer")
     cred = make.application(developer)
     admin = make.as_role("hospital-admin", "alpha")
-    assert admin.put(f"/api/hospitals/alpha/apps/{cred.key}", json={"permissions": ["system/Patient.rs"]}).status_code == 201
-    updated = admin.put(f"/api/hospitals/alpha/apps/{cred.key}", json={"permissions": ["system/Observation.rs"]})
+    assert (
+        admin.put(
+            f"/api/hospitals/alpha/apps/{cred.key}", json={"permissions": ["system/Patient.rs"]}
+        ).status_code
+        == 201
+    )
+    updated = admin.put(
+        f"/api/hospitals/alpha/apps/{cred.key}", json={"permissions": ["system/Observation.rs"]}
+    )
     assert updated.status_code == 200
     hospitals = developer.get(f"/api/apps/{cred.key}/hospitals").get_json()
     assert [h["hospital"] for h in hospitals] == ["sandbox", "alpha"]
@@ -130,7 +137,12 @@ def test_application_lists_its_hospitals_sandbox_first(make, sandbox):
 def test_grant_for_an_unknown_application_is_404(make):
     make.hospital("alpha")
     admin = make.as_role("hospital-admin", "alpha")
-    assert admin.put("/api/hospitals/alpha/apps/app_nope", json={"permissions": ["system/Patient.rs"]}).status_code == 404
+    assert (
+        admin.put(
+            "/api/hospitals/alpha/apps/app_nope", json={"permissions": ["system/Patient.rs"]}
+        ).status_code
+        == 404
+    )
     assert admin.delete("/api/hospitals/alpha/apps/app_nope").status_code == 404
 
 
@@ -139,5 +151,7 @@ def test_deleted_application_cannot_get_tokens(make, sandbox, client):
     cred = make.application(developer)
     assert developer.delete(f"/api/apps/{cred.key}").status_code == 204
     assert developer.get("/api/apps").get_json() == []
-    response = client.post("/oauth/token", data={"grant_type": "client_credentials"}, headers=basic_auth(cred.key, cred.secret))
+    response = client.post(
+        "/oauth/token", data={"grant_type": "client_credentials"}, headers=basic_auth(cred.key, cred.secret)
+    )
     assert response.status_code == 401

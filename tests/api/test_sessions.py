@@ -31,7 +31,11 @@ def test_unknown_user_and_wrong_password_get_the_same_answer(app, make):
     wrong = client.post("/api/session", json={"email": email, "password": "not the password"})
     unknown = client.post("/api/session", json={"email": "nobody@example.org", "password": "whatever"})
     assert wrong.status_code == unknown.status_code == 401
-    assert wrong.get_json() == unknown.get_json() == {"error": "unauthenticated", "message": "Wrong e-mail or password."}
+    assert (
+        wrong.get_json()
+        == unknown.get_json()
+        == {"error": "unauthenticated", "message": "Wrong e-mail or password."}
+    )
 
 
 def test_each_login_gets_a_new_session_id(app, make):
@@ -69,7 +73,9 @@ def test_repeated_failed_logins_slow_down(app, make, monkeypatch):
     monkeypatch.setitem(app.config, "FHIRGATE_LOGIN_FAILURE_LIMIT", "3/minute")
     email = make.user("developer")
     client = app.test_client()
-    statuses = [client.post("/api/session", json={"email": email, "password": "wrong"}).status_code for _ in range(4)]
+    statuses = [
+        client.post("/api/session", json={"email": email, "password": "wrong"}).status_code for _ in range(4)
+    ]
     assert statuses == [401, 401, 401, 429]
     blocked = client.post("/api/session", json={"email": email, "password": PASSWORD})
     assert blocked.status_code == 429

@@ -6,7 +6,9 @@ from tests.conftest import BASE_URL, basic_auth, token_request
 
 
 def introspect(client, cred, token: str) -> dict:
-    response = client.post("/oauth/introspect", data={"token": token}, headers=basic_auth(cred.key, cred.secret))
+    response = client.post(
+        "/oauth/introspect", data={"token": token}, headers=basic_auth(cred.key, cred.secret)
+    )
     assert response.status_code == 200, response.get_data(as_text=True)
     return response.get_json()
 
@@ -116,7 +118,9 @@ def test_withdrawing_a_hospital_grant_deactivates_tokens_for_that_hospital(clien
     admin = make.as_role("hospital-admin", "general")
     admin.put(f"/api/hospitals/general/apps/{cred.key}", json={"permissions": ["system/Patient.r"]})
     general = token_request(client, cred, resource=f"{BASE_URL}/fhir/general").get_json()["access_token"]
-    sandbox_token = token_request(client, cred, resource=f"{BASE_URL}/fhir/sandbox").get_json()["access_token"]
+    sandbox_token = token_request(client, cred, resource=f"{BASE_URL}/fhir/sandbox").get_json()[
+        "access_token"
+    ]
 
     assert admin.delete(f"/api/hospitals/general/apps/{cred.key}").status_code == 204
 
@@ -139,7 +143,9 @@ def test_revoking_an_unknown_token_succeeds_quietly(client, make):
     """RFC 7009 §2.2: an invalid token is not an error."""
     make.hospital("general")
     cred = make.api_key("general")
-    response = client.post("/oauth/revoke", data={"token": "nonsense"}, headers=basic_auth(cred.key, cred.secret))
+    response = client.post(
+        "/oauth/revoke", data={"token": "nonsense"}, headers=basic_auth(cred.key, cred.secret)
+    )
     assert response.status_code == 200
 
 
@@ -148,6 +154,8 @@ def test_a_client_cannot_revoke_another_clients_token(client, make):
     victim = make.api_key("general")
     attacker = make.api_key("general")
     token = victim.body["token"]
-    response = client.post("/oauth/revoke", data={"token": token}, headers=basic_auth(attacker.key, attacker.secret))
+    response = client.post(
+        "/oauth/revoke", data={"token": token}, headers=basic_auth(attacker.key, attacker.secret)
+    )
     assert response.status_code == 400
     assert introspect(client, victim, token)["active"] is True

@@ -48,7 +48,9 @@ def test_unknown_client_is_indistinguishable_from_a_wrong_secret(client, key):
     wrong = client.post(
         "/oauth/token", data={"grant_type": "client_credentials"}, headers=basic_auth(key.key, "x")
     )
-    assert assert_oauth_error(unknown, 401, "invalid_client") == assert_oauth_error(wrong, 401, "invalid_client")
+    assert assert_oauth_error(unknown, 401, "invalid_client") == assert_oauth_error(
+        wrong, 401, "invalid_client"
+    )
 
 
 def test_missing_grant_type_is_invalid_request(client, key):
@@ -100,7 +102,9 @@ def test_malformed_scope_is_invalid_scope(client, key):
     ],
 )
 def test_malformed_basic_credentials_are_invalid_client(client, key, header):
-    response = client.post("/oauth/token", data={"grant_type": "client_credentials"}, headers={"Authorization": header})
+    response = client.post(
+        "/oauth/token", data={"grant_type": "client_credentials"}, headers={"Authorization": header}
+    )
     assert_oauth_error(response, 401, "invalid_client")
     assert "WWW-Authenticate" in response.headers
 
@@ -196,8 +200,12 @@ def test_empty_resource_is_invalid_request(client, key):
 
 
 def test_unknown_resource_is_invalid_target(client, key):
-    assert_oauth_error(token_request(client, key, resource="https://elsewhere.example/fhir"), 400, "invalid_target")
-    assert_oauth_error(token_request(client, key, resource=f"{BASE_URL}/fhir/general/Patient"), 400, "invalid_target")
+    assert_oauth_error(
+        token_request(client, key, resource="https://elsewhere.example/fhir"), 400, "invalid_target"
+    )
+    assert_oauth_error(
+        token_request(client, key, resource=f"{BASE_URL}/fhir/general/Patient"), 400, "invalid_target"
+    )
 
 
 def test_non_ascii_and_nul_inputs_never_cause_a_500(client, key):
