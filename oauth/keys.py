@@ -169,6 +169,9 @@ class KeyRing:
         return key
 
     def jwks(self) -> dict:
+        """The public keys; a server that has none yet makes its first one now."""
+        if self._fresh().current_key is None:
+            self.signing_key()
         return {"keys": self._fresh().jwks}
 
 
