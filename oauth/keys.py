@@ -119,7 +119,9 @@ class KeyRing:
 
     def _load(self) -> _Snapshot:
         config = current_app.config
-        oldest_needed = utcnow() - timedelta(seconds=max_token_lifetime(config))
+        # A worker that has not reloaded yet may sign with a retired key for up to
+        # RELOAD_SECONDS after the rotation: keep publishing it that much longer.
+        oldest_needed = utcnow() - timedelta(seconds=max_token_lifetime(config) + RELOAD_SECONDS)
         current_kid, current_key = None, None
         public_keys, jwks = {}, []
         # A session of its own: the caller's transaction may hold uncommitted work.

@@ -2,8 +2,10 @@
 
 Authlib logs at debug level (for instance ``"Issue token %r to %r"`` in its grants), and so
 may any library on the request path; the root logger is set to DEBUG so that nothing is
-filtered out before the check. Every record's rendered message and formatted exception
-text is searched.
+filtered out before the check. SQLAlchemy's own loggers, which it sets to WARNING, are
+also set to DEBUG: an operator who turns on SQL echo must not find secrets in the
+statements' parameters or result rows either. Every record's rendered message and
+formatted exception text is searched.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ import logging
 from dataclasses import dataclass, field
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
+from oauth.jws import b64url_encode
+from oauth.keys import keyring
 from tests.conftest import PASSWORD, Credential, basic_auth, token_request
 
 PORTAL_PASSWORD = "portal password of patient seven"
@@ -57,6 +62,7 @@ def _token(flow: Flow, response) -> str:
 def flow(app, make, client, caplog) -> Flow:
     """Run every step of the token flow with DEBUG logging captured."""
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="sqlalchemy")
     flow = Flow(secrets={"factory password": PASSWORD, "portal password": PORTAL_PASSWORD})
     hid = make.hospital("general")
     make.hospital("sandbox", "Sandbox")
@@ -64,7 +70,12 @@ def flow(app, make, client, caplog) -> Flow:
     # A hospital API key from the admin API, and tokens through Basic and through the body.
     admin = make.as_role("hospital-admin", hid)
     flow.secrets["admin session cookie"] = admin.get_cookie(SESSION_COOKIE).value
-    body = _ok(admin.post(f"/api/hospitals/{hid}/api-keys", json={"name": "CRM", "permissions": ["system/Patient.rs"]}), 201)
+    body = _ok(
+        admin.post(
+            f"/api/hospitals/{hid}/api-keys", json={"name": "CRM", "permissions": ["system/Patient.rs"]}
+        ),
+        201,
+    )
     key = Credential(body["key"], body["secret"], body)
     flow.secrets["api key secret"] = key.secret
     flow.tokens.append(body["token"])
@@ -125,9 +136,12 @@ def flow(app, make, client, caplog) -> Flow:
 
 
 def test_flow_is_logged_at_debug_level(flow):
-    """The capture must see records at all (at DEBUG too), or the other tests prove nothing."""
-    assert flow.records
-    assert logging.getLogger("authlib").isEnabledFor(logging.DEBUG)
+    """The capture must see the flow's records, down to SQL parameters and result rows, and
+    Authlib's debug records would be let through, or the other tests prove nothing."""
+    assert logging.getLogger("authlib.oauth2.rfc6749.grants.client_credentials").isEnabledFor(logging.DEBUG)
+    sql = [record for record in flow.records if record.name.startswith("sqlalchemy.engine")]
+    assert any("INSERT INTO oauth_clients" in record.getMessage() for record in sql)
+    assert any(record.levelno == logging.DEBUG for record in sql)
 
 
 def test_logs_carry_no_secret_or_password(flow):
@@ -147,3 +161,26 @@ def test_logs_carry_no_token_signature(flow):
     what else is logged (client id, scope, times), and the whole token replayed."""
     logged = flow.logged_text()
     assert [n for n, token in enumerate(flow.tokens) if token.rsplit(".", 1)[1] in logged] == []
+
+
+def test_logs_carry_no_signing_private_key(app, flow):
+    """The signing key is used on every token request; no shape of it may be logged."""
+    with app.app_context():
+        _, private_key = keyring().signing_key()
+    der = private_key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    pem = private_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    d = private_key.private_numbers().private_value.to_bytes(32, "big")
+    shapes = {
+        "PKCS8 DER (hex)": der.hex(),
+        "PKCS8 DER (repr)": repr(der)[2:-1],
+        "PEM body": "".join(line for line in pem.splitlines() if not line.startswith("-----")),
+        "d (hex)": d.hex(),
+        "d (repr)": repr(d)[2:-1],
+        "d (base64url)": b64url_encode(d),
+    }
+    logged = flow.logged_text()
+    assert [name for name, shape in shapes.items() if shape in logged] == []

@@ -104,7 +104,9 @@ def world(app, make, client) -> World:
     )
     assert response.status_code == 201, response.get_json()
     portal = app.test_client()
-    response = portal.post("/api/session", json={"email": "patient7@example.org", "password": PORTAL_PASSWORD})
+    response = portal.post(
+        "/api/session", json={"email": "patient7@example.org", "password": PORTAL_PASSWORD}
+    )
     assert response.status_code == 200, response.get_json()
     world.cookies.append(_cookie(portal))
     response = portal.post("/api/me/credentials", json={"name": "Portal app"})
@@ -142,7 +144,9 @@ def world(app, make, client) -> World:
     revoked = _token(client, chosen, world)
 
     # A revoked token leaves its jti behind; the token itself must not be.
-    response = client.post("/oauth/revoke", data={"token": revoked}, headers=basic_auth(chosen.key, chosen.secret))
+    response = client.post(
+        "/oauth/revoke", data={"token": revoked}, headers=basic_auth(chosen.key, chosen.secret)
+    )
     assert response.status_code == 200
 
     with app.app_context():
@@ -222,7 +226,9 @@ def test_dump_holds_no_signing_private_key(app, world):
         assert kid in {row.kid for row in stored}
         keys = {kid: private_key}
         kek = app.config["FHIRGATE_KEK"]
-        keys.update({row.kid: _decrypt_private_key(row.private_key_encrypted, row.kid, kek) for row in stored})
+        keys.update(
+            {row.kid: _decrypt_private_key(row.private_key_encrypted, row.kid, kek) for row in stored}
+        )
     for key_id, key in keys.items():
         assert _leaks(world.dump, _private_key_shapes(key)) == [], key_id
 
