@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
 from app.extensions import db
-from app.models import HOSPITAL_ID_PATTERN, ROLES, Hospital, User
+from app.models import HOSPITAL_ID, HOSPITAL_ID_PATTERN, ROLES, Hospital, User
 from app.passwords import MIN_PASSWORD_LENGTH, hash_password
 from app.sessions import find_user_by_email
 from app.timeutil import utcnow
-
-_HOSPITAL_ID = re.compile(rf"^{HOSPITAL_ID_PATTERN}$")
 
 
 class AccountError(ValueError):
@@ -22,7 +18,7 @@ class AccountError(ValueError):
 
 
 def create_hospital(hospital_id: str, name: str) -> Hospital:
-    if not _HOSPITAL_ID.match(hospital_id):
+    if not HOSPITAL_ID.fullmatch(hospital_id):
         raise AccountError(f"hospital ids are {HOSPITAL_ID_PATTERN}")
     if db.session.get(Hospital, hospital_id) is not None:
         raise AccountError(f"hospital {hospital_id} already exists", conflict=True)

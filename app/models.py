@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Integer, String
@@ -12,6 +13,7 @@ from app.timeutil import utcnow
 
 ROLES = ("superadmin", "hospital-admin", "developer", "patient")
 HOSPITAL_ID_PATTERN = r"[a-z0-9-]{2,40}"
+HOSPITAL_ID = re.compile(HOSPITAL_ID_PATTERN)
 SANDBOX_HOSPITAL_ID = "sandbox"
 
 

@@ -11,7 +11,7 @@ import binascii
 import re
 from collections import defaultdict
 from functools import cached_property
-from urllib.parse import unquote
+from urllib.parse import unquote_plus
 
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Request
 from authlib.oauth2.rfc6749 import OAuth2Payload
@@ -24,7 +24,7 @@ from oauth.errors import ClientAuthenticationFailed, RequestTooLargeError
 
 MAX_BODY_BYTES = 64 * 1024
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
-_PRINTABLE = re.compile(r"^[\x21-\x7e]{1,200}$")
+_PRINTABLE = re.compile(r"[\x21-\x7e]{1,200}")
 
 BASIC = "client_secret_basic"
 POST = "client_secret_post"
@@ -75,14 +75,28 @@ def _basic_credentials(header: str) -> tuple[str, str]:
     if scheme.lower() != "basic" or not encoded.strip():
         raise ClientAuthenticationFailed("The Authorization header is not HTTP Basic.", basic=True)
     try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+        decoded = base64.b64decode(encoded.strip().encode("ascii"), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeError, ValueError):
         raise ClientAuthenticationFailed("Malformed HTTP Basic credentials.", basic=True) from None
     client_id, colon, secret = decoded.partition(":")
     if not colon or not client_id or not secret:
         raise ClientAuthenticationFailed("Malformed HTTP Basic credentials.", basic=True)
     # RFC 6749 §2.3.1: both are form-urlencoded before being joined.
-    return unquote(client_id), unquote(secret)
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+def claimed_client_id(request: Request) -> str | None:
+    """The client id a request claims, unchecked and never raising (for rate-limit keys)."""
+    header = request.headers.get("Authorization")
+    if header:
+        try:
+            return _basic_credentials(header)[0][:64]
+        except ClientAuthenticationFailed:
+            return None
+    if request.mimetype == FORM_CONTENT_TYPE and (request.content_length or 0) <= MAX_BODY_BYTES:
+        value = request.form.get("client_id")
+        return value[:64] if value else None
+    return None
 
 
 def parse_endpoint_request(request: Request) -> EndpointRequest:
@@ -125,6 +139,6 @@ def parse_endpoint_request(request: Request) -> EndpointRequest:
             raise ClientAuthenticationFailed("client_id and client_secret are both required.")
     else:
         client_id, secret = form.get("client_id", ""), None
-    if not _PRINTABLE.match(client_id):
+    if not _PRINTABLE.fullmatch(client_id):
         raise ClientAuthenticationFailed(basic=method == BASIC)
     return EndpointRequest(request, (method, client_id, secret))

@@ -14,7 +14,7 @@ from oauth.audience import hospital_for_resource
 from oauth.errors import ClientAuthenticationFailed, InvalidTargetError
 from oauth.models import OAuthClient
 from oauth.reach import reachable_hospitals
-from oauth.scopes import ScopeError, covers, parse_scopes
+from oauth.scopes import ScopeError, covers, parse_scopes, split_scope
 from oauth.tokens import issue_access_token
 
 # ``last_used_at`` is refreshed at most this often, so issuing tokens costs no write.
@@ -57,7 +57,7 @@ def narrow_scope(granted: str, requested: str | None) -> str:
     held = parse_scopes(granted)
     if not all(covers(held, scope) for scope in wanted):
         raise InvalidScopeError("The requested scope exceeds what this client was granted.")
-    return " ".join(dict.fromkeys(requested.split()))
+    return " ".join(dict.fromkeys(split_scope(requested)))
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):

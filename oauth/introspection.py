@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from authlib.oauth2.rfc6749.errors import InvalidRequestError, OAuth2Error
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoint
 
@@ -14,6 +15,14 @@ from oauth.models import HOSPITAL_KEY, OAuthClient
 from oauth.tokens import decode_access_token, revoke_token_id, token_client_if_active
 
 _AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+
+class UnsupportedTokenTypeHintError(OAuth2Error):
+    """RFC 7009 §2.2.1 ``unsupported_token_type`` (400; Authlib's own class answers 401)."""
+
+    error = "unsupported_token_type"
+    status_code = 400
+    description = "This server revokes access tokens only."
 
 
 @dataclass
@@ -45,6 +54,11 @@ def _query_token(token_string: str, token_type_hint: str | None) -> PresentedTok
 
 class IntrospectionEndpoint(_IntrospectionEndpoint):
     CLIENT_AUTH_METHODS = _AUTH_METHODS
+
+    def check_params(self, request, client):
+        """RFC 7662 §2.1: ``token`` is required; ``token_type_hint`` is only a hint."""
+        if not request.form.get("token"):
+            raise InvalidRequestError("The token parameter is missing.")
 
     def authenticate_endpoint_client(self, request):
         client = authenticate_endpoint_client(
@@ -86,6 +100,15 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
 
 class RevocationEndpoint(_RevocationEndpoint):
     CLIENT_AUTH_METHODS = _AUTH_METHODS
+
+    def check_params(self, request, client):
+        """RFC 7009 §2.1 and §2.2.1: an unknown ``token_type_hint`` is 400."""
+        if not request.form.get("token"):
+            raise InvalidRequestError("The token parameter is missing.")
+        hint = request.form.get("token_type_hint")
+        if hint and hint not in self.SUPPORTED_TOKEN_TYPES:
+            raise UnsupportedTokenTypeHintError()
+
     authenticate_endpoint_client = IntrospectionEndpoint.authenticate_endpoint_client
 
     def query_token(self, token_string, token_type_hint):

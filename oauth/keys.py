@@ -171,10 +171,11 @@ class KeyRing:
         return key
 
     def jwks(self) -> dict:
-        """The public keys; a server that has none yet makes its first one now."""
-        if self._fresh().current_key is None:
+        """The public keys, read afresh: a key another worker just made must be published
+        at once. A server that has none yet makes its first one now."""
+        if self._fresh(max_age=0).current_key is None:
             self.signing_key()
-        return {"keys": self._fresh().jwks}
+        return {"keys": self._fresh(max_age=0).jwks}
 
 
 def init_keyring(app: Flask) -> None:

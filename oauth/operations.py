@@ -5,6 +5,7 @@ Each function commits and returns what the caller must show the user exactly onc
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select
@@ -138,8 +139,11 @@ def active_clients(kind: str, **filters) -> list[OAuthClient]:
     return list(db.session.scalars(query.order_by(OAuthClient.created_at)))
 
 
+_CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
 def find_active_client(kind: str, client_id: str, **filters) -> OAuthClient | None:
-    client = db.session.get(OAuthClient, client_id) if len(client_id) <= 64 else None
+    client = db.session.get(OAuthClient, client_id) if _CLIENT_ID.fullmatch(client_id) else None
     if client is None or client.kind != kind or not client.active:
         return None
     if any(getattr(client, name) != value for name, value in filters.items()):

@@ -14,9 +14,10 @@ CONTEXTS = ("patient", "user", "system")
 V2_ORDER = "cruds"
 V1_PERMISSIONS = {"read": frozenset("rs"), "write": frozenset("cud"), "*": frozenset(V2_ORDER)}
 
+# RFC 6749 §3.3: scope tokens are NQCHAR (%x21 / %x23-5B / %x5D-7E): no space, quote or backslash.
 _SCOPE = re.compile(
-    r"^(?P<context>patient|user|system)/(?P<type>\*|[A-Z][A-Za-z]{1,63})"
-    r"\.(?P<perm>read|write|\*|c?r?u?d?s?)(?:\?(?P<query>[^\s?]+))?$"
+    r"(?P<context>patient|user|system)/(?P<type>\*|[A-Z][A-Za-z]{1,63})"
+    r"\.(?P<perm>read|write|\*|c?r?u?d?s?)(?:\?(?P<query>[\x21\x23-\x3e\x40-\x5b\x5d-\x7e]+))?"
 )
 
 
@@ -33,7 +34,7 @@ class SmartScope:
 
     @classmethod
     def parse(cls, text: str) -> SmartScope:
-        match = _SCOPE.match(text)
+        match = _SCOPE.fullmatch(text) if isinstance(text, str) else None
         if not match or match["perm"] == "":
             raise ScopeError(f"not a SMART resource scope: {text[:100]!r}")
         perm = match["perm"]
@@ -49,9 +50,14 @@ class SmartScope:
         return cls(match["context"], match["type"], permissions, query)
 
 
+def split_scope(text: str) -> list[str]:
+    """RFC 6749 §3.3: scope tokens separated by spaces (only U+0020)."""
+    return [item for item in text.split(" ") if item]
+
+
 def parse_scopes(text: str | list[str] | None) -> list[SmartScope]:
     """Parse a space-separated scope string (or a list) into SMART scopes."""
-    items = text.split() if isinstance(text, str) else list(text or [])
+    items = split_scope(text) if isinstance(text, str) else list(text or [])
     return [SmartScope.parse(item) for item in items]
 
 

@@ -10,7 +10,7 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 from app.extensions import db, limiter
 from oauth.audience import token_endpoint_url
 from oauth.client_auth import authenticate_client_secret_basic, authenticate_client_secret_post
-from oauth.endpoint_request import EndpointRequest, parse_endpoint_request
+from oauth.endpoint_request import EndpointRequest, claimed_client_id, parse_endpoint_request
 from oauth.errors import RateLimitedError, UnsupportedGrantError
 from oauth.grants import ClientCredentialsGrant
 from oauth.introspection import IntrospectionEndpoint, RevocationEndpoint
@@ -65,9 +65,8 @@ def _server() -> AuthorizationServer:
 
 def _client_key() -> str:
     """Rate-limit key: the client id the request claims (checked or not), else the address."""
-    auth = request.authorization
-    client_id = auth.username if auth and auth.type == "basic" else request.form.get("client_id")
-    return f"client:{client_id[:_MAX_CLIENT_ID_LENGTH]}" if client_id else f"addr:{request.remote_addr}"
+    client_id = claimed_client_id(request)
+    return f"client:{client_id}" if client_id else f"addr:{request.remote_addr}"
 
 
 def _auth_failed(response: Response) -> bool:
@@ -75,7 +74,13 @@ def _auth_failed(response: Response) -> bool:
 
 
 @bp.post("/oauth/token")
-@limiter.limit(lambda: current_app.config["FHIRGATE_TOKEN_RATE_LIMIT"], key_func=_client_key)
+# Failed attempts do not count against a client: its id is not secret, so otherwise anyone
+# could throttle it. They count against the caller's address below.
+@limiter.limit(
+    lambda: current_app.config["FHIRGATE_TOKEN_RATE_LIMIT"],
+    key_func=_client_key,
+    deduct_when=lambda response: response.status_code != 401,
+)
 @limiter.limit(
     lambda: current_app.config["FHIRGATE_AUTH_FAILURE_LIMIT"],
     key_func=lambda: f"authfail:{request.remote_addr}",

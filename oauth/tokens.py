@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from flask import current_app
 from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
 from app.timeutil import epoch, utcnow
@@ -20,7 +21,8 @@ from oauth.audience import fhir_base_url, hospital_for_resource
 from oauth.jws import JwsError, sign, verify
 from oauth.keys import keyring
 from oauth.models import PATIENT_CREDENTIAL, OAuthClient, RevokedToken
-from oauth.reach import can_reach
+from oauth.reach import current_grant
+from oauth.scopes import ScopeError, covers, parse_scopes
 
 TOKEN_TYPE = "at+jwt"
 
@@ -91,7 +93,17 @@ def token_client_if_active(claims: dict) -> OAuthClient | None:
     if db.session.get(RevokedToken, claims["jti"]) is not None:
         return None
     hospital_id = hospital_for_resource(claims["aud"])
-    if hospital_id is None or not can_reach(client, hospital_id):
+    grant = current_grant(client, hospital_id) if hospital_id else None
+    if grant is None:
+        return None
+    granted, since = grant
+    if claims["iat"] < since:
+        return None
+    try:
+        held = parse_scopes(granted)
+        if not all(covers(held, scope) for scope in parse_scopes(claims["scope"])):
+            return None
+    except ScopeError:
         return None
     return client
 
@@ -100,6 +112,7 @@ def revoke_token_id(claims: dict) -> None:
     """Add the token's ``jti`` to the deny-list (RFC 7009 §2.1) and prune expired entries."""
     now = utcnow()
     db.session.execute(delete(RevokedToken).where(RevokedToken.expires_at < now))
+    db.session.commit()
     if db.session.get(RevokedToken, claims["jti"]) is None:
         db.session.add(
             RevokedToken(
@@ -108,4 +121,7 @@ def revoke_token_id(claims: dict) -> None:
                 expires_at=datetime.fromtimestamp(claims["exp"], UTC),
             )
         )
-    db.session.commit()
+        try:
+            db.session.commit()
+        except IntegrityError:
+            db.session.rollback()  # revoked by a parallel request: the outcome is the same

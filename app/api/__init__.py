@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
-from flask import Blueprint
+from flask import Blueprint, request
+
+from app.errors import ApiError
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+@bp.before_request
+def _json_bodies_only():
+    """Refuse any body that is not JSON, on every route: a cross-site form cannot send JSON."""
+    has_body = request.content_length or request.headers.get("Transfer-Encoding")
+    if has_body and request.mimetype != "application/json":
+        raise ApiError(415, "Send a JSON body with Content-Type: application/json.")
+
 
 from app.api import apps, hospitals, me, session  # noqa: E402,F401  (registers the routes)

@@ -7,6 +7,7 @@ without a CORS preflight, so no CSRF token is needed here.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from flask import request
 
@@ -16,11 +17,19 @@ EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$")
 FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
 
+def parsed_json() -> object:
+    """The JSON body, or None when it is not well-formed JSON (bad UTF-8, too deep...)."""
+    try:
+        return request.get_json(silent=True)
+    except (RecursionError, ValueError):
+        return None
+
+
 def json_body(*, required: set[str] = frozenset(), optional: set[str] = frozenset()) -> dict:
     """The request's JSON object, with exactly the allowed fields."""
     if request.mimetype != "application/json":
         raise ApiError(415, "Send a JSON body with Content-Type: application/json.")
-    body = request.get_json(silent=True)
+    body = parsed_json()
     if not isinstance(body, dict):
         raise ApiError(400, "The body must be a JSON object.")
     unknown = set(body) - required - optional
@@ -32,6 +41,11 @@ def json_body(*, required: set[str] = frozenset(), optional: set[str] = frozense
     return body
 
 
+def _storable(value: str) -> bool:
+    """No control characters (NUL breaks PostgreSQL) and no lone surrogates."""
+    return not any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value)
+
+
 def text_field(body: dict, name: str, *, max_length: int = 200, default: str | None = None) -> str:
     value = body.get(name, default)
     if not isinstance(value, str) or not value.strip():
@@ -39,6 +53,18 @@ def text_field(body: dict, name: str, *, max_length: int = 200, default: str | N
     value = value.strip()
     if len(value) > max_length:
         raise ApiError(400, f"'{name}' is longer than {max_length} characters.")
+    if not _storable(value):
+        raise ApiError(400, f"'{name}' contains control characters.")
+    return value
+
+
+def password_field(body: dict, name: str = "password") -> str:
+    """A password exactly as typed (never trimmed), without control characters."""
+    value = body.get(name)
+    if not isinstance(value, str) or not value:
+        raise ApiError(400, f"'{name}' must be a non-empty string.")
+    if len(value) > 1024 or not _storable(value):
+        raise ApiError(400, f"'{name}' must be at most 1024 characters, without control characters.")
     return value
 
 

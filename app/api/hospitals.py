@@ -13,12 +13,13 @@ from app.api.body import (
     int_field,
     json_body,
     list_field,
+    password_field,
     text_field,
 )
 from app.api.serialize import credential, timestamp
 from app.errors import ApiError
 from app.extensions import db
-from app.models import Hospital
+from app.models import HOSPITAL_ID, Hospital
 from app.sessions import current_user, require_user
 from oauth import (
     APPLICATION,
@@ -43,7 +44,7 @@ def _hospital_for_admin(hid: str) -> Hospital:
     user = current_user()
     if user.role == "hospital-admin" and user.hospital_id != hid:
         raise ApiError(403, "You do not administer this hospital.")
-    hospital = db.session.get(Hospital, hid) if len(hid) <= 40 else None
+    hospital = db.session.get(Hospital, hid) if HOSPITAL_ID.fullmatch(hid) else None
     if hospital is None:
         raise ApiError.not_found("hospital")
     return hospital
@@ -181,7 +182,7 @@ def enable_portal_access(hid: str, pid: str):
         raise ApiError(400, "The Patient id is not a valid FHIR id.")
     body = json_body(required={"email", "password"})
     email = email_field(body)
-    password = text_field(body, "password", max_length=1024)
+    password = password_field(body)
     try:
         user = create_user(email, password, "patient", hospital_id=hospital.id, patient_id=pid)
     except AccountError as error:

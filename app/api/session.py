@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import current_app, jsonify, make_response, request
 
 from app.api import bp
-from app.api.body import json_body, text_field
+from app.api.body import json_body, parsed_json, password_field, text_field
 from app.errors import ApiError
 from app.extensions import limiter
 from app.sessions import (
@@ -22,7 +22,7 @@ def _failed(response) -> bool:
 
 
 def _email_key() -> str:
-    body = request.get_json(silent=True)
+    body = parsed_json()
     email = body.get("email") if isinstance(body, dict) else None
     return f"login:{str(email).strip().lower()[:320]}" if email else f"login-addr:{request.remote_addr}"
 
@@ -39,9 +39,7 @@ def _email_key() -> str:
 def login():
     """Log in; failures slow down by address and by account, but never lock forever."""
     body = json_body(required={"email", "password"})
-    user = check_login(
-        text_field(body, "email", max_length=320), text_field(body, "password", max_length=1024)
-    )
+    user = check_login(text_field(body, "email", max_length=320), password_field(body))
     if user is None:
         raise ApiError(401, "Wrong e-mail or password.")
     response = make_response(jsonify(_whoami(user)))

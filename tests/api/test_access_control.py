@@ -103,3 +103,37 @@ def test_oversized_management_body_is_413(make, hospitals, app, monkeypatch):
     response = admin.post("/api/hospitals/general/api-keys", json={"name": "x" * 5000, "permissions": []})
     assert response.status_code == 413
     assert response.get_json()["error"] == "payload_too_large"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"email": "x\\ud800@a.org", "password": "pw"}',
+        '{"email": "a\\u0000@b.co", "password": "pw"}',
+        '{"email": "a@b.co", "password": "p\\u0000w"}',
+        "[" * 100_000 + "]" * 100_000,
+        b'{"email": "\xff\xfe", "password": "x"}',
+    ],
+)
+def test_hostile_login_bodies_are_400_not_500(client, body):
+    response = client.post("/api/session", data=body, content_type="application/json")
+    assert response.status_code == 400, response.get_data(as_text=True)
+
+
+def test_hostile_names_and_ids_are_400_or_404_not_500(make, hospitals):
+    developer = make.as_role("developer")
+    assert developer.post("/api/apps", json={"name": "a\u0000b"}).status_code == 400
+    assert developer.post("/api/apps", json={"name": "a\ud800b"}).status_code == 400
+    assert developer.get("/api/apps/%00").status_code == 404
+    assert developer.delete("/api/apps/" + "x" * 500).status_code == 404
+    root = make.as_role("superadmin")
+    assert root.get("/api/hospitals/%00/api-keys").status_code == 404
+    patient = make.as_role("patient", "general", "p1")
+    assert patient.delete("/api/me/credentials/%00").status_code == 404
+
+
+def test_non_json_bodies_are_refused_on_every_route(make, sandbox):
+    developer = make.as_role("developer")
+    cred = make.application(developer)
+    response = developer.post(f"/api/apps/{cred.key}/secret", data="x=1", content_type="text/plain")
+    assert response.status_code == 415

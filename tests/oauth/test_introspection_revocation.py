@@ -159,3 +159,58 @@ def test_a_client_cannot_revoke_another_clients_token(client, make):
     )
     assert response.status_code == 400
     assert introspect(client, victim, token)["active"] is True
+
+
+def test_narrowing_a_grant_deactivates_wider_tokens(client, make, sandbox):
+    make.hospital("general")
+    cred = make.application()
+    admin = make.as_role("hospital-admin", "general")
+    admin.put(f"/api/hospitals/general/apps/{cred.key}", json={"permissions": ["system/*.cruds"]})
+    wide = token_request(client, cred, resource=f"{BASE_URL}/fhir/general").get_json()["access_token"]
+    narrow = token_request(client, cred, resource=f"{BASE_URL}/fhir/general", scope="system/Patient.r")
+    narrow = narrow.get_json()["access_token"]
+    admin.put(f"/api/hospitals/general/apps/{cred.key}", json={"permissions": ["system/Patient.r"]})
+    assert introspect(client, cred, wide) == {"active": False}
+    assert introspect(client, cred, narrow)["active"] is True
+
+
+def test_granting_again_does_not_revive_tokens_of_a_withdrawn_grant(client, make, sandbox, app, ctx):
+    from datetime import timedelta
+
+    from app.extensions import db
+    from oauth import AppGrant
+
+    make.hospital("general")
+    cred = make.application()
+    admin = make.as_role("hospital-admin", "general")
+    admin.put(f"/api/hospitals/general/apps/{cred.key}", json={"permissions": ["system/*.rs"]})
+    # Issued a while before the grant is withdrawn and given again.
+    grant = db.session.get(AppGrant, (cred.key, "general"))
+    grant.created_at = grant.created_at - timedelta(seconds=120)
+    db.session.commit()
+    old = token_request(client, cred, resource=f"{BASE_URL}/fhir/general").get_json()["access_token"]
+    admin.delete(f"/api/hospitals/general/apps/{cred.key}")
+    import time
+
+    time.sleep(1.1)  # the new grant starts in a later second than the token's iat
+    admin.put(f"/api/hospitals/general/apps/{cred.key}", json={"permissions": ["system/*.rs"]})
+    assert introspect(client, cred, old) == {"active": False}
+
+
+def test_unknown_token_type_hint(client, make):
+    """Introspection ignores the hint (RFC 7662 §2.1); revocation answers 400 (RFC 7009 §2.2.1)."""
+    make.hospital("general")
+    cred = make.api_key("general")
+    token = cred.body["token"]
+    response = client.post(
+        "/oauth/introspect",
+        data={"token": token, "token_type_hint": "weird"},
+        headers=basic_auth(cred.key, cred.secret),
+    )
+    assert response.status_code == 200 and response.get_json()["active"] is True
+    response = client.post(
+        "/oauth/revoke",
+        data={"token": token, "token_type_hint": "weird"},
+        headers=basic_auth(cred.key, cred.secret),
+    )
+    assert response.status_code == 400 and response.get_json()["error"] == "unsupported_token_type"

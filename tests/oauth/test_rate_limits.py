@@ -38,6 +38,19 @@ def test_one_clients_limit_does_not_block_another(client, make, limits):
     assert token_request(client, quiet).status_code == 200
 
 
+def test_strangers_cannot_exhaust_a_clients_limit(client, make, limits, app, monkeypatch):
+    """Client ids are not secret: failed attempts count against the address, not the client."""
+    monkeypatch.setitem(app.config, "FHIRGATE_AUTH_FAILURE_LIMIT", "100/minute")
+    make.hospital("general")
+    cred = make.api_key("general")
+    for _ in range(5):
+        response = client.post(
+            "/oauth/token", data={"grant_type": "client_credentials"}, headers=basic_auth(cred.key, "wrong")
+        )
+        assert response.status_code == 401
+    assert token_request(client, cred).status_code == 200
+
+
 def test_failed_authentication_is_limited_per_address(client, make, limits):
     make.hospital("general")
     cred = make.api_key("general")

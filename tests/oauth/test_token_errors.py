@@ -231,3 +231,33 @@ def test_invalid_percent_encoding_never_causes_a_500(client, key):
         content_type="application/x-www-form-urlencoded",
     )
     assert 400 <= response.status_code < 500
+
+
+def test_non_ascii_basic_header_is_invalid_client(client, key):
+    response = client.post(
+        "/oauth/token", data={"grant_type": "client_credentials"}, headers={"Authorization": "Basic é"}
+    )
+    assert_oauth_error(response, 401, "invalid_client")
+
+
+def test_scope_with_a_trailing_newline_or_tab_is_invalid_scope(client, key):
+    assert_oauth_error(token_request(client, key, scope="system/Patient.rs\n"), 400, "invalid_scope")
+    assert_oauth_error(
+        token_request(client, key, scope="system/Patient.r\tsystem/Patient.s"), 400, "invalid_scope"
+    )
+
+
+def test_basic_credentials_are_form_decoded(client, make, sandbox):
+    """RFC 6749 §2.3.1: id and secret are form-urlencoded before Base64."""
+    developer = make.as_role("developer")
+    secret = "a secret+with spaces%and-plus-signs-0123456789"
+    created = developer.post("/api/apps", json={"name": "x", "client_secret": secret}).get_json()
+    from urllib.parse import quote_plus
+
+    encoded = base64.b64encode(f"{quote_plus(created['client_id'])}:{quote_plus(secret)}".encode()).decode()
+    response = client.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        headers={"Authorization": f"Basic {encoded}"},
+    )
+    assert response.status_code == 200, response.get_json()
