@@ -13,6 +13,8 @@ from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from fhir.errors import FhirError
+from fhir.http import outcome_response
 from oauth import oauth_error_response, rate_limited_response
 from oauth.errors import RequestTooLargeError
 
@@ -61,6 +63,10 @@ def _retry_after(error: HTTPException) -> int:
 
 def _handle_http_error(error: HTTPException) -> Response:
     status = error.code or 500
+    if request.path.startswith("/fhir/"):
+        return _fhir_error(
+            FhirError.simple(status, _FHIR_CODES.get(status, "processing"), error.description or "Failed.")
+        )
     if request.path.startswith("/oauth/"):
         if status == 429:
             return rate_limited_response(_retry_after(error))
@@ -80,6 +86,22 @@ def _handle_http_error(error: HTTPException) -> Response:
     return response
 
 
+_FHIR_CODES = {
+    404: "not-found",
+    405: "not-supported",
+    413: "too-costly",
+    429: "throttled",
+    415: "not-supported",
+}
+
+
+def _fhir_error(error: FhirError) -> Response:
+    response = outcome_response(error)
+    if error.status == 429:
+        response.headers.setdefault("Retry-After", "60")
+    return response
+
+
 def _handle_api_error(error: ApiError) -> Response:
     return api_error_response(error.status, error.message, error.code)
 
@@ -90,10 +112,13 @@ def _handle_unexpected(error: Exception) -> Response:
     frame = traceback.extract_tb(error.__traceback__)[-1:] or [None]
     where = f"{frame[0].filename}:{frame[0].lineno}" if frame[0] else "?"
     log.error("unhandled %s at %s on %s %s", type(error).__name__, where, request.method, request.path)
+    if request.path.startswith("/fhir/"):
+        return _fhir_error(FhirError.simple(500, "exception", "The server failed to handle this request."))
     return api_error_response(500, "The server failed to handle this request.", "server_error")
 
 
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(ApiError, _handle_api_error)
+    app.register_error_handler(FhirError, _fhir_error)
     app.register_error_handler(HTTPException, _handle_http_error)
     app.register_error_handler(Exception, _handle_unexpected)

@@ -14,6 +14,7 @@ from app.config import DEFAULT_INSTANCE_PATH, load_config
 from app.errors import register_error_handlers
 from app.extensions import db, limiter, migrate
 from app.headers import add_security_headers
+from fhir.storage import tables as _fhir_tables  # noqa: E402,F401
 from oauth import models as _oauth_models  # noqa: E402,F401
 
 
@@ -40,9 +41,11 @@ def create_app(config: dict | None = None, instance_path: Path | None = None) ->
 
     from app.api import bp as api_bp
     from app.home import bp as home_bp
+    from fhir.views import bp as fhir_bp
 
     app.register_blueprint(api_bp)
     app.register_blueprint(home_bp)
+    app.register_blueprint(fhir_bp)
     register_error_handlers(app)
     app.after_request(add_security_headers)
 

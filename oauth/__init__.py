@@ -4,6 +4,7 @@ The rest of the project uses only the names exported here.
 """
 
 from oauth.audience import fhir_base_url, token_endpoint_url
+from oauth.bearer import InvalidTokenError, Principal, authenticate_bearer
 from oauth.credentials import MIN_GIVEN_SECRET_LENGTH
 from oauth.keys import create_signing_key, keyring
 from oauth.models import (
@@ -34,9 +35,12 @@ __all__ = [
     "HOSPITAL_KEY",
     "PATIENT_CREDENTIAL",
     "AppGrant",
+    "InvalidTokenError",
+    "Principal",
     "OAuthClient",
     "ScopeError",
     "active_clients",
+    "authenticate_bearer",
     "create_application",
     "create_hospital_key",
     "create_patient_credential",

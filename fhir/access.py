@@ -1,0 +1,32 @@
+"""From a request's bearer token to a repository scoped to what the caller may see."""
+
+from __future__ import annotations
+
+from flask import g, request
+
+from app.extensions import db
+from fhir.errors import FhirError, Issue
+from fhir.storage.sql import SqlRepository
+from oauth import InvalidTokenError, Principal, authenticate_bearer
+
+
+def _unauthorized(message: str) -> FhirError:
+    challenge = f'Bearer realm="fhirgate", error="invalid_token", error_description="{message}"'
+    return FhirError(401, [Issue("login", message)], {"WWW-Authenticate": challenge})
+
+
+def current_principal(hospital_id: str) -> Principal:
+    """The verified caller; 401 with an RFC 6750 challenge otherwise."""
+    principal = g.get("fhir_principal")
+    if principal is None:
+        try:
+            principal = authenticate_bearer(request.headers.get("Authorization"), hospital_id)
+        except InvalidTokenError as error:
+            raise _unauthorized(str(error)) from None
+        g.fhir_principal = principal
+    return principal
+
+
+def repository_for(principal: Principal) -> SqlRepository:
+    """The hospital's store as the caller may see it (deny by default across hospitals)."""
+    return SqlRepository(db.session, principal.hospital_id)

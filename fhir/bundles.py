@@ -1,0 +1,267 @@
+"""Batch and transaction Bundles (FHIR R4B http.html#transaction).
+
+A transaction runs in one database transaction: it resolves ``urn:uuid:`` and conditional
+references first, processes DELETE, POST, PUT/PATCH, then GET, and any failure rolls back
+every entry. A batch runs each entry in its own savepoint and reports each outcome.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from urllib.parse import parse_qsl, urlsplit
+
+import orjson
+
+from fhir import interactions
+from fhir.conditional import conditional_create, conditional_delete, conditional_update
+from fhir.errors import FhirError, Issue
+from fhir.storage.repository import StoredResource, format_instant
+from fhir.storage.sql import SqlRepository, new_id
+from fhir.validation import is_resource_type, validate_resource
+
+MAX_ENTRIES = 10_000
+_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
+_STATUS_TEXT = {200: "200 OK", 201: "201 Created", 204: "204 No Content"}
+
+
+class _Entry:
+    def __init__(self, index: int, raw: dict):
+        self.index = index
+        self.raw = raw
+        request = raw.get("request")
+        if not isinstance(request, dict):
+            raise _fail(index, "entry.request is missing.")
+        self.method = str(request.get("method", "")).upper()
+        if self.method not in _ORDER:
+            raise _fail(index, f"entry.request.method {self.method[:10]!r} is not supported.")
+        url = request.get("url")
+        if not isinstance(url, str) or not url:
+            raise _fail(index, "entry.request.url is missing.")
+        self.request = request
+        parts = urlsplit(url)
+        self.path = parts.path.strip("/")
+        self.query = parts.query
+        self.full_url = raw.get("fullUrl") if isinstance(raw.get("fullUrl"), str) else None
+        self.resource = raw.get("resource")
+        segments = self.path.split("/") if self.path else []
+        self.resource_type = segments[0] if segments else ""
+        self.resource_id = segments[1] if len(segments) > 1 else None
+        if self.method != "GET" and not is_resource_type(self.resource_type):
+            raise _fail(index, f"entry.request.url names no resource type: {url[:80]!r}.")
+
+
+def _fail(index: int, message: str, status: int = 400) -> FhirError:
+    return FhirError.simple(
+        status, "invalid" if status == 400 else "processing", f"Bundle entry {index}: {message}"
+    )
+
+
+def _rewrite_references(value, mapping: dict[str, str]):
+    """Replace ``urn:uuid:`` (and other fullUrl) references with the resources' new ids."""
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if key == "reference" and isinstance(item, str) and item in mapping:
+                out[key] = mapping[item]
+            else:
+                out[key] = _rewrite_references(item, mapping)
+        return out
+    if isinstance(value, list):
+        return [_rewrite_references(item, mapping) for item in value]
+    return value
+
+
+def _resolve_conditional_references(repo: SqlRepository, value, index: int):
+    """``Patient?identifier=x`` references must match exactly one resource (http.html#trules)."""
+    if isinstance(value, dict):
+        for key, item in list(value.items()):
+            if key == "reference" and isinstance(item, str) and "?" in item and "://" not in item:
+                resource_type, _, criteria = item.partition("?")
+                if not is_resource_type(resource_type):
+                    raise _fail(index, f"Bad conditional reference {item[:80]!r}.")
+                matches = repo.find(resource_type, criteria)
+                if len(matches) != 1:
+                    raise _fail(
+                        index,
+                        f"The conditional reference {item[:80]!r} matches {len(matches)} resources.",
+                        412,
+                    )
+                value[key] = f"{resource_type}/{matches[0]}"
+            else:
+                _resolve_conditional_references(repo, item, index)
+    elif isinstance(value, list):
+        for item in value:
+            _resolve_conditional_references(repo, item, index)
+
+
+def _response_entry(status: int, stored: StoredResource | None, base: str, with_body: bool) -> dict:
+    response = {"status": _STATUS_TEXT.get(status, str(status))}
+    entry: dict = {}
+    if stored is not None:
+        response["etag"] = stored.etag
+        response["lastModified"] = format_instant(stored.last_updated)
+        if status == 201 or stored.content is not None:
+            response["location"] = f"{stored.resource_type}/{stored.id}/_history/{stored.version_id}"
+        if with_body and stored.content is not None:
+            entry["fullUrl"] = f"{base}/{stored.resource_type}/{stored.id}"
+            entry["resource"] = orjson.loads(stored.content)
+    entry["response"] = response
+    return entry
+
+
+class BundleProcessor:
+    def __init__(self, repo: SqlRepository, base: str, search: Callable[[str, list], str], with_body: bool):
+        self.repo = repo
+        self.base = base
+        self.search = search
+        self.with_body = with_body
+
+    def _execute(self, entry: _Entry) -> dict:
+        repo, method = self.repo, entry.method
+        if method in ("GET", "HEAD"):
+            return self._read(entry)
+        if method == "DELETE":
+            if entry.resource_id:
+                stored = interactions.delete(repo, entry.resource_type, entry.resource_id)
+            else:
+                stored = conditional_delete(repo, entry.resource_type, entry.query)
+            return _response_entry(204, stored, self.base, False)
+        if method == "POST":
+            criteria = entry.request.get("ifNoneExist")
+            if isinstance(criteria, str) and criteria:
+                stored, created = conditional_create(
+                    repo, entry.resource_type, entry.resource, criteria.lstrip("?")
+                )
+                return _response_entry(201 if created else 200, stored, self.base, self.with_body)
+            resource = validate_resource(entry.resource, entry.resource_type)
+            resource.pop("id", None)
+            stored = repo.create(resource, resource_id=entry.new_id)
+            return _response_entry(201, stored, self.base, self.with_body)
+        if method == "PATCH":
+            if not entry.resource_id:
+                raise _fail(entry.index, "PATCH needs Type/id.")
+            patch = entry.resource
+            if isinstance(patch, dict) and patch.get("resourceType") == "Binary":
+                patch = orjson.loads(_binary_text(patch, entry.index))
+            stored = interactions.patch(
+                repo, entry.resource_type, entry.resource_id, patch, entry.request.get("ifMatch")
+            )
+            return _response_entry(200, stored, self.base, self.with_body)
+        if entry.resource_id:
+            stored, created = interactions.update(
+                repo, entry.resource_type, entry.resource_id, entry.resource, entry.request.get("ifMatch")
+            )
+        else:
+            stored, created = conditional_update(
+                repo, entry.resource_type, entry.query, entry.resource, entry.request.get("ifMatch")
+            )
+        return _response_entry(201 if created else 200, stored, self.base, self.with_body)
+
+    def _read(self, entry: _Entry) -> dict:
+        segments = entry.path.split("/")
+        if len(segments) in (2, 4) and (len(segments) == 2 or segments[2] == "_history"):
+            if not is_resource_type(segments[0]):
+                raise FhirError.not_found(f"Unknown resource type {segments[0][:64]!r}.")
+            if len(segments) == 2:
+                stored = interactions.read(self.repo, segments[0], segments[1])
+            else:
+                stored = interactions.vread(self.repo, segments[0], segments[1], segments[3])
+            entry_json = _response_entry(200, stored, self.base, True)
+            entry_json["response"].pop("location", None)
+            return entry_json
+        if len(segments) == 1 and is_resource_type(segments[0]):
+            text = self.search(segments[0], parse_qsl(entry.query, keep_blank_values=True))
+            return {"resource": orjson.loads(text), "response": {"status": "200 OK"}}
+        raise FhirError.not_supported(f"GET {entry.path[:80]!r} is not supported in a Bundle.")
+
+    def _prepare_transaction(self, entries: list[_Entry]) -> None:
+        """Give every POST its id up front and rewrite references to the new ids."""
+        mapping: dict[str, str] = {}
+        for entry in entries:
+            entry.new_id = None
+            if entry.method == "POST":
+                entry.new_id = new_id()
+                if entry.full_url:
+                    mapping[entry.full_url] = f"{entry.resource_type}/{entry.new_id}"
+            elif (
+                entry.method == "PUT"
+                and entry.resource_id
+                and entry.full_url
+                and entry.full_url.startswith("urn:")
+            ):
+                mapping[entry.full_url] = f"{entry.resource_type}/{entry.resource_id}"
+        for entry in entries:
+            if isinstance(entry.resource, dict):
+                if mapping:
+                    entry.resource = _rewrite_references(entry.resource, mapping)
+                _resolve_conditional_references(self.repo, entry.resource, entry.index)
+
+    def transaction(self, raw_entries: list) -> dict:
+        entries = []
+        for index, raw in enumerate(raw_entries):
+            if not isinstance(raw, dict):
+                raise _fail(index, "an entry must be an object.")
+            entries.append(_Entry(index, raw))
+        self._prepare_transaction(entries)
+        results: dict[int, dict] = {}
+        for entry in sorted(entries, key=lambda e: (_ORDER[e.method], e.index)):
+            try:
+                results[entry.index] = self._execute(entry)
+            except FhirError as error:
+                error.issues = [
+                    Issue(
+                        issue.code,
+                        f"Bundle entry {entry.index}: {issue.diagnostics}",
+                        expression=issue.expression,
+                    )
+                    for issue in error.issues
+                ]
+                raise
+        return _bundle("transaction-response", [results[i] for i in range(len(entries))])
+
+    def batch(self, raw_entries: list) -> dict:
+        results = []
+        for index, raw in enumerate(raw_entries):
+            try:
+                with self.repo.session.begin_nested():
+                    if not isinstance(raw, dict):
+                        raise _fail(index, "an entry must be an object.")
+                    entry = _Entry(index, raw)
+                    entry.new_id = None
+                    if isinstance(entry.resource, dict):
+                        _resolve_conditional_references(self.repo, entry.resource, index)
+                    results.append(self._execute(entry))
+            except FhirError as error:
+                results.append({"response": {"status": str(error.status), "outcome": error.outcome()}})
+        return _bundle("batch-response", results)
+
+
+def _binary_text(binary: dict, index: int) -> bytes:
+    try:
+        return base64.b64decode(binary.get("data", ""), validate=True)
+    except (binascii.Error, ValueError):
+        raise _fail(index, "the Binary patch body is not base64.") from None
+
+
+def _bundle(bundle_type: str, entries: list[dict]) -> dict:
+    return {"resourceType": "Bundle", "type": bundle_type, "entry": entries}
+
+
+def process_bundle(repo: SqlRepository, body: object, base: str, search, *, with_body: bool = True) -> dict:
+    """Check the Bundle's shape and run it as a batch or a transaction."""
+    if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
+        raise FhirError.invalid("POST to the base URL takes a batch or transaction Bundle.")
+    bundle_type = body.get("type")
+    if bundle_type not in ("batch", "transaction"):
+        raise FhirError.invalid("The Bundle's type must be batch or transaction.", ["Bundle.type"])
+    entries = body.get("entry") or []
+    if not isinstance(entries, list):
+        raise FhirError.invalid("Bundle.entry must be a list.", ["Bundle.entry"])
+    if len(entries) > MAX_ENTRIES:
+        raise FhirError.simple(413, "too-costly", f"A Bundle may carry at most {MAX_ENTRIES} entries.")
+    processor = BundleProcessor(repo, base, search, with_body)
+    if bundle_type == "transaction":
+        return processor.transaction(entries)
+    return processor.batch(entries)

@@ -1,0 +1,256 @@
+"""Turning a ``SearchQuery`` into SQL over the index tables.
+
+Every value is a bound parameter; LIKE patterns escape ``%``, ``_`` and ``\\``. Each
+criterion becomes ``resources.id IN (SELECT resource_id FROM fhir_idx_... WHERE hospital,
+type, param, value...)``, which the lookup indexes answer directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import ColumnElement, and_, false, func, literal, not_, or_, select, true
+from sqlalchemy.sql import Select
+
+from fhir.errors import FhirError
+from fhir.search.index_values import normalize_string
+from fhir.search.query_values import (
+    parse_date_value,
+    parse_number_value,
+    parse_quantity_value,
+    parse_reference_value,
+    parse_token_value,
+)
+from fhir.search.request import Criterion, SearchQuery, SortKey
+from fhir.storage import tables
+
+Restriction = Callable[[str, ColumnElement], ColumnElement | None]
+
+
+def like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _date_clause(prefix: str, low, high, lo: datetime, hi: datetime) -> ColumnElement:
+    """Resource range [low, high) against the search range [lo, hi) (search.html#prefix)."""
+    if prefix == "eq":
+        return and_(low >= lo, high <= hi)
+    if prefix == "ne":
+        return not_(and_(low >= lo, high <= hi))
+    if prefix == "gt":
+        return high > hi
+    if prefix == "lt":
+        return low < lo
+    if prefix == "ge":
+        return high > lo
+    if prefix == "le":
+        return low < hi
+    if prefix == "sa":
+        return low >= hi
+    if prefix == "eb":
+        return high <= lo
+    # ap: within 10% of the distance from now, at least a day.
+    slack = max(timedelta(days=1), abs(datetime.now(UTC) - lo) / 10)
+    return and_(low < hi + slack, high > lo - slack)
+
+
+def _number_clause(prefix: str, low, high, value: Decimal, lo: Decimal, hi: Decimal) -> ColumnElement:
+    """Compare the resource's exact value, the middle of its stored precision range."""
+    twice = low + high
+    if prefix == "eq":
+        return and_(twice >= 2 * lo, twice < 2 * hi)
+    if prefix == "ne":
+        return not_(and_(twice >= 2 * lo, twice < 2 * hi))
+    if prefix in ("gt", "sa"):
+        return twice > 2 * value
+    if prefix in ("lt", "eb"):
+        return twice < 2 * value
+    if prefix == "ge":
+        return twice >= 2 * value
+    if prefix == "le":
+        return twice <= 2 * value
+    slack = abs(value) / 5  # ap: ±10% of the value, doubled like ``twice``
+    return and_(twice >= 2 * value - slack, twice <= 2 * value + slack)
+
+
+class SearchBuilder:
+    """SQL for one hospital's searches, narrowed by an optional access restriction."""
+
+    def __init__(self, hospital_id: str, base_url: str, restrict: Restriction | None = None):
+        self.hospital_id = hospital_id
+        self.base_url = base_url
+        self.restrict = restrict
+
+    # -- criteria ---------------------------------------------------------------------
+    def _owned(self, table, resource_type: str, param: str) -> list[ColumnElement]:
+        c = table.c
+        return [c.hospital_id == self.hospital_id, c.resource_type == resource_type, c.param == param]
+
+    def _value_clause(self, criterion: Criterion, table, raw: str) -> ColumnElement:
+        c = table.c
+        kind, modifier = criterion.type, criterion.modifier
+        if kind == "string":
+            if modifier == "exact":
+                return c.exact == raw[:200]
+            pattern = like_escape(normalize_string(raw))
+            return c.value.like(f"%{pattern}%" if modifier == "contains" else f"{pattern}%", escape="\\")
+        if kind == "token":
+            if modifier == "text":
+                return c.text.like(f"{like_escape(normalize_string(raw))}%", escape="\\")
+            system, code, system_given = parse_token_value(raw)
+            clauses = []
+            if code is not None:
+                clauses.append(c.code == code[:256])
+            if system_given:
+                clauses.append(c.system.is_(None) if not system else c.system == system[:256])
+            return and_(*clauses) if clauses else true()
+        if kind == "reference":
+            target_type, target_id = parse_reference_value(raw, self.base_url)
+            if "://" in target_id:
+                return c.reference == raw[:512]
+            if modifier and modifier != "missing":
+                target_type = modifier
+            clause = c.target_id == target_id[:64]
+            return and_(clause, c.target_type == target_type) if target_type else clause
+        if kind == "date":
+            prefix, lo, hi = parse_date_value(raw)
+            return _date_clause(prefix, c.low, c.high, lo, hi)
+        if kind == "number":
+            prefix, value, lo, hi = parse_number_value(raw)
+            return _number_clause(prefix, c.low, c.high, value, lo, hi)
+        if kind == "quantity":
+            q = parse_quantity_value(raw)
+            clause = _number_clause(q.prefix, c.low, c.high, q.value, q.low, q.high)
+            if q.system:
+                clause = and_(clause, c.system == q.system, c.code == q.code)
+            elif q.code:
+                clause = and_(clause, or_(c.code == q.code, c.unit == q.code))
+            return clause
+        if kind == "uri":
+            if modifier == "below":
+                return c.value.like(f"{like_escape(raw)}%", escape="\\")
+            if modifier == "above":
+                return literal(raw).like(c.value + "%")
+            return c.value == raw[:512]
+        raise FhirError.not_supported(f"Searching by {criterion.name} ({kind}) is not supported.")
+
+    def _special(self, criterion: Criterion, resource_type: str, r) -> ColumnElement:
+        if criterion.name == "_id":
+            return r.id.in_([v[:64] for v in criterion.values])
+        clauses = []
+        for raw in criterion.values:
+            prefix, lo, hi = parse_date_value(raw)
+            clauses.append(
+                _date_clause(prefix, r.last_updated, r.last_updated + timedelta(microseconds=1), lo, hi)
+            )
+        return or_(*clauses)
+
+    def _criterion(self, criterion: Criterion, resource_type: str, id_column) -> ColumnElement:
+        """The condition one criterion puts on ``id_column`` (ids of ``resource_type``)."""
+        if criterion.chain is not None:
+            return self._chained(criterion, resource_type, id_column)
+        table = tables.INDEX_TABLES[criterion.type]
+        owned = self._owned(table, resource_type, criterion.name)
+        if criterion.modifier == "missing":
+            has_values = id_column.in_(select(table.c.resource_id).where(*owned))
+            wanted = criterion.values[-1].lower()
+            if wanted not in ("true", "false"):
+                raise FhirError.invalid(":missing takes true or false.")
+            return not_(has_values) if wanted == "true" else has_values
+        values = or_(*(self._value_clause(criterion, table, raw) for raw in criterion.values))
+        if criterion.modifier == "not":
+            return not_(id_column.in_(select(table.c.resource_id).where(*owned, values)))
+        return id_column.in_(select(table.c.resource_id).where(*owned, values))
+
+    def _chained(self, criterion: Criterion, resource_type: str, id_column) -> ColumnElement:
+        chain = criterion.chain
+        target = tables.resources.alias("chained")
+        inner = self._criterion(
+            Criterion(criterion.name, criterion.type, criterion.param, criterion.modifier, criterion.values),
+            chain.target_type,
+            target.c.id,
+        )
+        target_ids = select(target.c.id).where(
+            target.c.hospital_id == self.hospital_id,
+            target.c.resource_type == chain.target_type,
+            target.c.deleted == false(),
+            inner,
+            *self.restriction(chain.target_type, target.c.id),
+        )
+        ref = tables.idx_reference.c
+        return id_column.in_(
+            select(ref.resource_id).where(
+                ref.hospital_id == self.hospital_id,
+                ref.resource_type == resource_type,
+                ref.param == chain.param.code,
+                ref.target_type == chain.target_type,
+                ref.target_id.in_(target_ids),
+            )
+        )
+
+    def restriction(self, resource_type: str, id_column) -> list[ColumnElement]:
+        clause = self.restrict(resource_type, id_column) if self.restrict else None
+        return [] if clause is None else [clause]
+
+    # -- whole queries ----------------------------------------------------------------
+    def matches(self, query: SearchQuery, snapshot: int | None = None) -> list[ColumnElement]:
+        """The WHERE clauses selecting the query's matches among ``fhir_resources``."""
+        r = tables.resources.c
+        clauses = [
+            r.hospital_id == self.hospital_id,
+            r.resource_type == query.resource_type,
+            r.deleted == false(),
+            *self.restriction(query.resource_type, r.id),
+        ]
+        if snapshot is not None:
+            clauses.append(r.created_seq <= snapshot)
+        for criterion in query.criteria:
+            if criterion.param is None and criterion.chain is None:
+                clauses.append(self._special(criterion, query.resource_type, r))
+            else:
+                clauses.append(self._criterion(criterion, query.resource_type, r.id))
+        return clauses
+
+    def _sort_expression(self, key: SortKey, resource_type: str):
+        r = tables.resources.c
+        if key.name == "_id":
+            return r.id
+        if key.name == "_lastUpdated":
+            return r.last_updated
+        table = tables.INDEX_TABLES[key.type]
+        c = table.c
+        column = {"string": c.get("value"), "token": c.get("code"), "uri": c.get("value")}.get(key.type)
+        if column is None:
+            column = c.high if key.descending else c.low
+        aggregate = func.max(column) if key.descending else func.min(column)
+        return (
+            select(aggregate)
+            .where(*self._owned(table, resource_type, key.name), c.resource_id == r.id)
+            .scalar_subquery()
+        )
+
+    def page(self, query: SearchQuery, *, offset: int, snapshot: int | None) -> Select:
+        r = tables.resources.c
+        order = []
+        for key in query.sort:
+            expression = self._sort_expression(key, query.resource_type)
+            order.append(expression.desc().nulls_last() if key.descending else expression.asc().nulls_last())
+        order.append(r.id)
+        return (
+            select(r.id, r.version_id, r.last_updated, r.content)
+            .where(*self.matches(query, snapshot))
+            .order_by(*order)
+            .limit(query.count)
+            .offset(offset)
+        )
+
+    def count(self, query: SearchQuery, snapshot: int | None) -> Select:
+        r = tables.resources.c
+        return (
+            select(func.count())
+            .select_from(tables.resources)
+            .where(*self.matches(query, snapshot))
+            .where(r.id.isnot(None))
+        )

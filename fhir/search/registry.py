@@ -1,0 +1,193 @@
+"""The FHIR specification's search parameters and patient compartment, per resource type.
+
+Built from ``fhir/definitions`` (HL7 FHIR 4.0.1 SearchParameter resources, see its README);
+FHIR R4B search.html#params and compartmentdefinition-patient.html.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
+from types import MappingProxyType
+from typing import Any
+
+CANONICAL_BASE = "http://hl7.org/fhir/SearchParameter/"
+COMMON_BASES = ("Resource", "DomainResource")
+INDEXED_TYPES = frozenset({"string", "token", "reference", "date", "number", "quantity", "uri"})
+# Storage answers these from its own columns, so the extractor does not index them.
+STORED_COLUMNS = frozenset({"_id", "_lastUpdated"})
+
+
+@dataclass(frozen=True)
+class SearchParam:
+    """One search parameter as it applies to one resource type."""
+
+    code: str  # "subject"
+    type: str  # string|token|reference|date|number|quantity|uri|composite|special
+    resource_type: str  # the type this entry applies to
+    expression: str  # only the part of the FHIRPath union that applies to resource_type
+    targets: tuple[str, ...]  # reference target types
+    url: str
+
+
+def split_union(expression: str) -> list[str]:
+    """Split a FHIRPath expression on the top-level ``|`` (not inside brackets or quotes)."""
+    parts: list[str] = []
+    depth = 0
+    quote = escaped = False
+    start = 0
+    for i, char in enumerate(expression):
+        if quote:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == "'":
+                quote = False
+        elif char == "'":
+            quote = True
+        elif char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif char == "|" and depth == 0:
+            parts.append(expression[start:i].strip())
+            start = i + 1
+    parts.append(expression[start:].strip())
+    return [p for p in parts if p]
+
+
+def _root(part: str) -> tuple[int, str]:
+    """Return where the leading identifier of ``part`` starts (after any parentheses) and it."""
+    lead = len(part) - len(part.lstrip("( "))
+    end = lead
+    while end < len(part) and (part[end].isalnum() or part[end] == "_"):
+        end += 1
+    return lead, part[lead:end]
+
+
+def expression_for(expression: str, resource_type: str) -> str:
+    """Keep the parts of a union that apply to ``resource_type``, rooted at that type.
+
+    Parts rooted at ``Resource``/``DomainResource`` apply to every type; the spec also has a
+    few unrooted parts (``InsurancePlan-name`` is ``name | alias``) that apply to the base.
+    Both are rewritten to start at ``resource_type``, so the part evaluates as it stands.
+    """
+    kept = []
+    for part in split_union(expression):
+        lead, root = _root(part)
+        if root == resource_type:
+            kept.append(part)
+        elif root in COMMON_BASES:
+            kept.append(part[:lead] + resource_type + part[lead + len(root) :])
+        elif root[:1].islower():
+            kept.append(f"{part[:lead]}{resource_type}.{part[lead:]}")
+    return " | ".join(kept)
+
+
+def _read(name: str) -> Any:
+    return json.loads(files("fhir.definitions").joinpath(name).read_text("utf-8"))
+
+
+@cache
+def _definitions() -> tuple[tuple[dict[str, Any], ...], tuple[str, ...]]:
+    data = _read("search-parameters.json")
+    return tuple(data["parameter"]), tuple(data["anyTarget"])
+
+
+def _entry(definition: dict[str, Any], resource_type: str) -> SearchParam:
+    targets = definition.get("target", ())
+    if "Resource" in targets:
+        targets = _definitions()[1]
+    return SearchParam(
+        code=definition["code"],
+        type=definition["type"],
+        resource_type=resource_type,
+        expression=expression_for(definition.get("expression", ""), resource_type),
+        targets=tuple(targets),
+        url=definition.get("url") or CANONICAL_BASE + definition["id"],
+    )
+
+
+@cache
+def _specific() -> dict[str, dict[str, dict[str, Any]]]:
+    """Map each resource type to its own (not common) definitions by code."""
+    by_type: dict[str, dict[str, dict[str, Any]]] = {}
+    for definition in _definitions()[0]:
+        for base in definition["base"]:
+            if base not in COMMON_BASES:
+                by_type.setdefault(base, {}).setdefault(definition["code"], definition)
+    return by_type
+
+
+@cache
+def _r4b_kind(resource_type: str) -> str | None:
+    """Return "DomainResource", "Resource" or None for a type name, per fhir.resources.R4B."""
+    from fhir.resources.R4B import get_fhir_model_class
+    from fhir.resources.R4B.domainresource import DomainResource
+    from fhir.resources.R4B.resource import Resource
+
+    try:
+        model = get_fhir_model_class(resource_type)
+    except (ValueError, KeyError, ImportError, AttributeError):
+        return None
+    if issubclass(model, DomainResource):
+        return "DomainResource"
+    return "Resource" if issubclass(model, Resource) else None
+
+
+@cache
+def search_params(resource_type: str) -> Mapping[str, SearchParam]:
+    """Return every search parameter of ``resource_type`` by code, the common ones included.
+
+    An unknown type has none. The mapping is shared and read-only.
+    """
+    kind = _r4b_kind(resource_type)
+    if kind is None:
+        return MappingProxyType({})
+    applies = ("Resource", "DomainResource") if kind == "DomainResource" else ("Resource",)
+    params: dict[str, SearchParam] = {}
+    for definition in _definitions()[0]:
+        if any(b in applies for b in definition["base"]):
+            params[definition["code"]] = _entry(definition, resource_type)
+    for code, definition in _specific().get(resource_type, {}).items():
+        params[code] = _entry(definition, resource_type)
+    return MappingProxyType(params)
+
+
+@cache
+def indexed_params(resource_type: str) -> Mapping[str, SearchParam]:
+    """Return the parameters the extractor indexes: the simple types with an expression.
+
+    Composite and special parameters are left out, and so are ``_id`` and ``_lastUpdated``,
+    which storage answers from its own columns.
+    """
+    return MappingProxyType(
+        {
+            code: p
+            for code, p in search_params(resource_type).items()
+            if p.type in INDEXED_TYPES and p.expression and code not in STORED_COLUMNS
+        }
+    )
+
+
+@cache
+def resource_types() -> tuple[str, ...]:
+    """Return every resource type that the specification defines its own parameters for."""
+    return tuple(sorted(_specific()))
+
+
+@cache
+def _compartment() -> dict[str, list[str]]:
+    return _read("compartment-patient.json")
+
+
+def patient_compartment_params(resource_type: str) -> tuple[str, ...]:
+    """Return the parameters that put a ``resource_type`` in a Patient's compartment.
+
+    FHIR R4B compartmentdefinition-patient.html; empty when the type is never in it.
+    """
+    return tuple(_compartment().get(resource_type, ()))

@@ -1,0 +1,277 @@
+"""Parsing a FHIR search request into a ``SearchQuery`` (FHIR R4B search.html).
+
+Names are checked against the registry: an unknown parameter, modifier or prefix is a 400
+unless the client sent ``Prefer: handling=lenient``, in which case it is ignored and
+reported back in an OperationOutcome entry.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from fhir.errors import FhirError
+from fhir.search.registry import SearchParam, indexed_params
+from fhir.validation import is_resource_type
+
+DEFAULT_COUNT = 20
+MAX_COUNT = 1000
+MAX_VALUES = 100  # OR values plus AND repetitions of one request, in total
+
+PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
+# Which modifiers each parameter type supports (search.html#modifiers).
+MODIFIERS = {
+    "string": {"exact", "contains", "missing"},
+    "token": {"not", "text", "missing"},
+    "reference": {"missing"},  # plus :[Type]
+    "date": {"missing"},
+    "number": {"missing"},
+    "quantity": {"missing"},
+    "uri": {"below", "above", "missing"},
+}
+PREFIXED_TYPES = ("date", "number", "quantity")
+
+CONTROL = frozenset(
+    [
+        "_count",
+        "_sort",
+        "_total",
+        "_summary",
+        "_elements",
+        "_include",
+        "_revinclude",
+        "_format",
+        "_cursor",
+        "_pretty",
+    ]
+)
+SPECIAL = {"_id", "_lastUpdated"}
+
+
+@dataclass(frozen=True)
+class Chain:
+    """``subject:Patient.name=x``: match resources whose reference points at a match."""
+
+    target_type: str
+    param: SearchParam
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One parameter occurrence: its values are ORed; criteria are ANDed."""
+
+    name: str  # the parameter code, or _id / _lastUpdated
+    type: str
+    param: SearchParam | None
+    modifier: str | None
+    values: tuple[str, ...]
+    chain: Chain | None = None
+
+
+@dataclass(frozen=True)
+class Include:
+    source_type: str
+    param: SearchParam
+    target_type: str | None
+
+
+@dataclass(frozen=True)
+class SortKey:
+    name: str
+    type: str
+    param: SearchParam | None
+    descending: bool
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    resource_type: str
+    criteria: tuple[Criterion, ...] = ()
+    sort: tuple[SortKey, ...] = ()
+    count: int = DEFAULT_COUNT
+    total: str = "accurate"  # accurate | none
+    summary_count: bool = False
+    elements: tuple[str, ...] = ()
+    includes: tuple[Include, ...] = ()
+    revincludes: tuple[Include, ...] = ()
+    ignored: tuple[str, ...] = field(default=())
+
+
+def _split_values(raw: str) -> list[str]:
+    """Comma separates OR values; ``\\,`` is a literal comma (search.html#escaping)."""
+    parts, current, escaped = [], [], False
+    for ch in raw:
+        if escaped:
+            current.append(ch)
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == ",":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    if escaped:
+        current.append("\\")
+    parts.append("".join(current))
+    return parts
+
+
+def _count(raw: str) -> int:
+    if not re.fullmatch(r"\d{1,9}", raw):
+        raise FhirError.invalid("_count must be a whole number.")
+    return min(int(raw), MAX_COUNT)
+
+
+class _Parser:
+    def __init__(self, resource_type: str, lenient: bool):
+        self.resource_type = resource_type
+        self.lenient = lenient
+        self.ignored: list[str] = []
+        self.params = indexed_params(resource_type)
+
+    def problem(self, message: str) -> None:
+        if not self.lenient:
+            raise FhirError.invalid(message)
+        self.ignored.append(message)
+
+    def criterion(self, key: str, raw_values: list[str]) -> Criterion | None:
+        name, _, modifier = key.partition(":")
+        if "." in name or (modifier and "." in modifier):
+            return self.chained(key, raw_values)
+        if name in SPECIAL:
+            if modifier:
+                self.problem(f"{name} takes no modifier.")
+                return None
+            return Criterion(name, "token" if name == "_id" else "date", None, None, tuple(raw_values))
+        param = self.params.get(name)
+        if param is None:
+            self.problem(f"Unknown search parameter {name[:80]!r} for {self.resource_type}.")
+            return None
+        if modifier and not self.modifier_ok(param, modifier):
+            self.problem(f"The modifier :{modifier[:40]} is not supported on {name}.")
+            return None
+        return Criterion(name, param.type, param, modifier or None, tuple(raw_values))
+
+    def modifier_ok(self, param: SearchParam, modifier: str) -> bool:
+        if modifier in MODIFIERS.get(param.type, ()):
+            return True
+        return param.type == "reference" and modifier in param.targets
+
+    def chained(self, key: str, raw_values: list[str]) -> Criterion | None:
+        """One level of chaining: ``subject:Patient.name`` or ``subject.name``."""
+        head, _, tail = key.partition(".")
+        name, _, target_type = head.partition(":")
+        param = self.params.get(name)
+        if param is None or param.type != "reference":
+            self.problem(f"{name[:80]!r} is not a reference parameter of {self.resource_type}.")
+            return None
+        if not target_type:
+            if len(param.targets) != 1:
+                self.problem(f"Name the target type to chain {name}: {name}:Type.{tail[:40]}.")
+                return None
+            target_type = param.targets[0]
+        if target_type not in param.targets or not is_resource_type(target_type):
+            self.problem(f"{name} cannot point at {target_type[:64]}.")
+            return None
+        if "." in tail:
+            self.problem("Only one level of chaining is supported.")
+            return None
+        tail_name, _, tail_modifier = tail.partition(":")
+        inner = indexed_params(target_type).get(tail_name)
+        if inner is None:
+            self.problem(f"Unknown search parameter {tail_name[:80]!r} for {target_type}.")
+            return None
+        if tail_modifier and not self.modifier_ok(inner, tail_modifier):
+            self.problem(f"The modifier :{tail_modifier[:40]} is not supported on {tail_name}.")
+            return None
+        return Criterion(
+            tail_name, inner.type, inner, tail_modifier or None, tuple(raw_values), Chain(target_type, param)
+        )
+
+    def sort(self, raw: str) -> list[SortKey]:
+        keys = []
+        for item in raw.split(","):
+            descending = item.startswith("-")
+            name = item[1:] if descending else item
+            if name in ("_id", "_lastUpdated"):
+                keys.append(SortKey(name, "token" if name == "_id" else "date", None, descending))
+                continue
+            param = self.params.get(name)
+            if param is None or param.type not in ("string", "token", "date", "number", "quantity", "uri"):
+                self.problem(f"Cannot sort by {name[:80]!r}.")
+                continue
+            keys.append(SortKey(name, param.type, param, descending))
+        return keys
+
+    def include(self, raw: str, reverse: bool) -> Include | None:
+        parts = raw.split(":")
+        if len(parts) not in (2, 3) or parts[1] == "*":
+            self.problem(f"_include and _revinclude take Type:param[:TargetType], got {raw[:80]!r}.")
+            return None
+        source_type, name = parts[0], parts[1]
+        target_type = parts[2] if len(parts) == 3 else None
+        if not is_resource_type(source_type) or (not reverse and source_type != self.resource_type):
+            self.problem(f"Cannot include through {raw[:80]!r}.")
+            return None
+        param = indexed_params(source_type).get(name)
+        if param is None or param.type != "reference" or (target_type and target_type not in param.targets):
+            self.problem(f"{raw[:80]!r} does not name a reference parameter.")
+            return None
+        if reverse and self.resource_type not in param.targets and "Resource" not in param.targets:
+            self.problem(f"{raw[:80]!r} cannot point at {self.resource_type}.")
+            return None
+        return Include(source_type, param, target_type)
+
+
+def parse_search(resource_type: str, args: list[tuple[str, str]], *, lenient: bool) -> SearchQuery:
+    """Turn the (name, value) pairs of a search into a ``SearchQuery``."""
+    parser = _Parser(resource_type, lenient)
+    criteria: list[Criterion] = []
+    sort: list[SortKey] = []
+    includes: list[Include] = []
+    revincludes: list[Include] = []
+    elements: list[str] = []
+    count, total, summary_count = DEFAULT_COUNT, "accurate", False
+    value_count = 0
+    for key, raw in args:
+        if key in CONTROL:
+            if key == "_count":
+                count = _count(raw)
+            elif key == "_sort":
+                sort.extend(parser.sort(raw))
+            elif key == "_total":
+                if raw not in ("none", "estimate", "accurate"):
+                    parser.problem("_total takes none, estimate or accurate.")
+                total = "none" if raw == "none" else "accurate"
+            elif key == "_summary":
+                if raw == "count":
+                    summary_count = True
+                elif raw != "false":
+                    parser.problem("Only _summary=count and _summary=false are supported.")
+            elif key == "_elements":
+                elements.extend(e.strip() for e in raw.split(",") if e.strip())
+            elif key in ("_include", "_revinclude"):
+                include = parser.include(raw, reverse=key == "_revinclude")
+                if include:
+                    (revincludes if key == "_revinclude" else includes).append(include)
+            continue
+        values = _split_values(raw)
+        value_count += len(values)
+        if value_count > MAX_VALUES:
+            raise FhirError.invalid(f"A search may carry at most {MAX_VALUES} values.")
+        criterion = parser.criterion(key, values)
+        if criterion is not None:
+            criteria.append(criterion)
+    return SearchQuery(
+        resource_type,
+        tuple(criteria),
+        tuple(sort),
+        count,
+        total,
+        summary_count,
+        tuple(elements),
+        tuple(includes),
+        tuple(revincludes),
+        tuple(parser.ignored),
+    )

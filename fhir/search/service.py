@@ -1,0 +1,263 @@
+"""Running a search: matches, totals, includes, paging links, the searchset Bundle."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode
+
+import orjson
+from sqlalchemy import false, func, select, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from app.timeutil import as_utc
+from fhir.bundle_builder import bundle_text, resource_entry
+from fhir.errors import FhirError, Issue, operation_outcome
+from fhir.search.builder import Restriction, SearchBuilder
+from fhir.search.cursor import decode_cursor, encode_cursor
+from fhir.search.request import SearchQuery, parse_search
+from fhir.storage import tables
+from fhir.storage.repository import StoredResource
+
+STATEMENT_TIMEOUT_MS = 10_000
+DEFAULT_EVERYTHING_COUNT = 100
+MAX_EVERYTHING_COUNT = 1000
+MAX_INCLUDED = 1000
+SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
+
+
+@dataclass(frozen=True)
+class SearchContext:
+    """Who searches where: the hospital, the client (for cursors) and the access narrowing."""
+
+    session: Session
+    hospital_id: str
+    client_id: str
+    base_url: str
+    restrict: Restriction | None = None
+
+
+def _snapshot(ctx: SearchContext) -> int:
+    h = tables.history.c
+    return ctx.session.execute(select(func.max(h.seq)).where(h.hospital_id == ctx.hospital_id)).scalar() or 0
+
+
+def _limit_statement_time(ctx: SearchContext) -> None:
+    if ctx.session.get_bind().dialect.name == "postgresql":
+        ctx.session.execute(text(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}"))
+
+
+def _stored(resource_type: str, row) -> StoredResource:
+    return StoredResource(resource_type, row.id, row.version_id, as_utc(row.last_updated), False, row.content)
+
+
+def _subset(stored: StoredResource, elements: tuple[str, ...]) -> StoredResource:
+    """``_elements``: keep the named top-level elements (and the mandatory ones)."""
+    resource = orjson.loads(stored.content)
+    keep = {"resourceType", "id", "meta", *elements}
+    subset = {key: value for key, value in resource.items() if key in keep}
+    meta = dict(subset.get("meta") or {})
+    meta["tag"] = [*meta.get("tag", []), SUBSETTED]
+    subset["meta"] = meta
+    return StoredResource(
+        stored.resource_type,
+        stored.id,
+        stored.version_id,
+        stored.last_updated,
+        False,
+        orjson.dumps(subset).decode(),
+    )
+
+
+def _included(
+    ctx: SearchContext, builder: SearchBuilder, query: SearchQuery, ids: list[str]
+) -> list[StoredResource]:
+    if not ids:
+        return []
+    ref = tables.idx_reference.c
+    r = tables.resources.c
+    found: dict[tuple[str, str], StoredResource] = {}
+    for include in query.includes:
+        targets = select(ref.target_type, ref.target_id).where(
+            ref.hospital_id == ctx.hospital_id,
+            ref.resource_type == include.source_type,
+            ref.param == include.param.code,
+            ref.resource_id.in_(ids),
+            ref.target_id.isnot(None),
+        )
+        if include.target_type:
+            targets = targets.where(ref.target_type == include.target_type)
+        by_type: dict[str, set[str]] = defaultdict(set)
+        for target_type, target_id in ctx.session.execute(targets.distinct().limit(MAX_INCLUDED)):
+            by_type[target_type].add(target_id)
+        for target_type, target_ids in by_type.items():
+            _fetch_into(ctx, builder, found, target_type, r.id.in_(sorted(target_ids)))
+    for include in query.revincludes:
+        sources = select(ref.resource_id).where(
+            ref.hospital_id == ctx.hospital_id,
+            ref.resource_type == include.source_type,
+            ref.param == include.param.code,
+            ref.target_type == query.resource_type,
+            ref.target_id.in_(ids),
+        )
+        _fetch_into(ctx, builder, found, include.source_type, r.id.in_(sources))
+    return list(found.values())
+
+
+def _fetch_into(ctx, builder: SearchBuilder, found: dict, resource_type: str, condition) -> None:
+    r = tables.resources.c
+    rows = ctx.session.execute(
+        select(r.id, r.version_id, r.last_updated, r.content)
+        .where(
+            r.hospital_id == ctx.hospital_id,
+            r.resource_type == resource_type,
+            r.deleted == false(),
+            condition,
+            *builder.restriction(resource_type, r.id),
+        )
+        .limit(MAX_INCLUDED)
+    )
+    for row in rows:
+        found.setdefault((resource_type, row.id), _stored(resource_type, row))
+
+
+def search(ctx: SearchContext, resource_type: str, args: list[tuple[str, str]], *, lenient: bool) -> str:
+    """FHIR R4B search.html: the searchset Bundle for ``args`` (or the page a cursor names)."""
+    cursor = [value for key, value in args if key == "_cursor"]
+    if cursor:
+        state = decode_cursor(cursor[-1], hospital_id=ctx.hospital_id, client_id=ctx.client_id)
+        if state.get("t") != resource_type:
+            raise FhirError.invalid("The paging cursor belongs to another resource type.")
+        args, offset, snapshot = [tuple(pair) for pair in state["q"]], int(state["o"]), int(state["s"])
+    else:
+        offset, snapshot = 0, None
+    query = parse_search(resource_type, args, lenient=lenient)
+    builder = SearchBuilder(ctx.hospital_id, ctx.base_url, ctx.restrict)
+    _limit_statement_time(ctx)
+    if snapshot is None:
+        snapshot = _snapshot(ctx)
+    try:
+        total = None
+        rows = []
+        if not query.summary_count and query.count > 0:
+            rows = list(ctx.session.execute(builder.page(query, offset=offset, snapshot=snapshot)))
+        if query.summary_count or (
+            query.total == "accurate" and not (offset == 0 and len(rows) < query.count)
+        ):
+            total = ctx.session.execute(builder.count(query, snapshot)).scalar_one()
+        elif offset == 0 and len(rows) < query.count:
+            total = len(rows)
+        matches = [_stored(resource_type, row) for row in rows]
+        included = _included(ctx, builder, query, [m.id for m in matches])
+    except OperationalError as error:
+        if "canceling statement" in str(error.orig):
+            raise FhirError.simple(400, "too-costly", "The search took too long; narrow it down.") from None
+        raise
+
+    if query.elements:
+        matches = [_subset(m, query.elements) for m in matches]
+    base = ctx.base_url
+    entries = [resource_entry(base, m, "match") for m in matches]
+    entries += [resource_entry(base, i, "include") for i in included]
+    if query.ignored:
+        outcome = operation_outcome(
+            [Issue("not-supported", note, severity="warning") for note in query.ignored]
+        )
+        entries.append('{"resource":' + orjson.dumps(outcome).decode() + ',"search":{"mode":"outcome"}}')
+
+    def page_url(page_offset: int) -> str:
+        state = {"h": ctx.hospital_id, "c": ctx.client_id, "t": resource_type, "q": args}
+        state.update(o=page_offset, s=snapshot)
+        return f"{base}/{resource_type}?{urlencode({'_cursor': encode_cursor(state)})}"
+
+    links = [
+        {"relation": "self", "url": page_url(offset) if cursor else _self_url(base, resource_type, args)}
+    ]
+    if query.count and len(rows) == query.count and (total is None or offset + query.count < total):
+        links.append({"relation": "next", "url": page_url(offset + query.count)})
+    if offset > 0 and query.count:
+        links.append({"relation": "previous", "url": page_url(max(0, offset - query.count))})
+    return bundle_text("searchset", entries, total=total, links=links)
+
+
+def _self_url(base: str, resource_type: str, args: list[tuple[str, str]]) -> str:
+    query = urlencode(args)
+    return f"{base}/{resource_type}" + (f"?{query}" if query else "")
+
+
+def find_ids(ctx: SearchContext, resource_type: str, criteria: str, limit: int) -> list[str]:
+    """The ids matching conditional criteria (http.html#ccreate): strict, no paging."""
+    args = parse_qsl(criteria, keep_blank_values=True)
+    if not args or any(key.startswith("_") and key not in ("_id", "_lastUpdated") for key, _ in args):
+        raise FhirError.invalid(f"Conditional criteria must be search parameters, got {criteria[:100]!r}.")
+    query = parse_search(resource_type, [*args, ("_count", str(limit))], lenient=False)
+    builder = SearchBuilder(ctx.hospital_id, ctx.base_url, ctx.restrict)
+    rows = ctx.session.execute(builder.page(query, offset=0, snapshot=None))
+    return [row.id for row in rows]
+
+
+def everything(ctx: SearchContext, patient_id: str, args: list[tuple[str, str]]) -> str:
+    """Patient/$everything: the Patient and every resource in its compartment, paged."""
+    cursor = [value for key, value in args if key == "_cursor"]
+    count = DEFAULT_EVERYTHING_COUNT
+    offset, snapshot = 0, None
+    if cursor:
+        state = decode_cursor(cursor[-1], hospital_id=ctx.hospital_id, client_id=ctx.client_id)
+        if state.get("t") != f"Patient/{patient_id}/$everything":
+            raise FhirError.invalid("The paging cursor belongs to another request.")
+        offset, snapshot, count = int(state["o"]), int(state["s"]), int(state["n"])
+    else:
+        raw = [value for key, value in args if key == "_count"]
+        if raw:
+            count = max(1, min(int(raw[-1]) if raw[-1].isdigit() else count, MAX_EVERYTHING_COUNT))
+        snapshot = _snapshot(ctx)
+    r = tables.resources.c
+    builder = SearchBuilder(ctx.hospital_id, ctx.base_url, ctx.restrict)
+    patient = ctx.session.execute(
+        select(r.id).where(
+            r.hospital_id == ctx.hospital_id,
+            r.resource_type == "Patient",
+            r.id == patient_id,
+            r.deleted == false(),
+            *builder.restriction("Patient", r.id),
+        )
+    ).first()
+    if patient is None:
+        raise FhirError.not_found(f"Patient/{patient_id} is not known.")
+    comp = tables.compartments.c
+    members = (
+        select(r.resource_type, r.id, r.version_id, r.last_updated, r.content)
+        .join(
+            tables.compartments,
+            (comp.hospital_id == r.hospital_id)
+            & (comp.resource_type == r.resource_type)
+            & (comp.resource_id == r.id),
+        )
+        .where(
+            comp.hospital_id == ctx.hospital_id,
+            comp.patient_id == patient_id,
+            r.deleted == false(),
+            r.created_seq <= snapshot,
+        )
+        .order_by(r.resource_type, r.id)
+        .limit(count)
+        .offset(offset)
+    )
+    rows = list(ctx.session.execute(members))
+    entries = [resource_entry(ctx.base_url, _stored(row.resource_type, row), "match") for row in rows]
+    state = {"h": ctx.hospital_id, "c": ctx.client_id, "t": f"Patient/{patient_id}/$everything"}
+    state.update(n=count, s=snapshot)
+    url = f"{ctx.base_url}/Patient/{patient_id}/$everything"
+    links = [{"relation": "self", "url": url}]
+    if len(rows) == count:
+        links.append(
+            {
+                "relation": "next",
+                "url": f"{url}?{urlencode({'_cursor': encode_cursor({**state, 'o': offset + count})})}",
+            }
+        )
+    if offset:
+        previous = encode_cursor({**state, "o": max(0, offset - count)})
+        links.append({"relation": "previous", "url": f"{url}?{urlencode({'_cursor': previous})}"})
+    return bundle_text("searchset", entries, links=links)

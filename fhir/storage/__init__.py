@@ -1,0 +1,1 @@
+"""FHIR resource storage: tables, the repository interface and its SQL implementation."""

@@ -1,0 +1,69 @@
+"""The repository interface every FHIR interaction is written against.
+
+A repository is already scoped to one hospital when the views get it; the interactions
+never see tokens or scopes (access control narrows the repository, not the handlers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+
+def format_instant(moment: datetime) -> str:
+    """FHIR ``instant`` with microseconds, in UTC."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class StoredResource:
+    resource_type: str
+    id: str
+    version_id: int
+    last_updated: datetime
+    deleted: bool
+    content: str | None  # the exact JSON text served; None for a deletion
+
+    @property
+    def etag(self) -> str:
+        return f'W/"{self.version_id}"'
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    seq: int
+    resource: StoredResource
+    method: str  # POST, PUT, PATCH or DELETE
+
+
+class Repository(Protocol):
+    hospital_id: str
+
+    def read(self, resource_type: str, resource_id: str) -> StoredResource: ...
+
+    def vread(self, resource_type: str, resource_id: str, version_id: int) -> StoredResource: ...
+
+    def create(self, resource: dict, *, method: str = "POST") -> StoredResource: ...
+
+    def update(
+        self,
+        resource_type: str,
+        resource_id: str,
+        resource: dict,
+        *,
+        if_match: int | None = None,
+        method: str = "PUT",
+    ) -> tuple[StoredResource, bool]: ...
+
+    def delete(self, resource_type: str, resource_id: str) -> StoredResource | None: ...
+
+    def history(
+        self,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+        *,
+        since: datetime | None = None,
+        before_seq: int | None = None,
+        count: int = 20,
+    ) -> list[HistoryEntry]: ...

@@ -1,0 +1,186 @@
+"""Tables of the FHIR store.
+
+``fhir_resources`` holds the current version of every resource as the exact JSON text we
+serve, so a read is one primary-key lookup and no re-serialization. ``fhir_history`` keeps
+every version. Search goes through the ``fhir_idx_*`` index tables, written in the same
+transaction as the resource; each is keyed for its lookups by
+``(hospital_id, resource_type, param, value...)``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from app.extensions import db
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
+SEQUENCE = BigInteger().with_variant(Integer, "sqlite")
+
+metadata = db.metadata
+
+
+def _owner_columns() -> list[Column]:
+    return [
+        Column("hospital_id", String(40), nullable=False),
+        Column("resource_type", String(64), nullable=False),
+        Column("resource_id", String(64), nullable=False),
+    ]
+
+
+resources = Table(
+    "fhir_resources",
+    metadata,
+    Column("hospital_id", String(40), ForeignKey("hospitals.id", ondelete="CASCADE"), primary_key=True),
+    Column("resource_type", String(64), primary_key=True),
+    Column("id", String(64), primary_key=True),
+    Column("version_id", Integer, nullable=False),
+    Column("last_updated", DateTime(timezone=True), nullable=False),
+    Column("deleted", Boolean, nullable=False, default=False),
+    # The history row that created the resource: paging cursors hide newer resources.
+    Column("created_seq", SEQUENCE, nullable=False),
+    Column("content", Text, nullable=True),
+    Index("ix_fhir_resources_type_updated", "hospital_id", "resource_type", "last_updated"),
+)
+
+history = Table(
+    "fhir_history",
+    metadata,
+    Column("seq", SEQUENCE, primary_key=True, autoincrement=True),
+    Column("hospital_id", String(40), ForeignKey("hospitals.id", ondelete="CASCADE"), nullable=False),
+    Column("resource_type", String(64), nullable=False),
+    Column("id", String(64), nullable=False),
+    Column("version_id", Integer, nullable=False),
+    Column("last_updated", DateTime(timezone=True), nullable=False),
+    Column("method", String(6), nullable=False),
+    Column("content", Text, nullable=True),
+    UniqueConstraint("hospital_id", "resource_type", "id", "version_id", name="uq_fhir_history_version"),
+    Index("ix_fhir_history_hospital_seq", "hospital_id", "seq"),
+    Index("ix_fhir_history_type_seq", "hospital_id", "resource_type", "seq"),
+)
+
+# One row per conditional create: the unique key makes parallel conditional creates with
+# the same criteria produce at most one resource.
+conditional_keys = Table(
+    "fhir_conditional_keys",
+    metadata,
+    Column("hospital_id", String(40), ForeignKey("hospitals.id", ondelete="CASCADE"), primary_key=True),
+    Column("resource_type", String(64), primary_key=True),
+    Column("criteria_hash", String(64), primary_key=True),
+    Column("resource_id", String(64), nullable=False),
+)
+
+idx_string = Table(
+    "fhir_idx_string",
+    metadata,
+    *_owner_columns(),
+    Column("param", String(100), nullable=False),
+    Column("value", String(200), nullable=False),
+    Column("exact", String(200), nullable=False),
+    Index("ix_fhir_idx_string_lookup", "hospital_id", "resource_type", "param", "value"),
+    Index("ix_fhir_idx_string_owner", "hospital_id", "resource_type", "resource_id"),
+)
+
+idx_token = Table(
+    "fhir_idx_token",
+    metadata,
+    *_owner_columns(),
+    Column("param", String(100), nullable=False),
+    Column("system", String(256), nullable=True),
+    Column("code", String(256), nullable=True),
+    Column("text", String(256), nullable=True),
+    Index("ix_fhir_idx_token_lookup", "hospital_id", "resource_type", "param", "code", "system"),
+    Index("ix_fhir_idx_token_owner", "hospital_id", "resource_type", "resource_id"),
+)
+
+idx_reference = Table(
+    "fhir_idx_reference",
+    metadata,
+    *_owner_columns(),
+    Column("param", String(100), nullable=False),
+    Column("target_type", String(64), nullable=True),
+    Column("target_id", String(64), nullable=True),
+    Column("reference", String(512), nullable=False),
+    Index("ix_fhir_idx_reference_lookup", "hospital_id", "resource_type", "param", "target_id"),
+    Index("ix_fhir_idx_reference_target", "hospital_id", "target_type", "target_id"),
+    Index("ix_fhir_idx_reference_owner", "hospital_id", "resource_type", "resource_id"),
+)
+
+idx_date = Table(
+    "fhir_idx_date",
+    metadata,
+    *_owner_columns(),
+    Column("param", String(100), nullable=False),
+    Column("low", DateTime(timezone=True), nullable=False),
+    Column("high", DateTime(timezone=True), nullable=False),
+    Index("ix_fhir_idx_date_lookup", "hospital_id", "resource_type", "param", "low", "high"),
+    Index("ix_fhir_idx_date_owner", "hospital_id", "resource_type", "resource_id"),
+)
+
+idx_number = Table(
+    "fhir_idx_number",
+    metadata,
+    *_owner_columns(),
+    Column("param", String(100), nullable=False),
+    Column("low", Numeric(36, 12), nullable=False),
+    Column("high", Numeric(36, 12), nullable=False),
+    Index("ix_fhir_idx_number_lookup", "hospital_id", "resource_type", "param", "low"),
+    Index("ix_fhir_idx_number_owner", "hospital_id", "resource_type", "resource_id"),
+)
+
+idx_quantity = Table(
+    "fhir_idx_quantity",
+    metadata,
+    *_owner_columns(),
+    Column("param", String(100), nullable=False),
+    Column("low", Numeric(36, 12), nullable=False),
+    Column("high", Numeric(36, 12), nullable=False),
+    Column("system", String(256), nullable=True),
+    Column("code", String(256), nullable=True),
+    Column("unit", String(256), nullable=True),
+    Index("ix_fhir_idx_quantity_lookup", "hospital_id", "resource_type", "param", "code", "low"),
+    Index("ix_fhir_idx_quantity_owner", "hospital_id", "resource_type", "resource_id"),
+)
+
+idx_uri = Table(
+    "fhir_idx_uri",
+    metadata,
+    *_owner_columns(),
+    Column("param", String(100), nullable=False),
+    Column("value", String(512), nullable=False),
+    Index("ix_fhir_idx_uri_lookup", "hospital_id", "resource_type", "param", "value"),
+    Index("ix_fhir_idx_uri_owner", "hospital_id", "resource_type", "resource_id"),
+)
+
+# Which patients' compartments (FHIR patient CompartmentDefinition) hold each resource.
+compartments = Table(
+    "fhir_compartments",
+    metadata,
+    Column("hospital_id", String(40), primary_key=True),
+    Column("patient_id", String(64), primary_key=True),
+    Column("resource_type", String(64), primary_key=True),
+    Column("resource_id", String(64), primary_key=True),
+    Index("ix_fhir_compartments_owner", "hospital_id", "resource_type", "resource_id"),
+)
+
+INDEX_TABLES = {
+    "string": idx_string,
+    "token": idx_token,
+    "reference": idx_reference,
+    "date": idx_date,
+    "number": idx_number,
+    "quantity": idx_quantity,
+    "uri": idx_uri,
+}

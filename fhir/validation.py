@@ -1,0 +1,93 @@
+"""Validation of incoming resources with ``fhir.resources.R4B`` (FHIR R4B 4.3.0).
+
+A failed validation names the element in FHIRPath form (``Patient.birthDate``) so the
+client knows what to fix; nothing is stored.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from pydantic import ValidationError
+
+from fhir.errors import FhirError, Issue
+from fhir.resources.R4B import get_fhir_model_class
+
+MAX_DEPTH = 64
+_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.")
+
+
+@cache
+def model_class(resource_type: str):
+    """The R4B model class of a resource type, or None when R4B has no such resource."""
+    if not resource_type.isascii() or not resource_type.isalpha() or not resource_type[:1].isupper():
+        return None
+    try:
+        cls = get_fhir_model_class(resource_type)
+    except (KeyError, ValueError, AttributeError, ImportError):
+        return None
+    # Only resources, not data types such as HumanName.
+    return cls if "resourceType" in getattr(cls, "model_fields", {}) or _is_resource(cls) else None
+
+
+def _is_resource(cls) -> bool:
+    return any(base.__name__ in ("Resource", "DomainResource") for base in cls.__mro__)
+
+
+def is_resource_type(resource_type: str) -> bool:
+    return model_class(resource_type) is not None
+
+
+def valid_id(value: object) -> bool:
+    return isinstance(value, str) and 1 <= len(value) <= 64 and set(value) <= _ID_CHARS
+
+
+def _depth_ok(value, depth: int = 0) -> bool:
+    if depth > MAX_DEPTH:
+        return False
+    if isinstance(value, dict):
+        return all(_depth_ok(v, depth + 1) for v in value.values())
+    if isinstance(value, list):
+        return all(_depth_ok(v, depth + 1) for v in value)
+    return True
+
+
+def _element_path(resource_type: str, loc: tuple) -> str:
+    path = resource_type
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif isinstance(part, str) and not part.startswith(("function-", "union[", "list[", "json-")):
+            path += f".{part}"
+    return path
+
+
+def validate_resource(resource: object, expected_type: str | None = None) -> dict:
+    """Check that ``resource`` is a valid R4B resource (of ``expected_type``); return it."""
+    if not isinstance(resource, dict):
+        raise FhirError.invalid("The body must be a FHIR resource (a JSON object).")
+    resource_type = resource.get("resourceType")
+    if not isinstance(resource_type, str):
+        raise FhirError.invalid("The resource has no resourceType.", ["resourceType"])
+    if expected_type and resource_type != expected_type:
+        raise FhirError.invalid(
+            f"The resource is a {resource_type[:64]}, but the URL names {expected_type}.", ["resourceType"]
+        )
+    cls = model_class(resource_type)
+    if cls is None:
+        raise FhirError.not_supported(f"Unknown resource type {resource_type[:64]!r}.")
+    if not _depth_ok(resource):
+        raise FhirError.invalid(f"The resource is nested deeper than {MAX_DEPTH} levels.")
+    if "id" in resource and not valid_id(resource["id"]):
+        raise FhirError.invalid("The id is not a valid FHIR id.", [f"{resource_type}.id"])
+    try:
+        cls.model_validate(resource)
+    except ValidationError as error:
+        issues = []
+        for detail in error.errors()[:20]:
+            path = _element_path(resource_type, detail.get("loc", ()))
+            issues.append(Issue("structure", f"{path}: {detail.get('msg', 'invalid')}", expression=[path]))
+        raise FhirError(400, issues) from None
+    except (ValueError, TypeError) as error:
+        raise FhirError.invalid(f"The resource is not valid {resource_type}: {str(error)[:300]}") from None
+    return resource

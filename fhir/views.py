@@ -1,0 +1,217 @@
+"""The FHIR REST routes under ``/fhir/<hospital>``: parse, call one function, render."""
+
+from __future__ import annotations
+
+from flask import Blueprint, g, request
+
+from app.extensions import db
+from app.models import Hospital
+from fhir import interactions
+from fhir.access import current_principal, repository_for
+from fhir.bundle_builder import bundle_text, history_entry
+from fhir.bundles import process_bundle
+from fhir.capability import capability_statement
+from fhir.conditional import conditional_create, conditional_delete, conditional_update
+from fhir.errors import FhirError
+from fhir.http import (
+    PATCH_TYPE,
+    _response,
+    base_url,
+    check_format,
+    json_body,
+    json_response,
+    resource_response,
+)
+from fhir.validation import is_resource_type
+
+bp = Blueprint("fhir", __name__, url_prefix="/fhir/<hospital_id>")
+
+HISTORY_MAX_COUNT = 1000
+
+
+@bp.url_value_preprocessor
+def _pull_hospital(endpoint, values):
+    g.hospital_id = values.pop("hospital_id")
+
+
+@bp.before_request
+def _check_hospital_and_format():
+    hospital_id = g.hospital_id
+    if len(hospital_id) > 40 or db.session.get(Hospital, hospital_id) is None:
+        raise FhirError.not_found(f"No FHIR server at /fhir/{hospital_id[:40]}.")
+    check_format()
+
+
+def _repo():
+    return repository_for(current_principal(g.hospital_id))
+
+
+def _type(resource_type: str) -> str:
+    if not is_resource_type(resource_type):
+        raise FhirError.not_found(f"Unknown resource type {resource_type[:64]!r}.")
+    return resource_type
+
+
+@bp.get("/<resource_type>/<resource_id>")
+def read(resource_type, resource_id):
+    return resource_response(interactions.read(_repo(), _type(resource_type), resource_id), g.hospital_id)
+
+
+@bp.get("/<resource_type>/<resource_id>/_history/<version>")
+def vread(resource_type, resource_id, version):
+    stored = interactions.vread(_repo(), _type(resource_type), resource_id, version)
+    return resource_response(stored, g.hospital_id)
+
+
+def _lenient() -> bool:
+    return "handling=lenient" in request.headers.get("Prefer", "")
+
+
+def _search_response(resource_type: str, args: list[tuple[str, str]]):
+    text = _repo().search(_type(resource_type), args, lenient=_lenient())
+    return _response(text, 200)
+
+
+@bp.get("/<resource_type>")
+def search(resource_type):
+    """FHIR R4B search.html#search: GET [base]/[type]?params."""
+    return _search_response(resource_type, list(request.args.items(multi=True)))
+
+
+@bp.post("/<resource_type>/_search")
+def search_post(resource_type):
+    """POST [base]/[type]/_search with form-encoded parameters (and any in the URL)."""
+    if request.mimetype != "application/x-www-form-urlencoded" and request.get_data():
+        raise FhirError.not_supported("POST _search takes application/x-www-form-urlencoded.", status=415)
+    args = list(request.args.items(multi=True)) + list(request.form.items(multi=True))
+    return _search_response(resource_type, args)
+
+
+@bp.post("/<resource_type>")
+def create(resource_type):
+    repo = _repo()
+    criteria = request.headers.get("If-None-Exist")
+    if criteria:
+        stored, created = conditional_create(repo, _type(resource_type), json_body(), criteria.lstrip("?"))
+    else:
+        stored, created = interactions.create(repo, _type(resource_type), json_body()), True
+    db.session.commit()
+    return resource_response(stored, g.hospital_id, 201 if created else 200, location=created)
+
+
+@bp.put("/<resource_type>")
+def conditional_update_route(resource_type):
+    repo = _repo()
+    criteria = request.query_string.decode("utf-8", "replace")
+    if not criteria:
+        raise FhirError.invalid("PUT to a type needs search criteria (conditional update).")
+    stored, created = conditional_update(
+        repo, _type(resource_type), criteria, json_body(), request.headers.get("If-Match")
+    )
+    db.session.commit()
+    return resource_response(stored, g.hospital_id, 201 if created else 200, location=True)
+
+
+@bp.delete("/<resource_type>")
+def conditional_delete_route(resource_type):
+    repo = _repo()
+    criteria = request.query_string.decode("utf-8", "replace")
+    if not criteria:
+        raise FhirError.invalid("DELETE on a type needs search criteria (conditional delete).")
+    stored = conditional_delete(repo, _type(resource_type), criteria)
+    db.session.commit()
+    return _response(b"", 204, {"ETag": stored.etag} if stored else {})
+
+
+@bp.post("")
+@bp.post("/")
+def batch_or_transaction():
+    """FHIR R4B http.html#transaction: POST a batch or transaction Bundle to the base."""
+    repo = _repo()
+    body = json_body()
+    with_body = "return=minimal" not in request.headers.get("Prefer", "")
+    result = process_bundle(
+        repo,
+        body,
+        base_url(g.hospital_id),
+        lambda resource_type, args: repo.search(resource_type, args, lenient=_lenient()),
+        with_body=with_body,
+    )
+    db.session.commit()
+    return json_response(result, 200)
+
+
+@bp.get("/Patient/<patient_id>/$everything")
+def everything(patient_id):
+    """FHIR R4B patient-operation-everything: the patient and their compartment."""
+    interactions.check_id(patient_id)
+    return _response(_repo().everything(patient_id, list(request.args.items(multi=True))), 200)
+
+
+@bp.get("/metadata")
+def metadata():
+    """The CapabilityStatement, no token needed (FHIR R4B http.html#capabilities)."""
+    return json_response(capability_statement(g.hospital_id))
+
+
+@bp.put("/<resource_type>/<resource_id>")
+def update(resource_type, resource_id):
+    repo = _repo()
+    stored, created = interactions.update(
+        repo, _type(resource_type), resource_id, json_body(), request.headers.get("If-Match")
+    )
+    db.session.commit()
+    return resource_response(stored, g.hospital_id, 201 if created else 200, location=True)
+
+
+@bp.patch("/<resource_type>/<resource_id>")
+def patch(resource_type, resource_id):
+    repo = _repo()
+    stored = interactions.patch(
+        repo, _type(resource_type), resource_id, json_body((PATCH_TYPE,)), request.headers.get("If-Match")
+    )
+    db.session.commit()
+    return resource_response(stored, g.hospital_id, 200, location=True)
+
+
+@bp.delete("/<resource_type>/<resource_id>")
+def delete(resource_type, resource_id):
+    repo = _repo()
+    stored = interactions.delete(repo, _type(resource_type), resource_id)
+    db.session.commit()
+    headers = {"ETag": stored.etag} if stored else {}
+    return _response(b"", 204, headers)
+
+
+def _history_response(resource_type=None, resource_id=None):
+    repo = _repo()
+    count = _count_param(default=50, maximum=HISTORY_MAX_COUNT)
+    entries = repo.history(resource_type, resource_id, count=count)
+    base = base_url(g.hospital_id)
+    links = [{"relation": "self", "url": request.url}]
+    return _response(bundle_text("history", [history_entry(base, e) for e in entries], links=links), 200)
+
+
+def _count_param(default: int, maximum: int) -> int:
+    raw = request.args.get("_count")
+    if raw is None:
+        return default
+    if not raw.isdigit():
+        raise FhirError.invalid("_count must be a whole number.")
+    return max(0, min(int(raw), maximum))
+
+
+@bp.get("/_history")
+def hospital_history():
+    return _history_response()
+
+
+@bp.get("/<resource_type>/_history")
+def type_history(resource_type):
+    return _history_response(_type(resource_type))
+
+
+@bp.get("/<resource_type>/<resource_id>/_history")
+def instance_history(resource_type, resource_id):
+    interactions.check_id(resource_id)
+    return _history_response(_type(resource_type), resource_id)

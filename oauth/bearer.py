@@ -1,0 +1,58 @@
+"""Bearer tokens at the resource server (RFC 6750 §2.1): who is calling, and for whom."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from oauth.audience import hospital_for_resource
+from oauth.jws import JwsError
+from oauth.tokens import decode_access_token, token_client_if_active
+
+MAX_HEADER_LENGTH = 8192
+
+
+class InvalidTokenError(Exception):
+    """RFC 6750 §3.1 ``invalid_token``; the message is safe to show the caller."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The verified caller behind an access token."""
+
+    client_id: str
+    kind: str
+    hospital_id: str
+    patient_id: str | None
+    scopes: tuple[str, ...]
+    jti: str
+    expires_at: int
+
+
+def authenticate_bearer(authorization: str | None, hospital_id: str) -> Principal:
+    """Verify the ``Authorization: Bearer`` header for a request to ``hospital_id``'s API."""
+    if not authorization:
+        raise InvalidTokenError("An access token is required (Authorization: Bearer ...).")
+    if len(authorization) > MAX_HEADER_LENGTH:
+        raise InvalidTokenError("The Authorization header is too long.")
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        raise InvalidTokenError("Use the Bearer scheme: Authorization: Bearer <token>.")
+    try:
+        claims = decode_access_token(token)
+    except JwsError as error:
+        raise InvalidTokenError(f"The access token is invalid: {error}.") from None
+    if hospital_for_resource(claims["aud"]) != hospital_id:
+        raise InvalidTokenError("The access token was issued for another FHIR server.")
+    client = token_client_if_active(claims)
+    if client is None:
+        raise InvalidTokenError("The access token has expired or was revoked.")
+    return Principal(
+        client_id=client.client_id,
+        kind=client.kind,
+        hospital_id=hospital_id,
+        patient_id=claims.get("patient"),
+        scopes=tuple(claims["scope"].split()),
+        jti=claims["jti"],
+        expires_at=claims["exp"],
+    )

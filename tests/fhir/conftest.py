@@ -1,0 +1,71 @@
+"""FHIR fixtures: a hospital with a full-access system token, and a client helper."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from tests.conftest import BASE_URL
+
+FHIR_JSON = "application/fhir+json"
+
+
+class FhirClient:
+    """A test client bound to one hospital's FHIR base with a bearer token."""
+
+    def __init__(self, client, hospital: str, token: str):
+        self.client = client
+        self.hospital = hospital
+        self.token = token
+        self.base = f"/fhir/{hospital}"
+        self.base_url = f"{BASE_URL}{self.base}"
+
+    def headers(self, extra: dict | None = None) -> dict:
+        return {"Authorization": f"Bearer {self.token}", **(extra or {})}
+
+    def get(self, path: str, **kwargs):
+        headers = self.headers(kwargs.pop("headers", None))
+        return self.client.get(self.base + path, headers=headers, **kwargs)
+
+    def post(self, path: str, body=None, *, content_type: str = FHIR_JSON, **kwargs):
+        headers = self.headers(kwargs.pop("headers", None))
+        data = body if isinstance(body, str | bytes) else orjson.dumps(body)
+        return self.client.post(self.base + path, data=data, content_type=content_type, headers=headers, **kwargs)
+
+    def put(self, path: str, body, **kwargs):
+        headers = self.headers(kwargs.pop("headers", None))
+        return self.client.put(self.base + path, data=orjson.dumps(body), content_type=FHIR_JSON, headers=headers, **kwargs)
+
+    def patch(self, path: str, operations, **kwargs):
+        headers = self.headers(kwargs.pop("headers", None))
+        return self.client.patch(
+            self.base + path,
+            data=orjson.dumps(operations),
+            content_type="application/json-patch+json",
+            headers=headers,
+            **kwargs,
+        )
+
+    def delete(self, path: str, **kwargs):
+        return self.client.delete(self.base + path, headers=self.headers(kwargs.pop("headers", None)), **kwargs)
+
+    def create(self, resource: dict) -> dict:
+        response = self.post(f"/{resource['resourceType']}", resource)
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()
+
+    def search(self, query: str) -> dict:
+        response = self.get(f"/{query}")
+        assert response.status_code == 200, response.get_json()
+        return response.get_json()
+
+    def ids(self, query: str, mode: str = "match") -> list[str]:
+        bundle = self.search(query)
+        return [e["resource"]["id"] for e in bundle.get("entry", []) if e.get("search", {}).get("mode") == mode]
+
+
+@pytest.fixture
+def fhir(client, make) -> FhirClient:
+    make.hospital("general")
+    cred = make.api_key("general", permissions=["system/*.cruds"])
+    return FhirClient(client, "general", cred.body["token"])
