@@ -6,6 +6,7 @@ from flask import g, request
 
 from app.extensions import db
 from fhir.errors import FhirError, Issue
+from fhir.http import base_url
 from fhir.storage.sql import SqlRepository
 from oauth import InvalidTokenError, Principal, authenticate_bearer
 
@@ -29,4 +30,9 @@ def current_principal(hospital_id: str) -> Principal:
 
 def repository_for(principal: Principal) -> SqlRepository:
     """The hospital's store as the caller may see it (deny by default across hospitals)."""
-    return SqlRepository(db.session, principal.hospital_id)
+    return SqlRepository(
+        db.session,
+        principal.hospital_id,
+        client_id=principal.client_id,
+        base_url=base_url(principal.hospital_id),
+    )

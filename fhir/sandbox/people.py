@@ -72,7 +72,11 @@ SITES = (
         CENTRAL,
         "312",
         15,
-        (("Chicago", ("60614", "60622", "60647")), ("Evanston", ("60201", "60202")), ("Oak Park", ("60301", "60302"))),
+        (
+            ("Chicago", ("60614", "60622", "60647")),
+            ("Evanston", ("60201", "60202")),
+            ("Oak Park", ("60301", "60302")),
+        ),
     ),
     Site(
         "Sandbox Desert Medical Center",
@@ -83,7 +87,11 @@ SITES = (
         ARIZONA,
         "602",
         15,
-        (("Phoenix", ("85004", "85016", "85021")), ("Tempe", ("85281", "85282")), ("Mesa", ("85201", "85203"))),
+        (
+            ("Phoenix", ("85004", "85016", "85021")),
+            ("Tempe", ("85281", "85282")),
+            ("Mesa", ("85201", "85203")),
+        ),
     ),
     Site(
         "Sandbox Harbor Medical Center",
@@ -94,7 +102,11 @@ SITES = (
         PACIFIC,
         "206",
         15,
-        (("Seattle", ("98103", "98105", "98122")), ("Bellevue", ("98004", "98005")), ("Tacoma", ("98403", "98405"))),
+        (
+            ("Seattle", ("98103", "98105", "98122")),
+            ("Bellevue", ("98004", "98005")),
+            ("Tacoma", ("98403", "98405")),
+        ),
     ),
 )
 SITE_WEIGHTS = tuple(site.weight for site in SITES)
@@ -210,7 +222,13 @@ def build_directory(seed: int, rng: random.Random) -> Directory:
                     "identifier": [{"system": NPI, "value": npi(rng)}],
                     "active": True,
                     "name": [
-                        {"use": "official", "family": family, "given": [given], "prefix": ["Dr."], "suffix": [degree[1]]}
+                        {
+                            "use": "official",
+                            "family": family,
+                            "given": [given],
+                            "prefix": ["Dr."],
+                            "suffix": [degree[1]],
+                        }
                     ],
                     "telecom": [
                         {"system": "phone", "value": phone(rng, site.area_code), "use": "work"},
@@ -258,7 +276,13 @@ def build_patient(rng: random.Random, seed: int, index: int, directory: Director
     birth = TODAY - timedelta(days=_age_years(rng) * 365 + rng.randint(0, 364))
     age = (TODAY - birth).days // 365
     origin = rng.choices(ORIGINS, ORIGIN_WEIGHTS)[0]
-    first_names = origin.female if gender == "female" else origin.male if gender == "male" else origin.female + origin.male
+    first_names = (
+        origin.female
+        if gender == "female"
+        else origin.male
+        if gender == "male"
+        else origin.female + origin.male
+    )
     given = [rng.choice(first_names)]
     if rng.random() < 0.35:
         given.append(rng.choice(first_names))
@@ -272,7 +296,9 @@ def build_patient(rng: random.Random, seed: int, index: int, directory: Director
     name: dict = {"use": "official", "family": family, "given": given}
     if age >= 18:
         name["prefix"] = ["Ms." if gender == "female" else "Mr." if gender == "male" else "Mx."]
-    telecom = [{"system": "phone", "value": phone(rng, site.area_code), "use": rng.choice(("home", "mobile"))}]
+    telecom = [
+        {"system": "phone", "value": phone(rng, site.area_code), "use": rng.choice(("home", "mobile"))}
+    ]
     if age >= 16 and rng.random() < 0.7:
         email = f"{ascii_fold(given[0])}.{ascii_fold(family)}{rng.randint(1, 99)}@{EMAIL_DOMAIN}"
         telecom.append({"system": "email", "value": email, "use": "home"})
@@ -321,7 +347,8 @@ def build_patient(rng: random.Random, seed: int, index: int, directory: Director
     if origin.language[0] != "en-US" and rng.random() < 0.5:
         language.append(("en-US", "English (United States)"))
     patient["communication"] = [
-        {"language": concept((BCP47, tag, display)), "preferred": n == 0} for n, (tag, display) in enumerate(language)
+        {"language": concept((BCP47, tag, display)), "preferred": n == 0}
+        for n, (tag, display) in enumerate(language)
     ]
     patient["generalPractitioner"] = [pcp.ref()]
     patient["managingOrganization"] = reference("Organization", directory.site_ids[site_index], site.name)

@@ -143,7 +143,8 @@ class SearchBuilder:
         for raw in criterion.values:
             prefix, lo, hi = parse_date_value(raw)
             clauses.append(
-                _date_clause(prefix, r.last_updated, r.last_updated + timedelta(microseconds=1), lo, hi)
+                # A point in time: its range is [t, t] (off by a microsecond at the edges only).
+                _date_clause(prefix, r.last_updated, r.last_updated, lo, hi)
             )
         return or_(*clauses)
 
