@@ -10,7 +10,7 @@ import random
 from datetime import date, datetime, time, timedelta
 
 from fhir.sandbox.clock import DAY, TODAY, partial_date, years_between
-from fhir.sandbox.elements import coding, concept
+from fhir.sandbox.elements import coding
 from fhir.sandbox.people import LABORATORY_NAME, SITES, Directory, Staff, build_patient
 from fhir.sandbox.record import Record
 from fhir.sandbox.terminology import (
@@ -51,10 +51,31 @@ _HEIGHT = {
     "female": (49, 74, 86, 95, 102, 109, 115, 121, 127, 133, 138, 144, 151, 157, 160, 162, 163, 163, 163),
 }
 # Median BMI by whole year of age, 0-18.
-_CHILD_BMI = (13.4, 17.2, 16.5, 16.0, 15.7, 15.5, 15.5, 15.7, 16.0, 16.5, 17.0, 17.6, 18.2, 18.9, 19.5, 20.1, 20.6, 21.1, 21.5)
-_VISIT_RATES = (("symptom", 0.45), ("emergency", 0.09), ("telemedicine", 0.22))
+_CHILD_BMI = (
+    13.4,
+    17.2,
+    16.5,
+    16.0,
+    15.7,
+    15.5,
+    15.5,
+    15.7,
+    16.0,
+    16.5,
+    17.0,
+    17.6,
+    18.2,
+    18.9,
+    19.5,
+    20.1,
+    20.6,
+    21.1,
+    21.5,
+)
+_VISIT_RATES = (("symptom", 0.35), ("emergency", 0.09), ("telemedicine", 0.22))
 _RECORDING_KINDS = ("checkup", "well_child", "followup", "symptom", "inpatient", "telemedicine")
 _FLU_MONTHS = (9, 10, 11, 12, 1)
+_LOT_LETTERS = "ABCDEFGHJKLMNPRSTUVWXYZ"
 
 
 def _interpolate(table: tuple[float, ...], age: float) -> float:
@@ -105,7 +126,9 @@ class Chart:
         self.first_visit = True
 
         end = TODAY - timedelta(days=10)
-        start = max(TODAY - timedelta(days=int(rng.uniform(2.0, 6.0) * 365.25)), self.birth + timedelta(days=3))
+        start = max(
+            TODAY - timedelta(days=int(rng.uniform(1.5, 5.0) * 365.25)), self.birth + timedelta(days=3)
+        )
         for day, kind in self._schedule(start, end):
             self._visit(day, kind)
 
@@ -127,7 +150,12 @@ class Chart:
                 chosen.append((condition, self.birth + timedelta(days=int(onset_age * 365.25))))
         if age >= 18 and self.adult_bmi >= 30:
             onset_age = max(18.0, age - rng.uniform(1, 15))
-            chosen.append((Chronic("obesity", OBESITY, (0, 0, 0, 0), 18), self.birth + timedelta(days=int(onset_age * 365.25))))
+            chosen.append(
+                (
+                    Chronic("obesity", OBESITY, (0, 0, 0, 0), 18),
+                    self.birth + timedelta(days=int(onset_age * 365.25)),
+                )
+            )
         return chosen
 
     def _draw_allergens(self) -> list:
@@ -163,7 +191,7 @@ class Chart:
             day += timedelta(days=step + rng.randint(-step // 8, step // 8))
         elderly = self.age_now >= 65
         rates = (
-            ("followup", min(0.8 * len(self.conditions), 3.0)),
+            ("followup", min(0.35 * len(self.conditions), 1.5)),
             ("inpatient", 0.06 if elderly else 0.02),
             *_VISIT_RATES,
         )
@@ -181,7 +209,11 @@ class Chart:
         rng = self.rng
         if kind == "inpatient" or kind == "emergency":
             start = datetime.combine(day, time(rng.randint(0, 23), rng.randint(0, 59)))
-            minutes = rng.randint(1, 5) * 1440 + rng.randint(0, 720) if kind == "inpatient" else rng.randint(120, 480)
+            minutes = (
+                rng.randint(1, 5) * 1440 + rng.randint(0, 720)
+                if kind == "inpatient"
+                else rng.randint(120, 480)
+            )
         elif kind == "telemedicine":
             start = datetime.combine(day, time(rng.randint(9, 18), rng.choice((0, 20, 40))))
             minutes = rng.randint(10, 30)
@@ -272,11 +304,15 @@ class Chart:
                 onset_text = partial_date(onset, rng.choices((1, 2, 3), (25, 50, 25))[0])
             else:
                 onset_text = onset.isoformat()
-            cond = self.record.condition(condition.term, "problem-list-item", enc, when, practitioner, onset_text)
+            cond = self.record.condition(
+                condition.term, "problem-list-item", enc, when, practitioner, onset_text
+            )
             self.recorded[condition.key] = cond
             self._start_treatment(condition, cond, enc, when, practitioner)
 
-    def _start_treatment(self, condition: Chronic, cond: str, enc: str, when: datetime, practitioner: Staff) -> None:
+    def _start_treatment(
+        self, condition: Chronic, cond: str, enc: str, when: datetime, practitioner: Staff
+    ) -> None:
         rng = self.rng
         if not condition.drugs:
             return
@@ -318,7 +354,9 @@ class Chart:
         elif key in ("afib", "cad") and rng.random() < 0.5:
             term, minutes = PROCEDURES["ecg"]
         if term:
-            self.record.procedure(term, enc, when + timedelta(minutes=10), None, practitioner, self.recorded[key])
+            self.record.procedure(
+                term, enc, when + timedelta(minutes=10), None, practitioner, self.recorded[key]
+            )
 
     def _treat_acute(
         self, acute: Acute, kind: str, enc: str, start: datetime, end: datetime, practitioner: Staff
@@ -361,7 +399,10 @@ class Chart:
             signs = rng.sample(allergen.reactions, rng.randint(1, min(2, len(allergen.reactions))))
             severe = "anaphylaxis" in signs
             reactions = [
-                (MANIFESTATIONS[sign], "severe" if sign == "anaphylaxis" else rng.choice(("mild", "moderate")))
+                (
+                    MANIFESTATIONS[sign],
+                    "severe" if sign == "anaphylaxis" else rng.choice(("mild", "moderate")),
+                )
                 for sign in signs
             ]
             if severe:
@@ -466,11 +507,19 @@ class Chart:
                 round(diastolic + rng.gauss(0, 5)),
             )
         record.vital(
-            _vital_code(RESPIRATORY_RATE), enc, when, nurse, round(breathing + rng.gauss(0, 1.5)), "breaths/minute", "/min"
+            _vital_code(RESPIRATORY_RATE),
+            enc,
+            when,
+            nurse,
+            round(breathing + rng.gauss(0, 1.5)),
+            "breaths/minute",
+            "/min",
         )
         temperature = rng.gauss(38.7, 0.5) if fever else rng.gauss(36.8, 0.25)
         record.vital(_vital_code(BODY_TEMPERATURE), enc, when, nurse, round(temperature, 1), "Cel", "Cel")
-        saturation = rng.gauss(91, 2) if hypoxia else rng.gauss(93, 1.5) if "copd" in traits else rng.gauss(97.8, 1)
+        saturation = (
+            rng.gauss(91, 2) if hypoxia else rng.gauss(93, 1.5) if "copd" in traits else rng.gauss(97.8, 1)
+        )
         record.vital(
             _vital_code(PULSE_OXIMETRY, OXYGEN_SATURATION, text="Oxygen saturation"),
             enc,
@@ -587,7 +636,7 @@ class Chart:
             vaccines.append(rng.choice(("208", "207")))
         for n, cvx in enumerate(vaccines):
             when = start + timedelta(minutes=20 + 3 * n)
-            lot = f"{rng.choice('ABCDEFGHJKLMNPRSTUVWXYZ')}{rng.choice('ABCDEFGHJKLMNPRSTUVWXYZ')}{rng.randint(1000, 9999)}"
+            lot = f"{rng.choice(_LOT_LETTERS)}{rng.choice(_LOT_LETTERS)}{rng.randint(1000, 9999)}"
             site = INJECTION_SITES[rng.randrange(2, 4) if age < 3 else rng.randrange(0, 2)]
             self.record.immunization(cvx, enc, when, nurse, lot, site)
 

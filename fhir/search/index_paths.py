@@ -34,6 +34,8 @@ _PRIMITIVES = frozenset(
 
 _PAREN_AS = re.compile(r"\((?P<path>\w+(?:\.\w+)+) as (?P<type>\w+)\)(?P<tail>(?:\.\w+)*)")
 _BARE_AS = re.compile(r"(?P<path>\w+(?:\.\w+)+) as (?P<type>\w+)")
+# Patient-deceased: "Patient.deceased.exists() and Patient.deceased != false".
+_EXISTS_NOT_FALSE = re.compile(r"(?P<path>\w+(?:\.\w+)+)\.exists\(\) and (?P=path) != false")
 _STEP = re.compile(
     r"\.(?:as\((?P<as>\w+)\)|ofType\((?P<of>\w+)\)|where\(resolve\(\) is (?P<is>\w+)\)"
     r"|where\((?P<field>\w+)\s*=\s*'(?P<literal>[^'\\]*)'\)|(?P<name>\w+))"
@@ -172,9 +174,23 @@ def _fast(ops: list[tuple], kind: str | None) -> Evaluator:
     return walk
 
 
+def _exists_not_false(walk: Evaluator) -> Evaluator:
+    """``X.exists() and X != false``: true when X has a value other than a single ``false``."""
+
+    def evaluate(resource: dict[str, Any]) -> Found:
+        found = walk(resource)
+        return [(bool(found) and not (len(found) == 1 and found[0][0] is False), "boolean")]
+
+    return evaluate
+
+
 def compile_fast(part: str, resource_type: str) -> Evaluator | None:
     """Compile ``part`` to a direct walk of the JSON, or return None when it is not simple."""
-    steps = _steps(part.strip(), resource_type)
+    part = part.strip()
+    if match := _EXISTS_NOT_FALSE.fullmatch(part):
+        walk = compile_fast(match["path"], resource_type)
+        return _exists_not_false(walk) if walk else None
+    steps = _steps(part, resource_type)
     planned = _plan(steps, resource_type) if steps else None
     return _fast(*planned) if planned else None
 

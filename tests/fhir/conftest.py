@@ -30,11 +30,15 @@ class FhirClient:
     def post(self, path: str, body=None, *, content_type: str = FHIR_JSON, **kwargs):
         headers = self.headers(kwargs.pop("headers", None))
         data = body if isinstance(body, str | bytes) else orjson.dumps(body)
-        return self.client.post(self.base + path, data=data, content_type=content_type, headers=headers, **kwargs)
+        return self.client.post(
+            self.base + path, data=data, content_type=content_type, headers=headers, **kwargs
+        )
 
     def put(self, path: str, body, **kwargs):
         headers = self.headers(kwargs.pop("headers", None))
-        return self.client.put(self.base + path, data=orjson.dumps(body), content_type=FHIR_JSON, headers=headers, **kwargs)
+        return self.client.put(
+            self.base + path, data=orjson.dumps(body), content_type=FHIR_JSON, headers=headers, **kwargs
+        )
 
     def patch(self, path: str, operations, **kwargs):
         headers = self.headers(kwargs.pop("headers", None))
@@ -47,7 +51,9 @@ class FhirClient:
         )
 
     def delete(self, path: str, **kwargs):
-        return self.client.delete(self.base + path, headers=self.headers(kwargs.pop("headers", None)), **kwargs)
+        return self.client.delete(
+            self.base + path, headers=self.headers(kwargs.pop("headers", None)), **kwargs
+        )
 
     def create(self, resource: dict) -> dict:
         response = self.post(f"/{resource['resourceType']}", resource)
@@ -61,7 +67,9 @@ class FhirClient:
 
     def ids(self, query: str, mode: str = "match") -> list[str]:
         bundle = self.search(query)
-        return [e["resource"]["id"] for e in bundle.get("entry", []) if e.get("search", {}).get("mode") == mode]
+        return [
+            e["resource"]["id"] for e in bundle.get("entry", []) if e.get("search", {}).get("mode") == mode
+        ]
 
 
 @pytest.fixture

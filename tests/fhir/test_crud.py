@@ -59,7 +59,10 @@ def test_invalid_resource_is_400_naming_the_element_and_stores_nothing(fhir, app
         (b"{not json", "application/fhir+json"),
         (b"", "application/fhir+json"),
         (b"[]", "application/fhir+json"),
-        (b'{"resourceType": "Observation", "status": "final", "code": {"text": "x"}}', "application/fhir+json"),
+        (
+            b'{"resourceType": "Observation", "status": "final", "code": {"text": "x"}}',
+            "application/fhir+json",
+        ),
         (b'{"resourceType": "Patient"}', "text/plain"),
         (b'{"resourceType": "Patient", "id": "bad id!"}', "application/fhir+json"),
         (b'{"name": []}', "application/fhir+json"),
@@ -117,11 +120,15 @@ def test_stale_if_match_is_412_and_changes_nothing(fhir):
     created = fhir.create(PATIENT)
     rid = created["id"]
     assert fhir.put(f"/Patient/{rid}", {**PATIENT, "id": rid, "gender": "male"}).status_code == 200
-    stale = fhir.put(f"/Patient/{rid}", {**PATIENT, "id": rid, "gender": "unknown"}, headers={"If-Match": 'W/"1"'})
+    stale = fhir.put(
+        f"/Patient/{rid}", {**PATIENT, "id": rid, "gender": "unknown"}, headers={"If-Match": 'W/"1"'}
+    )
     assert stale.status_code == 412
     current = fhir.get(f"/Patient/{rid}").get_json()
     assert current["gender"] == "male" and current["meta"]["versionId"] == "2"
-    fresh = fhir.put(f"/Patient/{rid}", {**PATIENT, "id": rid, "gender": "unknown"}, headers={"If-Match": 'W/"2"'})
+    fresh = fhir.put(
+        f"/Patient/{rid}", {**PATIENT, "id": rid, "gender": "unknown"}, headers={"If-Match": 'W/"2"'}
+    )
     assert fresh.status_code == 200
 
 
@@ -142,11 +149,17 @@ def test_json_patch(fhir):
 def test_json_patch_errors(fhir):
     created = fhir.create(PATIENT)
     rid = created["id"]
-    assert fhir.patch(f"/Patient/{rid}", [{"op": "replace", "path": "/nope/x", "value": 1}]).status_code == 422
-    assert fhir.patch(f"/Patient/{rid}", [{"op": "replace", "path": "/gender", "value": 5}]).status_code == 400
+    assert (
+        fhir.patch(f"/Patient/{rid}", [{"op": "replace", "path": "/nope/x", "value": 1}]).status_code == 422
+    )
+    assert (
+        fhir.patch(f"/Patient/{rid}", [{"op": "replace", "path": "/gender", "value": 5}]).status_code == 400
+    )
     assert fhir.patch(f"/Patient/{rid}", {"op": "replace"}).status_code == 400
     assert fhir.patch(f"/Patient/{rid}", [{"op": "replace", "path": "/id", "value": "x"}]).status_code == 400
-    stale = fhir.patch(f"/Patient/{rid}", [{"op": "remove", "path": "/gender"}], headers={"If-Match": 'W/"9"'})
+    stale = fhir.patch(
+        f"/Patient/{rid}", [{"op": "remove", "path": "/gender"}], headers={"If-Match": 'W/"9"'}
+    )
     assert stale.status_code == 412
     assert fhir.patch("/Patient/missing", [{"op": "remove", "path": "/gender"}]).status_code == 404
     assert fhir.get(f"/Patient/{rid}").get_json()["meta"]["versionId"] == "1"
@@ -195,7 +208,9 @@ def test_nothing_is_stored_by_a_failed_update(fhir, app):
 def test_xml_is_not_acceptable(fhir):
     created = fhir.create(PATIENT)
     assert fhir.get(f"/Patient/{created['id']}?_format=xml").status_code == 406
-    assert fhir.get(f"/Patient/{created['id']}", headers={"Accept": "application/fhir+xml"}).status_code == 406
+    assert (
+        fhir.get(f"/Patient/{created['id']}", headers={"Accept": "application/fhir+xml"}).status_code == 406
+    )
 
 
 def test_unknown_hospital_is_404(fhir, client):

@@ -36,10 +36,18 @@ def data(fhir):
             {
                 "resourceType": "Observation",
                 "status": status,
-                "code": {"coding": [{"system": LOINC, "code": code, "display": "Vital"}], "text": "Vital sign"},
+                "code": {
+                    "coding": [{"system": LOINC, "code": code, "display": "Vital"}],
+                    "text": "Vital sign",
+                },
                 "subject": {"reference": f"Patient/{patient['id']}"},
                 "effectiveDateTime": when,
-                "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit},
+                "valueQuantity": {
+                    "value": value,
+                    "unit": unit,
+                    "system": "http://unitsofmeasure.org",
+                    "code": unit,
+                },
             }
         )
 
@@ -99,12 +107,16 @@ def test_token_forms(fhir, data):
 
 def test_token_not_and_text(fhir, data):
     assert ids(fhir, "Patient?gender:not=female") == expect(data, "bob")
-    assert ids(fhir, "Observation?code:text=vital") == expect(data, "anna_hr", "anna_hr2", "anna_wt", "bob_hr")
+    assert ids(fhir, "Observation?code:text=vital") == expect(
+        data, "anna_hr", "anna_hr2", "anna_wt", "bob_hr"
+    )
     assert ids(fhir, "Observation?status:not=final") == expect(data, "bob_hr")
 
 
 def test_token_or_and_and(fhir, data):
-    assert ids(fhir, "Observation?code=29463-7,8867-4&subject=Patient/" + data["bob"]["id"]) == expect(data, "bob_hr")
+    assert ids(fhir, "Observation?code=29463-7,8867-4&subject=Patient/" + data["bob"]["id"]) == expect(
+        data, "bob_hr"
+    )
     assert ids(fhir, "Patient?identifier=MRN-1,MRN-2") == expect(data, "anna", "bob")
     assert ids(fhir, "Patient?identifier=MRN-1&identifier=MRN-2") == []
 

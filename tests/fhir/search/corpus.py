@@ -26,8 +26,10 @@ PATIENT = {
     "identifier": [
         {
             "use": "usual",
-            "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}],
-                     "text": "Medical Record Number"},
+            "type": {
+                "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}],
+                "text": "Medical Record Number",
+            },
             "system": MRN,
             "value": "MRN-0001",
         },
@@ -35,8 +37,13 @@ PATIENT = {
     ],
     "active": True,
     "name": [
-        {"use": "official", "family": "Lévesque", "given": ["Zoë", "Anne-Marie"], "prefix": ["Dr."],
-         "suffix": ["PhD"]},
+        {
+            "use": "official",
+            "family": "Lévesque",
+            "given": ["Zoë", "Anne-Marie"],
+            "prefix": ["Dr."],
+            "suffix": ["PhD"],
+        },
         {"use": "nickname", "text": "Zoe  Lev"},
     ],
     "telecom": [
@@ -47,8 +54,15 @@ PATIENT = {
     "birthDate": "1980-07-15",
     "deceasedBoolean": False,
     "address": [
-        {"use": "home", "line": ["12 Rue des Écoles", "Apt 4"], "city": "Montréal", "district": "Plateau",
-         "state": "QC", "postalCode": "H2X 1Y4", "country": "CA"},
+        {
+            "use": "home",
+            "line": ["12 Rue des Écoles", "Apt 4"],
+            "city": "Montréal",
+            "district": "Plateau",
+            "state": "QC",
+            "postalCode": "H2X 1Y4",
+            "country": "CA",
+        },
     ],
     "communication": [{"language": {"coding": [{"system": "urn:ietf:bcp:47", "code": "fr-CA"}]}}],
     "generalPractitioner": [{"reference": "Practitioner/dr1"}],
@@ -67,12 +81,20 @@ PATIENT_DECEASED = {
     "telecom": [{"system": "fax", "value": "+1 555 0199"}],
 }
 
-PATIENT_DEAD_BOOLEAN = {"resourceType": "Patient", "id": "p3", "deceasedBoolean": True, "birthDate": "2001-01"}
+PATIENT_DEAD_BOOLEAN = {
+    "resourceType": "Patient",
+    "id": "p3",
+    "deceasedBoolean": True,
+    "birthDate": "2001-01",
+}
 
 OBSERVATION_HEART_RATE = {
     "resourceType": "Observation",
     "id": "hr1",
-    "meta": {"lastUpdated": "2024-03-01T10:00:00Z", "profile": ["http://hl7.org/fhir/StructureDefinition/heartrate"]},
+    "meta": {
+        "lastUpdated": "2024-03-01T10:00:00Z",
+        "profile": ["http://hl7.org/fhir/StructureDefinition/heartrate"],
+    },
     "identifier": [{"system": "http://lab.example.org/obs", "value": "obs-1"}],
     "status": "final",
     "category": [{"coding": [{"system": OBS_CATEGORY, "code": "vital-signs", "display": "Vital Signs"}]}],
@@ -83,8 +105,13 @@ OBSERVATION_HEART_RATE = {
     "issued": "2024-01-02T03:10:00.123Z",
     "performer": [{"reference": "Practitioner/dr1"}, {"reference": "Patient/p1"}],
     "valueQuantity": {"value": 72, "unit": "beats/minute", "system": UCUM, "code": "/min"},
-    "interpretation": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation",
-                                    "code": "N"}]}],
+    "interpretation": [
+        {
+            "coding": [
+                {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation", "code": "N"}
+            ]
+        }
+    ],
 }
 
 OBSERVATION_LAB = {
@@ -127,12 +154,20 @@ OBSERVATION_BLOOD_PRESSURE = {
         },
         {
             "code": {"coding": [{"system": LOINC, "code": "8478-0", "display": "Mean blood pressure"}]},
-            "dataAbsentReason": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason",
-                                             "code": "not-performed"}]},
+            "dataAbsentReason": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/data-absent-reason",
+                        "code": "not-performed",
+                    }
+                ]
+            },
         },
         {
             "code": {"text": "Cuff position"},
-            "valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "368208006", "display": "Left arm"}]},
+            "valueCodeableConcept": {
+                "coding": [{"system": SNOMED, "code": "368208006", "display": "Left arm"}]
+            },
         },
     ],
 }
@@ -161,8 +196,9 @@ OBSERVATION_TIMING = {
         "repeat": {"boundsPeriod": {"start": "2024-05-01"}, "frequency": 1, "period": 1, "periodUnit": "d"},
     },
     "valuePeriod": {"start": "2024-05-01T08:00:00Z", "end": "2024-05-03"},
-    "dataAbsentReason": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason",
-                                     "code": "unknown"}]},
+    "dataAbsentReason": {
+        "coding": [{"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason", "code": "unknown"}]
+    },
 }
 
 OBSERVATION_DATETIME_VALUE = {
@@ -189,13 +225,26 @@ CONDITION = {
     "id": "c1",
     "identifier": [{"value": "cond-77"}],
     "clinicalStatus": {"coding": [{"system": CLINICAL, "code": "active"}]},
-    "verificationStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
-                                       "code": "confirmed"}]},
-    "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-category",
-                              "code": "problem-list-item"}]}],
+    "verificationStatus": {
+        "coding": [
+            {"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "confirmed"}
+        ]
+    },
+    "category": [
+        {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/condition-category",
+                    "code": "problem-list-item",
+                }
+            ]
+        }
+    ],
     "severity": {"coding": [{"system": SNOMED, "code": "24484000", "display": "Severe"}]},
-    "code": {"coding": [{"system": SNOMED, "code": "44054006", "display": "Diabetes mellitus type 2"}],
-             "text": "Type 2 diabetes"},
+    "code": {
+        "coding": [{"system": SNOMED, "code": "44054006", "display": "Diabetes mellitus type 2"}],
+        "text": "Type 2 diabetes",
+    },
     "bodySite": [{"coding": [{"system": SNOMED, "code": "113331007", "display": "Endocrine system"}]}],
     "subject": {"reference": "Patient/p1"},
     "encounter": {"reference": "Encounter/e1"},
@@ -205,8 +254,12 @@ CONDITION = {
     "recorder": {"reference": "Practitioner/dr1"},
     "asserter": {"reference": "Patient/p1"},
     "stage": [{"summary": {"coding": [{"system": SNOMED, "code": "786005"}]}}],
-    "evidence": [{"code": [{"coding": [{"system": SNOMED, "code": "271737000"}]}],
-                  "detail": [{"reference": "Observation/lab1"}]}],
+    "evidence": [
+        {
+            "code": [{"coding": [{"system": SNOMED, "code": "271737000"}]}],
+            "detail": [{"reference": "Observation/lab1"}],
+        }
+    ],
 }
 
 CONDITION_RANGES = {
@@ -214,8 +267,10 @@ CONDITION_RANGES = {
     "id": "c2",
     "code": {"text": "Childhood asthma"},
     "subject": {"reference": "Patient/p2"},
-    "onsetRange": {"low": {"value": 5, "unit": "a", "system": UCUM, "code": "a"},
-                   "high": {"value": 7, "unit": "a", "system": UCUM, "code": "a"}},
+    "onsetRange": {
+        "low": {"value": 5, "unit": "a", "system": UCUM, "code": "a"},
+        "high": {"value": 7, "unit": "a", "system": UCUM, "code": "a"},
+    },
     "abatementPeriod": {"start": "1950", "end": "1955-06"},
 }
 
@@ -232,16 +287,32 @@ ENCOUNTER = {
     "id": "e1",
     "identifier": [{"system": "http://hospital.example.org/visits", "value": "V-1001"}],
     "status": "finished",
-    "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB", "display": "ambulatory"},
+    "class": {
+        "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+        "code": "AMB",
+        "display": "ambulatory",
+    },
     "type": [{"coding": [{"system": SNOMED, "code": "185349003", "display": "Encounter for check up"}]}],
-    "serviceType": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/service-type", "code": "124"}]},
+    "serviceType": {
+        "coding": [{"system": "http://terminology.hl7.org/CodeSystem/service-type", "code": "124"}]
+    },
     "subject": {"reference": "Patient/p1"},
     "episodeOfCare": [{"reference": "EpisodeOfCare/eoc1"}],
     "basedOn": [{"reference": "ServiceRequest/sr1"}],
     "participant": [
-        {"type": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
-                               "code": "PPRF"}]}],
-         "individual": {"reference": "Practitioner/dr1"}},
+        {
+            "type": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                            "code": "PPRF",
+                        }
+                    ]
+                }
+            ],
+            "individual": {"reference": "Practitioner/dr1"},
+        },
     ],
     "appointment": [{"reference": "Appointment/ap1"}],
     "period": {"start": "2024-01-02T09:00:00+01:00", "end": "2024-01-02T09:40:00+01:00"},
@@ -251,7 +322,9 @@ ENCOUNTER = {
     "diagnosis": [{"condition": {"reference": "Condition/c1"}, "rank": 1}],
     "account": [{"reference": "Account/acc1"}],
     "hospitalization": {"specialArrangement": [{"coding": [{"code": "wheel"}]}]},
-    "location": [{"location": {"reference": "Location/loc1"}, "period": {"start": "2024-01-02T09:00:00+01:00"}}],
+    "location": [
+        {"location": {"reference": "Location/loc1"}, "period": {"start": "2024-01-02T09:00:00+01:00"}}
+    ],
     "serviceProvider": {"reference": "Organization/org1"},
 }
 
@@ -261,12 +334,25 @@ MEDICATION_REQUEST = {
     "identifier": [{"system": "http://pharmacy.example.org/rx", "value": "RX-42"}],
     "status": "active",
     "intent": "order",
-    "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/medicationrequest-category",
-                              "code": "outpatient"}]}],
+    "category": [
+        {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/medicationrequest-category",
+                    "code": "outpatient",
+                }
+            ]
+        }
+    ],
     "priority": "routine",
     "medicationCodeableConcept": {
-        "coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "860975",
-                    "display": "metformin hydrochloride 500 MG"}],
+        "coding": [
+            {
+                "system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                "code": "860975",
+                "display": "metformin hydrochloride 500 MG",
+            }
+        ],
     },
     "subject": {"reference": "Patient/p1"},
     "encounter": {"reference": "Encounter/e1"},
@@ -274,11 +360,19 @@ MEDICATION_REQUEST = {
     "requester": {"reference": "Practitioner/dr1"},
     "performer": {"reference": "Organization/org1"},
     "dosageInstruction": [
-        {"text": "500 mg twice daily",
-         "timing": {"event": ["2024-01-03T08:00:00Z"],
-                    "repeat": {"boundsPeriod": {"start": "2024-01-03", "end": "2024-04-03"}, "frequency": 2,
-                               "period": 1, "periodUnit": "d"}},
-         "doseAndRate": [{"doseQuantity": {"value": 500, "unit": "mg", "system": UCUM, "code": "mg"}}]},
+        {
+            "text": "500 mg twice daily",
+            "timing": {
+                "event": ["2024-01-03T08:00:00Z"],
+                "repeat": {
+                    "boundsPeriod": {"start": "2024-01-03", "end": "2024-04-03"},
+                    "frequency": 2,
+                    "period": 1,
+                    "periodUnit": "d",
+                },
+            },
+            "doseAndRate": [{"doseQuantity": {"value": 500, "unit": "mg", "system": UCUM, "code": "mg"}}],
+        },
     ],
     "dispenseRequest": {"performer": {"reference": "Organization/pharm1"}, "numberOfRepeatsAllowed": 3},
 }
@@ -299,13 +393,16 @@ PRACTITIONER = {
     "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": "1234567893"}],
     "active": True,
     "name": [{"family": "Nguyễn", "given": ["Thị", "Minh"], "prefix": ["Dr"]}],
-    "telecom": [{"system": "phone", "value": "+1 555 0111", "use": "work"},
-                {"system": "email", "value": "minh.nguyen@hospital.example.org"}],
+    "telecom": [
+        {"system": "phone", "value": "+1 555 0111", "use": "work"},
+        {"system": "email", "value": "minh.nguyen@hospital.example.org"},
+    ],
     "address": [{"line": ["1 Hospital Way"], "city": "Springfield", "state": "IL", "postalCode": "62701"}],
     "gender": "female",
     "communication": [{"coding": [{"system": "urn:ietf:bcp:47", "code": "vi"}]}],
-    "qualification": [{"code": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0360",
-                                            "code": "MD"}]}}],
+    "qualification": [
+        {"code": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0360", "code": "MD"}]}}
+    ],
 }
 
 PRACTITIONER_ROLE = {
@@ -315,10 +412,15 @@ PRACTITIONER_ROLE = {
     "period": {"start": "2020-01-01"},
     "practitioner": {"reference": "Practitioner/dr1"},
     "organization": {"reference": "Organization/org1"},
-    "code": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/practitioner-role", "code": "doctor"}]}],
+    "code": [
+        {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/practitioner-role", "code": "doctor"}]}
+    ],
     "specialty": [{"coding": [{"system": SNOMED, "code": "394583002"}]}],
     "location": [{"reference": "Location/loc1"}],
-    "telecom": [{"system": "phone", "value": "+1 555 0112"}, {"system": "email", "value": "cardio@example.org"}],
+    "telecom": [
+        {"system": "phone", "value": "+1 555 0112"},
+        {"system": "email", "value": "cardio@example.org"},
+    ],
 }
 
 ORGANIZATION = {
@@ -326,7 +428,9 @@ ORGANIZATION = {
     "id": "org1",
     "identifier": [{"system": "urn:oid:2.16.840.1.113883.4.7", "value": "12D4567890"}],
     "active": True,
-    "type": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/organization-type", "code": "prov"}]}],
+    "type": [
+        {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/organization-type", "code": "prov"}]}
+    ],
     "name": "General Hospital of Springfield",
     "alias": ["GHS", "Springfield General"],
     "telecom": [{"system": "url", "value": "https://ghs.example.org"}],
@@ -340,8 +444,15 @@ IMMUNIZATION = {
     "id": "imm1",
     "identifier": [{"system": "urn:ietf:rfc:3986", "value": "urn:oid:1.3.6.1.4.1.21367.2005.3.7.1234"}],
     "status": "completed",
-    "vaccineCode": {"coding": [{"system": "http://hl7.org/fhir/sid/cvx", "code": "208",
-                                "display": "COVID-19, mRNA, LNP-S, PF, 30 mcg/0.3 mL dose"}]},
+    "vaccineCode": {
+        "coding": [
+            {
+                "system": "http://hl7.org/fhir/sid/cvx",
+                "code": "208",
+                "display": "COVID-19, mRNA, LNP-S, PF, 30 mcg/0.3 mL dose",
+            }
+        ]
+    },
     "patient": {"reference": "Patient/p1"},
     "occurrenceDateTime": "2021-04-12T10:30:00-07:00",
     "lotNumber": "EW0182",
@@ -351,16 +462,23 @@ IMMUNIZATION = {
     "reasonCode": [{"coding": [{"system": SNOMED, "code": "840539006"}]}],
     "reasonReference": [{"reference": "Condition/c1"}],
     "reaction": [{"date": "2021-04-13", "detail": {"reference": "Observation/lab1"}}],
-    "protocolApplied": [{"series": "Primary", "targetDisease": [{"coding": [{"system": SNOMED, "code": "840539006"}]}],
-                         "doseNumberPositiveInt": 1, "seriesDosesPositiveInt": 2}],
+    "protocolApplied": [
+        {
+            "series": "Primary",
+            "targetDisease": [{"coding": [{"system": SNOMED, "code": "840539006"}]}],
+            "doseNumberPositiveInt": 1,
+            "seriesDosesPositiveInt": 2,
+        }
+    ],
 }
 
 IMMUNIZATION_STRING = {
     "resourceType": "Immunization",
     "id": "imm2",
     "status": "not-done",
-    "statusReason": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason",
-                                 "code": "MEDPREC"}]},
+    "statusReason": {
+        "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "MEDPREC"}]
+    },
     "vaccineCode": {"text": "Influenza"},
     "patient": {"reference": "Patient/p2"},
     "occurrenceString": "last autumn",
@@ -370,11 +488,19 @@ ALLERGY = {
     "resourceType": "AllergyIntolerance",
     "id": "al1",
     "identifier": [{"system": "http://hospital.example.org/allergies", "value": "A-9"}],
-    "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
-                                   "code": "active"}]},
-    "verificationStatus": {"coding": [{"system":
-                                       "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification",
-                                       "code": "confirmed"}]},
+    "clinicalStatus": {
+        "coding": [
+            {"system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", "code": "active"}
+        ]
+    },
+    "verificationStatus": {
+        "coding": [
+            {
+                "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification",
+                "code": "confirmed",
+            }
+        ]
+    },
     "type": "allergy",
     "category": ["food", "medication"],
     "criticality": "high",
@@ -385,13 +511,19 @@ ALLERGY = {
     "recorder": {"reference": "Practitioner/dr1"},
     "asserter": {"reference": "RelatedPerson/rp1"},
     "lastOccurrence": "2012-06",
-    "reaction": [{
-        "substance": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "1160593"}]},
-        "manifestation": [{"coding": [{"system": SNOMED, "code": "39579001", "display": "Anaphylactic reaction"}]}],
-        "onset": "2012-06-12",
-        "severity": "severe",
-        "exposureRoute": {"coding": [{"system": SNOMED, "code": "34206005"}]},
-    }],
+    "reaction": [
+        {
+            "substance": {
+                "coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "1160593"}]
+            },
+            "manifestation": [
+                {"coding": [{"system": SNOMED, "code": "39579001", "display": "Anaphylactic reaction"}]}
+            ],
+            "onset": "2012-06-12",
+            "severity": "severe",
+            "exposureRoute": {"coding": [{"system": SNOMED, "code": "34206005"}]},
+        }
+    ],
 }
 
 PROCEDURE = {
@@ -408,7 +540,9 @@ PROCEDURE = {
     "subject": {"reference": "Patient/p1"},
     "encounter": {"reference": "Encounter/e1"},
     "performedPeriod": {"start": "2024-01-05T13:00:00Z", "end": "2024-01-05T14:30:00Z"},
-    "performer": [{"actor": {"reference": "Practitioner/dr1"}, "onBehalfOf": {"reference": "Organization/org1"}}],
+    "performer": [
+        {"actor": {"reference": "Practitioner/dr1"}, "onBehalfOf": {"reference": "Organization/org1"}}
+    ],
     "location": {"reference": "Location/loc1"},
     "reasonCode": [{"text": "Acute appendicitis"}],
     "reasonReference": [{"reference": "Condition/c1"}],
@@ -442,7 +576,9 @@ DIAGNOSTIC_REPORT = {
     "result": [{"reference": "Observation/lab1"}, {"reference": "Observation/hr1"}],
     "media": [{"link": {"reference": "Media/m1"}}],
     "conclusion": "Normal",
-    "conclusionCode": [{"coding": [{"system": SNOMED, "code": "281900007", "display": "No abnormality detected"}]}],
+    "conclusionCode": [
+        {"coding": [{"system": SNOMED, "code": "281900007", "display": "No abnormality detected"}]}
+    ],
     "presentedForm": [{"contentType": "application/pdf", "url": "http://lab.example.org/reports/R-1.pdf"}],
 }
 
@@ -468,7 +604,11 @@ GROUP = {
     "actual": True,
     "code": {"text": "Smokers"},
     "characteristic": [
-        {"code": {"coding": [{"system": SNOMED, "code": "77176002"}]}, "valueBoolean": True, "exclude": False},
+        {
+            "code": {"coding": [{"system": SNOMED, "code": "77176002"}]},
+            "valueBoolean": True,
+            "exclude": False,
+        },
         {"code": {"text": "age"}, "valueQuantity": {"value": 40, "unit": "a"}, "exclude": False},
     ],
     "member": [{"entity": {"reference": "Patient/p1"}}, {"entity": {"reference": "Patient/p2"}}],
@@ -478,14 +618,24 @@ GOAL = {
     "resourceType": "Goal",
     "id": "goal1",
     "lifecycleStatus": "active",
-    "achievementStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/goal-achievement",
-                                      "code": "in-progress"}]},
-    "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/goal-category", "code": "dietary"}]}],
+    "achievementStatus": {
+        "coding": [
+            {"system": "http://terminology.hl7.org/CodeSystem/goal-achievement", "code": "in-progress"}
+        ]
+    },
+    "category": [
+        {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/goal-category", "code": "dietary"}]}
+    ],
     "description": {"text": "Lose 5 kg"},
     "subject": {"reference": "Patient/p1"},
     "startDate": "2024-01-10",
-    "target": [{"measure": {"coding": [{"system": LOINC, "code": "29463-7"}]},
-                "detailQuantity": {"value": 80, "unit": "kg"}, "dueDate": "2024-07-01"}],
+    "target": [
+        {
+            "measure": {"coding": [{"system": LOINC, "code": "29463-7"}]},
+            "detailQuantity": {"value": 80, "unit": "kg"},
+            "dueDate": "2024-07-01",
+        }
+    ],
 }
 
 RISK_ASSESSMENT = {
@@ -544,8 +694,13 @@ COMPOSITION = {
         {"code": "replaces", "targetReference": {"reference": "Composition/comp0"}},
         {"code": "appends", "targetIdentifier": {"system": "http://example.org/docs", "value": "D-1"}},
     ],
-    "section": [{"title": "Assessment", "code": {"coding": [{"system": LOINC, "code": "51848-0"}]},
-                 "entry": [{"reference": "Condition/c1"}]}],
+    "section": [
+        {
+            "title": "Assessment",
+            "code": {"coding": [{"system": LOINC, "code": "51848-0"}]},
+            "entry": [{"reference": "Condition/c1"}],
+        }
+    ],
 }
 
 QUESTIONNAIRE = {
@@ -562,20 +717,37 @@ QUESTIONNAIRE = {
     "publisher": "Example Publisher",
     "description": "Depression **screening**",
     "useContext": [
-        {"code": {"system": "http://terminology.hl7.org/CodeSystem/usage-context-type", "code": "focus"},
-         "valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "35489007"}]}},
-        {"code": {"system": "http://terminology.hl7.org/CodeSystem/usage-context-type", "code": "age"},
-         "valueRange": {"low": {"value": 18, "unit": "a", "system": UCUM, "code": "a"},
-                        "high": {"value": 65, "unit": "a", "system": UCUM, "code": "a"}}},
-        {"code": {"system": "http://terminology.hl7.org/CodeSystem/usage-context-type", "code": "workflow"},
-         "valueQuantity": {"value": 3}},
+        {
+            "code": {"system": "http://terminology.hl7.org/CodeSystem/usage-context-type", "code": "focus"},
+            "valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "35489007"}]},
+        },
+        {
+            "code": {"system": "http://terminology.hl7.org/CodeSystem/usage-context-type", "code": "age"},
+            "valueRange": {
+                "low": {"value": 18, "unit": "a", "system": UCUM, "code": "a"},
+                "high": {"value": 65, "unit": "a", "system": UCUM, "code": "a"},
+            },
+        },
+        {
+            "code": {
+                "system": "http://terminology.hl7.org/CodeSystem/usage-context-type",
+                "code": "workflow",
+            },
+            "valueQuantity": {"value": 3},
+        },
     ],
     "jurisdiction": [{"coding": [{"system": "urn:iso:std:iso:3166", "code": "US"}]}],
     "effectivePeriod": {"start": "2023-06-01"},
     "code": [{"system": LOINC, "code": "44249-1"}],
-    "item": [{"linkId": "1", "text": "Little interest", "type": "choice",
-              "definition": "http://example.org/StructureDefinition/phq#item1",
-              "code": [{"system": LOINC, "code": "44250-9"}]}],
+    "item": [
+        {
+            "linkId": "1",
+            "text": "Little interest",
+            "type": "choice",
+            "definition": "http://example.org/StructureDefinition/phq#item1",
+            "code": [{"system": LOINC, "code": "44250-9"}],
+        }
+    ],
 }
 
 PLAN_DEFINITION = {
@@ -583,8 +755,14 @@ PLAN_DEFINITION = {
     "id": "pd1",
     "url": "http://example.org/fhir/PlanDefinition/appendectomy",
     "status": "active",
-    "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/plan-definition-type",
-                         "code": "clinical-protocol"}]},
+    "type": {
+        "coding": [
+            {
+                "system": "http://terminology.hl7.org/CodeSystem/plan-definition-type",
+                "code": "clinical-protocol",
+            }
+        ]
+    },
     "library": ["http://example.org/fhir/Library/helpers"],
     "relatedArtifact": [
         {"type": "depends-on", "resource": "http://example.org/fhir/Library/base|2.0"},
@@ -601,27 +779,40 @@ CONCEPT_MAP = {
     "status": "draft",
     "sourceUri": "http://example.org/fhir/ValueSet/source",
     "targetCanonical": "http://example.org/fhir/ValueSet/target",
-    "group": [{"source": "http://example.org/cs1", "target": "http://example.org/cs2",
-               "element": [{"code": "a", "target": [{"code": "b", "equivalence": "equivalent"}]}]}],
+    "group": [
+        {
+            "source": "http://example.org/cs1",
+            "target": "http://example.org/cs2",
+            "element": [{"code": "a", "target": [{"code": "b", "equivalence": "equivalent"}]}],
+        }
+    ],
 }
 
 CONSENT = {
     "resourceType": "Consent",
     "id": "cons1",
     "status": "active",
-    "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+    "scope": {
+        "coding": [
+            {"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}
+        ]
+    },
     "category": [{"coding": [{"system": LOINC, "code": "59284-0"}]}],
     "patient": {"reference": "Patient/p1"},
     "dateTime": "2024-01-01T00:00:00Z",
     "sourceAttachment": {"title": "Signed form", "url": "http://example.org/forms/1.pdf"},
-    "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
+    "policyRule": {
+        "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]
+    },
 }
 
 RELATED_PERSON = {
     "resourceType": "RelatedPerson",
     "id": "rp1",
     "patient": {"reference": "Patient/p1"},
-    "relationship": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": "MTH"}]}],
+    "relationship": [
+        {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": "MTH"}]}
+    ],
     "name": [{"family": "Lévesque", "given": ["Marie"]}],
     "telecom": [{"system": "phone", "value": "+1 555 0123"}, {"system": "sms", "value": "+1 555 0124"}],
     "birthDate": "1955-03-02",
@@ -637,9 +828,14 @@ CARE_PLAN = {
     "careTeam": [{"reference": "CareTeam/ct1"}],
     "addresses": [{"reference": "Condition/c1"}],
     "activity": [
-        {"detail": {"status": "scheduled", "code": {"coding": [{"system": SNOMED, "code": "229065009"}]},
-                    "scheduledTiming": {"repeat": {"boundsPeriod": {"start": "2024-02-01", "end": "2024-03-01"}}},
-                    "performer": [{"reference": "Practitioner/dr1"}]}},
+        {
+            "detail": {
+                "status": "scheduled",
+                "code": {"coding": [{"system": SNOMED, "code": "229065009"}]},
+                "scheduledTiming": {"repeat": {"boundsPeriod": {"start": "2024-02-01", "end": "2024-03-01"}}},
+                "performer": [{"reference": "Practitioner/dr1"}],
+            }
+        },
         {"detail": {"status": "not-started", "scheduledString": "Every morning"}},
     ],
 }
@@ -653,17 +849,25 @@ DOCUMENT_REFERENCE = {
     "date": "2024-01-02T10:00:00.123456789+01:00",
     "author": [{"reference": "Practitioner/dr1"}],
     "relatesTo": [{"code": "transforms", "target": {"reference": "DocumentReference/doc0"}}],
-    "content": [{"attachment": {"contentType": "text/plain", "language": "en", "url": "Binary/b1"},
-                 "format": {"system": "urn:oid:1.3.6.1.4.1.19376.1.2.3", "code": "urn:ihe:pcc:xphr:2007"}}],
-    "context": {"encounter": [{"reference": "Encounter/e1"}],
-                "period": {"start": "2024-01-02T09:00:00+01:00"}},
+    "content": [
+        {
+            "attachment": {"contentType": "text/plain", "language": "en", "url": "Binary/b1"},
+            "format": {"system": "urn:oid:1.3.6.1.4.1.19376.1.2.3", "code": "urn:ihe:pcc:xphr:2007"},
+        }
+    ],
+    "context": {
+        "encounter": [{"reference": "Encounter/e1"}],
+        "period": {"start": "2024-01-02T09:00:00+01:00"},
+    },
 }
 
 MESSAGE_HEADER = {
     "resourceType": "MessageHeader",
     "id": "mh1",
     "eventCoding": {"system": "http://example.org/fhir/message-events", "code": "admin-notify"},
-    "destination": [{"endpoint": "http://downstream.example.org/fhir", "receiver": {"reference": "Organization/org1"}}],
+    "destination": [
+        {"endpoint": "http://downstream.example.org/fhir", "receiver": {"reference": "Organization/org1"}}
+    ],
     "sender": {"reference": "Organization/org1"},
     "source": {"endpoint": "http://upstream.example.org/fhir", "name": "ACME"},
     "focus": [{"reference": "Patient/p1"}],

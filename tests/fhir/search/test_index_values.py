@@ -39,7 +39,13 @@ def test_normalize_string_lowercases_strips_accents_and_collapses_spaces():
 
 
 def test_string_values_of_a_human_name_and_an_address():
-    name = {"use": "official", "family": "Lévesque", "given": ["Zoë", "Anne"], "prefix": ["Dr."], "text": "Z L"}
+    name = {
+        "use": "official",
+        "family": "Lévesque",
+        "given": ["Zoë", "Anne"],
+        "prefix": ["Dr."],
+        "text": "Z L",
+    }
     assert list(string_values(name)) == ["Z L", "Lévesque", "Zoë", "Anne", "Dr."]
     address = {"line": ["1 Main St", "Apt 2"], "city": "Springfield", "postalCode": "62701", "use": "home"}
     assert set(string_values(address)) == {"1 Main St", "Apt 2", "Springfield", "62701"}
@@ -51,8 +57,13 @@ def test_string_values_of_a_human_name_and_an_address():
 
 
 def test_token_of_a_codeable_concept_is_each_coding_and_the_text():
-    concept = {"coding": [{"system": "http://loinc.org", "code": "8867-4", "display": "Heart Rate"},
-                          {"system": "http://snomed.info/sct", "code": "364075005"}], "text": "Pulsé"}
+    concept = {
+        "coding": [
+            {"system": "http://loinc.org", "code": "8867-4", "display": "Heart Rate"},
+            {"system": "http://snomed.info/sct", "code": "364075005"},
+        ],
+        "text": "Pulsé",
+    }
     assert list(token_values(concept)) == [
         ("http://loinc.org", "8867-4", "heart rate"),
         ("http://snomed.info/sct", "364075005", None),
@@ -94,7 +105,11 @@ def test_token_of_primitives():
         ("2024-01-02T03:04:05", utc(2024, 1, 2, 3, 4, 5), utc(2024, 1, 2, 3, 4, 6)),  # no zone: UTC
         ("2024-01-02T03:04:05.123Z", utc(2024, 1, 2, 3, 4, 5, 123000), utc(2024, 1, 2, 3, 4, 5, 124000)),
         ("2024-01-02T03:04:05.5Z", utc(2024, 1, 2, 3, 4, 5, 500000), utc(2024, 1, 2, 3, 4, 5, 600000)),
-        ("2024-01-02T03:04:05.123456789Z", utc(2024, 1, 2, 3, 4, 5, 123456), utc(2024, 1, 2, 3, 4, 5, 123457)),
+        (
+            "2024-01-02T03:04:05.123456789Z",
+            utc(2024, 1, 2, 3, 4, 5, 123456),
+            utc(2024, 1, 2, 3, 4, 5, 123457),
+        ),
         ("2024-01-02T03:04Z", utc(2024, 1, 2, 3, 4), utc(2024, 1, 2, 3, 5)),
         ("9999", utc(9999, 1, 1), MAX_DATETIME),
         ("9999-12-31", utc(9999, 12, 31), MAX_DATETIME),
@@ -104,8 +119,23 @@ def test_date_range_of_partial_dates(text, low, high):
     assert date_range(text) == (low, high)
 
 
-@pytest.mark.parametrize("text", ["2024-13", "2024-02-30", "abc", "", "24", "2024-1-2", "2024-01-02T25:00:00Z",
-                                  "2024-01-02T03:04:05+99:00", "0000", 2024, None, ["2024"]])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2024-13",
+        "2024-02-30",
+        "abc",
+        "",
+        "24",
+        "2024-1-2",
+        "2024-01-02T25:00:00Z",
+        "2024-01-02T03:04:05+99:00",
+        "0000",
+        2024,
+        None,
+        ["2024"],
+    ],
+)
 def test_date_range_of_junk_is_none(text):
     assert date_range(text) is None
 
@@ -116,7 +146,9 @@ def test_ranges_are_utc_and_half_open():
 
 
 def test_period_with_open_ends():
-    assert list(date_ranges({"start": "2024-01", "end": "2024-02-10"})) == [(utc(2024, 1, 1), utc(2024, 2, 11))]
+    assert list(date_ranges({"start": "2024-01", "end": "2024-02-10"})) == [
+        (utc(2024, 1, 1), utc(2024, 2, 11))
+    ]
     assert list(date_ranges({"start": "2024"})) == [(utc(2024, 1, 1), MAX_DATETIME)]
     assert list(date_ranges({"end": "2024"})) == [(MIN_DATETIME, utc(2025, 1, 1))]
     assert list(date_ranges({"start": "junk", "end": None})) == []
@@ -124,8 +156,10 @@ def test_period_with_open_ends():
 
 
 def test_timing_events_and_bounds():
-    timing = {"event": ["2024-05-01T08:00:00Z", "2024-05-02"],
-              "repeat": {"boundsPeriod": {"start": "2024-05-01", "end": "2024-05-31"}, "frequency": 1}}
+    timing = {
+        "event": ["2024-05-01T08:00:00Z", "2024-05-02"],
+        "repeat": {"boundsPeriod": {"start": "2024-05-01", "end": "2024-05-31"}, "frequency": 1},
+    }
     assert list(date_ranges(timing)) == [
         (utc(2024, 5, 1, 8), utc(2024, 5, 1, 8, 0, 1)),
         (utc(2024, 5, 2), utc(2024, 5, 3)),
@@ -160,17 +194,29 @@ def test_number_range_of_junk_is_none(value):
 
 
 def test_number_ranges_of_a_range():
-    assert list(number_ranges({"low": {"value": 1}, "high": {"value": 5}})) == [(Decimal("0.5"), Decimal("5.5"))]
+    assert list(number_ranges({"low": {"value": 1}, "high": {"value": 5}})) == [
+        (Decimal("0.5"), Decimal("5.5"))
+    ]
     assert list(number_ranges({"low": {"value": 1}})) == []  # open ranges are not indexed
 
 
 def test_quantity_values():
-    quantity = {"value": Decimal("5.4"), "unit": "mg/dL", "system": "http://unitsofmeasure.org", "code": "mg/dL"}
+    quantity = {
+        "value": Decimal("5.4"),
+        "unit": "mg/dL",
+        "system": "http://unitsofmeasure.org",
+        "code": "mg/dL",
+    }
     assert list(quantity_values(quantity)) == [
-        (Decimal("5.35"), Decimal("5.45"), "http://unitsofmeasure.org", "mg/dL", "mg/dL")]
+        (Decimal("5.35"), Decimal("5.45"), "http://unitsofmeasure.org", "mg/dL", "mg/dL")
+    ]
     assert list(quantity_values({"value": 40, "currency": "EUR"})) == [
-        (Decimal("39.5"), Decimal("40.5"), CURRENCY_SYSTEM, "EUR", None)]
-    age_range = {"low": {"value": 5, "unit": "a", "code": "a"}, "high": {"value": 7, "unit": "a", "code": "a"}}
+        (Decimal("39.5"), Decimal("40.5"), CURRENCY_SYSTEM, "EUR", None)
+    ]
+    age_range = {
+        "low": {"value": 5, "unit": "a", "code": "a"},
+        "high": {"value": 7, "unit": "a", "code": "a"},
+    }
     assert list(quantity_values(age_range)) == [(Decimal("4.5"), Decimal("7.5"), None, "a", "a")]
     assert list(quantity_values({"origin": {"value": 1}, "data": "1 2"})) == []  # SampledData
     assert list(quantity_values({"value": "x"})) == []
@@ -204,8 +250,11 @@ def test_reference_type_element_completes_a_bare_id():
 
 
 def test_reference_values():
-    assert list(reference_values({"reference": "Patient/1", "display": "x"})) == [("Patient", "1", "Patient/1")]
+    assert list(reference_values({"reference": "Patient/1", "display": "x"})) == [
+        ("Patient", "1", "Patient/1")
+    ]
     assert list(reference_values({"identifier": {"value": "x"}})) == []  # logical references are not indexed
     assert list(reference_values("http://example.org/fhir/Library/a")) == [
-        (None, None, "http://example.org/fhir/Library/a")]
+        (None, None, "http://example.org/fhir/Library/a")
+    ]
     assert list(reference_values({"reference": "#c1"})) == []

@@ -40,8 +40,22 @@ def test_r4_only_types_are_left_out():
 
 def test_observation_has_the_clinical_parameters():
     params = search_params("Observation")
-    for code in ("code", "subject", "patient", "date", "value-quantity", "category", "status", "encounter",
-                 "performer", "component-code", "combo-code", "value-concept", "identifier", "based-on"):
+    for code in (
+        "code",
+        "subject",
+        "patient",
+        "date",
+        "value-quantity",
+        "category",
+        "status",
+        "encounter",
+        "performer",
+        "component-code",
+        "combo-code",
+        "value-concept",
+        "identifier",
+        "based-on",
+    ):
         assert code in params, code
     assert params["subject"].type == "reference"
     assert params["date"].type == "date"
@@ -77,8 +91,11 @@ def test_indexed_params_leave_out_storage_columns_composites_and_specials():
     assert "_text" not in indexed_params("Patient")  # no expression
     assert "near" not in indexed_params("Location")  # special
     assert {"_tag", "_profile", "_security", "_source", "code", "patient"} <= set(indexed)
-    assert all(p.type in {"string", "token", "reference", "date", "number", "quantity", "uri"}
-               for name in resource_types() for p in indexed_params(name).values())
+    assert all(
+        p.type in {"string", "token", "reference", "date", "number", "quantity", "uri"}
+        for name in resource_types()
+        for p in indexed_params(name).values()
+    )
 
 
 def test_clinical_patient_keeps_only_the_observation_part():
