@@ -109,6 +109,16 @@ class Factories:
             create_hospital(hospital_id, name or hospital_id.title())
         return hospital_id
 
+    def patient(self, hospital: str, patient_id: str = "p1", family: str = "Doe") -> str:
+        """A Patient in the hospital's FHIR store, with the id given."""
+        from fhir.storage.sql import SqlRepository
+
+        with self.app.app_context():
+            resource = {"resourceType": "Patient", "id": patient_id, "name": [{"family": family}]}
+            SqlRepository(db.session, hospital).update("Patient", patient_id, resource)
+            db.session.commit()
+        return patient_id
+
     def user(self, role: str, hospital: str | None = None, patient: str | None = None) -> str:
         self._users += 1
         email = f"{role}{self._users}@example.org"

@@ -104,6 +104,7 @@ def flow(app, make, client, caplog) -> Flow:
     assert _ok(client.post("/oauth/introspect", data={"token": basic}, headers=auth))["active"] is False
 
     # A patient portal login, its credential, and a token for it.
+    make.patient(hid, "p7")
     _ok(
         admin.post(
             f"/api/hospitals/{hid}/patients/p7/portal-access",

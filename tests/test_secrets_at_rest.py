@@ -96,6 +96,7 @@ def world(app, make, client) -> World:
     _token(client, key, world)
 
     # A patient portal login with a known password, used to make a patient credential.
+    make.patient(hid, "p7")
     admin = make.as_role("hospital-admin", hid)
     world.cookies.append(_cookie(admin))
     response = admin.post(

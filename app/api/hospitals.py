@@ -21,6 +21,7 @@ from app.errors import ApiError
 from app.extensions import db
 from app.models import HOSPITAL_ID, Hospital
 from app.sessions import current_user, require_user
+from fhir.storage.sql import patient_exists
 from oauth import (
     APPLICATION,
     HOSPITAL_KEY,
@@ -175,11 +176,12 @@ def delete_app_grant(hid: str, client_id: str):
 @bp.post("/hospitals/<hid>/patients/<pid>/portal-access")
 @require_user("hospital-admin", "superadmin")
 def enable_portal_access(hid: str, pid: str):
-    """Create the patient's portal login. The Patient id is taken as given until the
-    FHIR store exists to check it against."""
+    """Create the patient's portal login for a Patient of this hospital's FHIR store."""
     hospital = _hospital_for_admin(hid)
     if not FHIR_ID.match(pid):
         raise ApiError(400, "The Patient id is not a valid FHIR id.")
+    if not patient_exists(hospital.id, pid):
+        raise ApiError(404, f"This hospital has no Patient/{pid}.")
     body = json_body(required={"email", "password"})
     email = email_field(body)
     password = password_field(body)

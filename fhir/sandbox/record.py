@@ -9,7 +9,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from fhir.sandbox.clock import NOW, Zone
+from fhir.sandbox.drugs import Drug
 from fhir.sandbox.elements import coding, concept, quantity, reference
+from fhir.sandbox.labs import Lab, Panel
 from fhir.sandbox.people import Staff
 from fhir.sandbox.terminology import (
     ACUTE_THERAPY,
@@ -31,19 +33,14 @@ from fhir.sandbox.terminology import (
     LOINC,
     ORDERED_DOSE,
     PRIMARY_PERFORMER,
-    ROUTE_SYSTEM,
     RXNORM,
-    SITE_SYSTEM,
     SOCIAL_HISTORY,
     THO,
     UCUM,
-    VACCINES,
     VITAL_SIGNS,
-    Drug,
-    Lab,
-    Panel,
     Term,
 )
+from fhir.sandbox.vaccines import ROUTE_SYSTEM, SITE_SYSTEM, VACCINES
 
 # Each kind's resources, in the order a patient's record is emitted (dependencies first).
 KINDS = (

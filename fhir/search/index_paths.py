@@ -28,7 +28,7 @@ _ELSEWHERE: dict[str, str] = MODEL["pathsDefinedElsewhere"]
 _BACKBONES = frozenset({"BackboneElement", "Element"})
 # Choice suffixes that name primitive types, which FHIR spells with a lower-case initial.
 _PRIMITIVES = frozenset(
-    "Base64Binary Boolean Canonical Code Date DateTime Decimal Id Instant Integer Markdown Oid"
+    "Base64Binary Boolean Canonical Code Date DateTime Decimal Id Instant Integer Markdown Oid"  # noqa: SIM905
     " PositiveInt String Time UnsignedInt Uri Url Uuid".split()
 )
 

@@ -292,9 +292,13 @@ def parse_reference(reference: Any, type_element: Any = None) -> Reference | Non
     parts = path.rsplit("/", 2)
     if len(parts) >= 2 and _TYPE.fullmatch(parts[-2]) and _ID.fullmatch(parts[-1]):
         return parts[-2], parts[-1], f"{parts[-2]}/{parts[-1]}"
-    if len(parts) == 1 and isinstance(type_element, str) and _TYPE.fullmatch(type_element):
-        if _ID.fullmatch(path):
-            return type_element, path, f"{type_element}/{path}"
+    if (
+        len(parts) == 1
+        and isinstance(type_element, str)
+        and _TYPE.fullmatch(type_element)
+        and _ID.fullmatch(path)
+    ):
+        return type_element, path, f"{type_element}/{path}"
     return None, None, reference
 
 

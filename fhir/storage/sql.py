@@ -14,6 +14,7 @@ import orjson
 from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.orm import Session
 
+from app.extensions import db
 from app.timeutil import as_utc, utcnow
 from fhir.errors import FhirError
 from fhir.search.builder import Restriction
@@ -25,6 +26,11 @@ from fhir.storage.repository import HistoryEntry, StoredResource, format_instant
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+def patient_exists(hospital_id: str, patient_id: str) -> bool:
+    """Whether the hospital's store holds a current (not deleted) Patient with this id."""
+    return SqlRepository(db.session, hospital_id).exists("Patient", patient_id)
 
 
 class SqlRepository:

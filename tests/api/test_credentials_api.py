@@ -54,6 +54,7 @@ def test_invalid_api_key_requests_are_400(make, body):
 
 def test_portal_access_creates_a_patient_login(make, app):
     make.hospital("general")
+    make.patient("general", "pat-7")
     admin = make.as_role("hospital-admin", "general")
     response = admin.post(
         "/api/hospitals/general/patients/pat-7/portal-access",
@@ -67,8 +68,22 @@ def test_portal_access_creates_a_patient_login(make, app):
     assert token.get_json()["patient"] == "pat-7"
 
 
+def test_portal_access_needs_a_patient_of_that_hospital(make):
+    make.hospital("general")
+    make.hospital("other")
+    make.patient("other", "elsewhere")
+    admin = make.as_role("hospital-admin", "general")
+    for pid in ("nobody", "elsewhere"):
+        response = admin.post(
+            f"/api/hospitals/general/patients/{pid}/portal-access",
+            json={"email": "x@example.org", "password": PASSWORD},
+        )
+        assert response.status_code == 404 and response.get_json()["error"] == "not_found"
+
+
 def test_portal_access_conflict_and_bad_input(make):
     make.hospital("general")
+    make.patient("general", "pat-7")
     admin = make.as_role("hospital-admin", "general")
     path = "/api/hospitals/general/patients/pat-7/portal-access"
     assert admin.post(path, json={"email": "a@example.org", "password": PASSWORD}).status_code == 201

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from fhir.resources.R4B import get_fhir_model_class
 
+from fhir.resources.R4B import get_fhir_model_class
 from fhir.search.registry import (
     CANONICAL_BASE,
     expression_for,
