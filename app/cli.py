@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import secrets
 import sys
+import time
+from pathlib import Path
 
 import click
 from flask import Flask, current_app
@@ -13,6 +15,9 @@ from sqlalchemy import select
 from app.accounts import AccountError, create_hospital, create_user
 from app.extensions import db
 from app.models import ROLES, SANDBOX_HOSPITAL_ID, Hospital, User
+from fhir.importer import ImportFailed, import_files, load_resources
+from fhir.sandbox import generate
+from fhir.storage.sql import SqlRepository
 from oauth import create_signing_key, keyring
 
 BOOTSTRAP_ADMIN = "admin@fhirgate.local"
@@ -90,11 +95,37 @@ def ensure_sandbox() -> bool:
 
 
 @sandbox_cli.command("seed")
+@click.option("--patients", type=click.IntRange(0, 1_000_000), default=0, help="Synthetic patients to add.")
+@click.option("--seed", "random_seed", type=int, default=0, help="Seed of the deterministic generator.")
 @with_appcontext
-def sandbox_seed():
-    """Create the sandbox hospital if it does not exist."""
+def sandbox_seed(patients: int, random_seed: int):
+    """Create the sandbox hospital and fill it with N synthetic patients' records."""
     created = ensure_sandbox()
     click.echo("sandbox hospital created" if created else "sandbox hospital exists")
+    if patients:
+        started = time.perf_counter()
+        repo = SqlRepository(db.session, SANDBOX_HOSPITAL_ID)
+        count = load_resources(repo, generate(patients, seed=random_seed))
+        elapsed = time.perf_counter() - started
+        rate = count / elapsed if elapsed else 0
+        click.echo(f"loaded {count} resources for {patients} patients in {elapsed:.1f} s ({rate:.0f}/s)")
+
+
+@click.command("import")
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option("--hospital", "hospital_id", required=True, help="The hospital whose store receives them.")
+@with_appcontext
+def import_command(files: tuple[Path, ...], hospital_id: str):
+    """Load FHIR Bundles (JSON) or ndjson files into a hospital's FHIR store."""
+    if db.session.get(Hospital, hospital_id) is None:
+        raise click.ClickException(f"no hospital {hospital_id}")
+    try:
+        report = import_files(hospital_id, list(files))
+    except ImportFailed as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"imported {report.resources} resources from {report.files} file(s) into {hospital_id}")
 
 
 @click.command("bootstrap")
@@ -129,7 +160,7 @@ def version():
 
 
 def register_commands(app: Flask) -> None:
-    for command in (hospital_cli, user_cli, keys_cli, sandbox_cli, bootstrap, version):
+    for command in (hospital_cli, user_cli, keys_cli, sandbox_cli, import_command, bootstrap, version):
         app.cli.add_command(command)
 
 

@@ -77,3 +77,74 @@ def test_sandbox_seed_creates_the_sandbox_hospital(app, ctx):
     assert run(app, "sandbox", "seed").exit_code == 0
     assert db.session.get(Hospital, "sandbox") is not None
     assert "exists" in run(app, "sandbox", "seed").output
+
+
+def test_import_ndjson_and_bundles(app, ctx, tmp_path):
+    import orjson
+
+    from fhir.storage.sql import SqlRepository
+
+    run(app, "hospital", "create", "general", "--name", "General")
+    ndjson = tmp_path / "patients.ndjson"
+    ndjson.write_bytes(
+        b"\n".join(
+            orjson.dumps({"resourceType": "Patient", "id": f"p{i}", "name": [{"family": f"F{i}"}]})
+            for i in range(3)
+        )
+        + b"\n"
+    )
+    bundle = tmp_path / "bundle.json"
+    bundle.write_bytes(
+        orjson.dumps(
+            {
+                "resourceType": "Bundle",
+                "type": "transaction",
+                "entry": [
+                    {
+                        "fullUrl": "urn:uuid:1f7c3a6e-0000-4000-8000-000000000001",
+                        "resource": {"resourceType": "Patient", "name": [{"family": "Bundled"}]},
+                        "request": {"method": "POST", "url": "Patient"},
+                    },
+                    {
+                        "resource": {
+                            "resourceType": "Observation",
+                            "status": "final",
+                            "code": {"text": "x"},
+                            "subject": {"reference": "urn:uuid:1f7c3a6e-0000-4000-8000-000000000001"},
+                        },
+                        "request": {"method": "POST", "url": "Observation"},
+                    },
+                ],
+            }
+        )
+    )
+    result = run(app, "import", str(ndjson), str(bundle), "--hospital", "general")
+    assert result.exit_code == 0, result.output
+    assert "imported 5 resources from 2 file(s)" in result.output
+    repo = SqlRepository(db.session, "general")
+    assert repo.exists("Patient", "p2")
+    again = run(app, "import", str(ndjson), "--hospital", "general")
+    assert again.exit_code == 0
+    assert repo.read("Patient", "p2").version_id == 2
+
+
+def test_import_reports_the_bad_line(app, ctx, tmp_path):
+    run(app, "hospital", "create", "general", "--name", "General")
+    bad = tmp_path / "bad.ndjson"
+    bad.write_text(
+        '{"resourceType": "Patient", "id": "ok"}\n{"resourceType": "Patient", "birthDate": "never"}\n'
+    )
+    result = run(app, "import", str(bad), "--hospital", "general")
+    assert result.exit_code != 0 and "birthDate" in result.output
+    assert run(app, "import", str(bad), "--hospital", "nowhere").exit_code != 0
+
+
+def test_sandbox_seed_with_patients(app, ctx):
+    from fhir.storage.sql import SqlRepository
+
+    result = run(app, "sandbox", "seed", "--patients", "2")
+    assert result.exit_code == 0, result.output
+    assert "loaded" in result.output
+    repo = SqlRepository(db.session, "sandbox")
+    bundle = repo.search("Patient", [("_summary", "count")])
+    assert '"total":2' in bundle
