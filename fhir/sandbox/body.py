@@ -89,6 +89,7 @@ class Body:
         traits: set[str],
         acute: Acute | None,
     ) -> None:
+        """Measure vital signs at a visit (and daily during a stay), and smoking status once."""
         rng, record = self.rng, self.record
         when = start + timedelta(minutes=rng.randint(3, 12))
         if not self.smoking_recorded and age >= 12 and kind != "emergency":
@@ -191,6 +192,7 @@ class Body:
         reason: Chronic | None,
         acute: Acute | None,
     ) -> None:
+        """Order the panels this visit calls for and report their results."""
         rng = self.rng
         panels: list[str] = []
         if kind == "checkup":

@@ -59,6 +59,7 @@ class Chart:
             self._visit(day, kind)
 
     def resources(self) -> list[dict]:
+        """The Patient and its record, in dependency order."""
         return self.record.emit(self.patient)
 
     # -- who this patient is ------------------------------------------------------------------
@@ -178,10 +179,7 @@ class Chart:
             self._treat_acute(acute, kind, enc, start, end, practitioner)
         if reason and kind == "inpatient":
             surgery = start + timedelta(hours=rng.randint(2, 12))
-            term, minutes = PROCEDURES["pci"]
-            assert minutes is not None
-            surgery_end = surgery + timedelta(minutes=rng.randint(*minutes))
-            self.record.procedure(term, enc, surgery, surgery_end, practitioner, self.recorded[reason.key])
+            self._perform("pci", enc, surgery, practitioner, self.recorded[reason.key])
         elif reason:
             self._follow_up(reason, enc, start, practitioner)
 
@@ -269,15 +267,10 @@ class Chart:
         if renewed:
             self.active[condition.key] = renewed
         key = condition.key
-        term, minutes = None, None
         if key in ("asthma", "copd") and rng.random() < 0.4:
-            term, minutes = PROCEDURES["spirometry"]
+            self._perform("spirometry", enc, when + timedelta(minutes=10), practitioner, self.recorded[key])
         elif key in ("afib", "cad") and rng.random() < 0.5:
-            term, minutes = PROCEDURES["ecg"]
-        if term:
-            self.record.procedure(
-                term, enc, when + timedelta(minutes=10), None, practitioner, self.recorded[key]
-            )
+            self._perform("ecg", enc, when + timedelta(minutes=10), practitioner, self.recorded[key])
 
     def _treat_acute(
         self, acute: Acute, kind: str, enc: str, start: datetime, end: datetime, practitioner: Staff
@@ -302,16 +295,20 @@ class Chart:
         for option, chance in acute.drugs:
             drug = self._tolerated(option)
             if drug is not None and rng.random() < chance:
-                self.record.medication(DRUGS[drug], enc, prescribed, practitioner, cond, category, 0)
+                self.record.medication(
+                    DRUGS[drug], enc, prescribed, practitioner, cond, category, 0, DRUGS[drug].days
+                )
         if acute.procedure:
-            term, minutes = PROCEDURES[acute.procedure]
-            if minutes is None:
-                self.record.procedure(term, enc, start + timedelta(minutes=15), None, practitioner, cond)
+            if PROCEDURES[acute.procedure][1] is None:
+                begin = start + timedelta(minutes=15)
             else:
                 begin = start + timedelta(minutes=rng.randint(30, 600 if kind == "inpatient" else 60))
-                self.record.procedure(
-                    term, enc, begin, begin + timedelta(minutes=rng.randint(*minutes)), practitioner, cond
-                )
+            self._perform(acute.procedure, enc, begin, practitioner, cond)
+
+    def _perform(self, key: str, enc: str, begin: datetime, practitioner: Staff, reason_id: str) -> None:
+        term, minutes = PROCEDURES[key]
+        end = begin + timedelta(minutes=self.rng.randint(*minutes)) if minutes else None
+        self.record.procedure(term, enc, begin, end, practitioner, reason_id)
 
     def _record_allergies(self, enc: str, when: datetime, practitioner: Staff) -> None:
         rng = self.rng

@@ -25,7 +25,7 @@ class Drug:
     period_unit: str = "d"
     route: Term = ORAL
     as_needed: bool = False
-    days: int | None = None  # a short course; None for long-term therapy
+    days: int = 10  # the usual course when prescribed for an acute problem
 
 
 _TAB = (1, "tablet", "{tbl}")

@@ -25,6 +25,7 @@ class Prevention:
         self.covid_doses = 0
 
     def immunize(self, kind: str, enc: str, start: datetime, nurse: Staff, age: float) -> None:
+        """Give the vaccines due at this age and season (a simplified CDC schedule)."""
         rng = self.rng
         day = start.date()
         vaccines: list[str] = []
@@ -57,6 +58,7 @@ class Prevention:
             self.record.immunization(cvx, enc, when, nurse, lot, site)
 
     def screen(self, enc: str, start: datetime, practitioner: Staff, age: float, on_medication: bool) -> None:
+        """Perform the screenings an adult check-up may include."""
         rng = self.rng
         if age < 18:
             return

@@ -96,6 +96,7 @@ class Record:
         organization: tuple[str, str],
         reason: Term | None,
     ) -> str:
+        """Write a finished Encounter at the patient's site and return its id."""
         class_code, type_term = ENCOUNTER_KINDS[kind]
         period = {"start": self.zone.stamp(start), "end": self.zone.stamp(end)}
         role = ATTENDER if class_code == "IMP" else PRIMARY_PERFORMER
@@ -137,6 +138,7 @@ class Record:
         unit: str,
         ucum: str,
     ) -> None:
+        """Write a vital-signs Observation with a UCUM quantity (R4B observation-vitalsigns)."""
         obs = self._observation(VITAL_SIGNS, code, encounter_id, when)
         obs["performer"] = [performer.ref()]
         obs["valueQuantity"] = quantity(value, unit, ucum)
@@ -151,6 +153,7 @@ class Record:
         systolic: int,
         diastolic: int,
     ) -> None:
+        """Write a blood-pressure panel with systolic and diastolic components in mm[Hg]."""
         obs = self._observation(VITAL_SIGNS, code, encounter_id, when)
         obs["performer"] = [performer.ref()]
         obs["component"] = [
@@ -159,6 +162,7 @@ class Record:
         ]
 
     def smoking_status(self, code: dict, value: Term, encounter_id: str, when: datetime) -> None:
+        """Write the social-history Observation of tobacco use."""
         obs = self._observation(SOCIAL_HISTORY, code, encounter_id, when)
         obs["valueCodeableConcept"] = concept(value)
 
@@ -217,6 +221,7 @@ class Record:
         abatement: str | None = None,
         verification: str = "confirmed",
     ) -> str:
+        """Write a Condition; one with an abatement is resolved, otherwise active. Return its id."""
         cond = self._new("cond", "Condition")
         status = "resolved" if abatement else "active"
         cond["clinicalStatus"] = concept((CONDITION_CLINICAL, status, status.capitalize()))
@@ -244,10 +249,12 @@ class Record:
         reason_id: str | None,
         category: str,
         refills: int,
+        days: int | None = None,
         prior_id: str | None = None,
     ) -> dict:
+        """Write a MedicationRequest: a ``days`` course, or long-term therapy when None. Return it."""
         med = self._new("med", "MedicationRequest")
-        finished = drug.days is not None and authored + timedelta(days=drug.days) < NOW
+        finished = days is not None and authored + timedelta(days=days) < NOW
         med["status"] = "completed" if finished else "active"
         med["intent"] = "order"
         med["category"] = [concept((MEDICATION_CATEGORY, category, category.capitalize()))]
@@ -258,10 +265,10 @@ class Record:
         med["requester"] = requester.ref()
         if reason_id:
             med["reasonReference"] = [reference("Condition", reason_id)]
-        med["courseOfTherapyType"] = concept(ACUTE_THERAPY if drug.days else CONTINUOUS_THERAPY)
+        med["courseOfTherapyType"] = concept(ACUTE_THERAPY if days else CONTINUOUS_THERAPY)
         repeat: dict = {"frequency": drug.frequency, "period": drug.period, "periodUnit": drug.period_unit}
-        if drug.days:
-            repeat["boundsDuration"] = _days(drug.days)
+        if days:
+            repeat["boundsDuration"] = _days(days)
         med["dosageInstruction"] = [
             {
                 "sequence": 1,
@@ -274,7 +281,7 @@ class Record:
         ]
         med["dispenseRequest"] = {
             "numberOfRepeatsAllowed": refills,
-            "expectedSupplyDuration": _days(drug.days or 30),
+            "expectedSupplyDuration": _days(days or 30),
         }
         if prior_id:
             med["priorPrescription"] = reference("MedicationRequest", prior_id)
@@ -293,6 +300,7 @@ class Record:
         onset: str | None,
         verification: str,
     ) -> None:
+        """Write an active AllergyIntolerance with its reactions."""
         allergy = self._new("alg", "AllergyIntolerance")
         allergy["clinicalStatus"] = concept((ALLERGY_CLINICAL, "active", "Active"))
         allergy["verificationStatus"] = concept(
@@ -324,6 +332,7 @@ class Record:
         lot: str,
         site: tuple[str, str],
     ) -> None:
+        """Write a completed Immunization given at the encounter."""
         display, (route_code, route_display), dose = VACCINES[cvx]
         imm = self._new("imm", "Immunization")
         imm["status"] = "completed"
@@ -348,6 +357,7 @@ class Record:
         performer: Staff,
         reason_id: str | None = None,
     ) -> None:
+        """Write a completed Procedure, at a moment (``end`` None) or over a period."""
         proc = self._new("proc", "Procedure")
         proc["status"] = "completed"
         proc["code"] = concept(term)
