@@ -205,6 +205,14 @@ class BundleProcessor:
                 raise _fail(index, "an entry must be an object.")
             entries.append(_Entry(index, raw))
         self._prepare_transaction(entries)
+        # One query learns (and locks) every resource the Bundle writes to by id.
+        self.repo.prefetch(
+            [
+                (e.resource_type, e.resource_id)
+                for e in entries
+                if e.resource_id and e.method in ("PUT", "PATCH", "DELETE")
+            ]
+        )
         results: dict[int, dict] = {}
         for entry in sorted(entries, key=lambda e: (_ORDER[e.method], e.index)):
             try:
@@ -225,7 +233,7 @@ class BundleProcessor:
         results = []
         for index, raw in enumerate(raw_entries):
             try:
-                with self.repo.session.begin_nested():
+                with self.repo.savepoint():
                     if not isinstance(raw, dict):
                         raise _fail(index, "an entry must be an object.")
                     entry = _Entry(index, raw)

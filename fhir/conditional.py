@@ -48,7 +48,7 @@ def conditional_create(
     resource_id = new_id()
     for _ in range(2):
         try:
-            with repo.session.begin_nested():
+            with repo.savepoint():
                 repo.session.execute(
                     insert(tables.conditional_keys).values(
                         hospital_id=repo.hospital_id,
@@ -64,7 +64,7 @@ def conditional_create(
         if existing:
             return repo.read(resource_type, existing), False
         stale = repo.session.execute(select(k.resource_id).where(*owner)).scalar()
-        with repo.session.begin_nested():
+        with repo.savepoint():
             claimed = repo.session.execute(
                 update(tables.conditional_keys)
                 .where(*owner, k.resource_id == stale)

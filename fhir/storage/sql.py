@@ -8,10 +8,11 @@ request or transaction Bundle rolls all of it back together.
 from __future__ import annotations
 
 import uuid
+from contextlib import contextmanager
 from datetime import datetime
 
 import orjson
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from app.extensions import db
@@ -22,6 +23,7 @@ from fhir.search.extract import extract
 from fhir.search.service import SearchContext, everything, find_ids, search
 from fhir.storage import tables
 from fhir.storage.repository import HistoryEntry, StoredResource, format_instant
+from fhir.storage.writes import PendingWrites, VersionState, flush_pending, pending
 
 
 def new_id() -> str:
@@ -57,20 +59,44 @@ class SqlRepository:
 
     def search(self, resource_type: str, args: list[tuple[str, str]], *, lenient: bool = False) -> str:
         """FHIR R4B search.html: the searchset Bundle as JSON text."""
+        self.flush()
         return search(self._search_context(), resource_type, args, lenient=lenient)
 
     def everything(self, patient_id: str, args: list[tuple[str, str]]) -> str:
         """Patient/$everything as a searchset Bundle (JSON text)."""
+        self.flush()
         return everything(self._search_context(), patient_id, args)
 
     def find(self, resource_type: str, criteria: str, limit: int = 2) -> list[str]:
         """Ids of the resources matching a conditional ``criteria`` query string."""
+        self.flush()
         return find_ids(self._search_context(), resource_type, criteria, limit)
 
     # -- reads ------------------------------------------------------------------------
+    @property
+    def _writes(self) -> PendingWrites:
+        return pending(self.session)
+
+    def flush(self) -> None:
+        """Send buffered writes to the database (any read of the store does this first)."""
+        flush_pending(self.session)
+
+    @contextmanager
+    def savepoint(self):
+        """A nested transaction whose buffered writes are flushed inside it, or dropped."""
+        self.flush()
+        try:
+            with self.session.begin_nested():
+                yield
+                self.flush()
+        except BaseException:
+            pending(self.session).__init__()
+            raise
+
     def _row(self, resource_type: str, resource_id: str, *, lock: bool = False):
+        self.flush()
         r = tables.resources.c
-        query = select(r.version_id, r.last_updated, r.deleted, r.content, r.created_seq).where(
+        query = select(r.version_id, r.last_updated, r.deleted, r.content).where(
             r.hospital_id == self.hospital_id, r.resource_type == resource_type, r.id == resource_id
         )
         if lock:
@@ -90,6 +116,7 @@ class SqlRepository:
         return stored
 
     def vread(self, resource_type: str, resource_id: str, version_id: int) -> StoredResource:
+        self.flush()
         h = tables.history.c
         row = self.session.execute(
             select(h.last_updated, h.content, h.method).where(
@@ -110,10 +137,40 @@ class SqlRepository:
         )
 
     def exists(self, resource_type: str, resource_id: str) -> bool:
-        row = self._row(resource_type, resource_id)
-        return row is not None and not row.deleted
+        state = self._state(resource_type, resource_id, lock=False)
+        return state is not None and not state.deleted
 
     # -- writes -----------------------------------------------------------------------
+    def _state(self, resource_type: str, resource_id: str, *, lock: bool = True) -> VersionState | None:
+        """The resource's current version as this transaction knows it (locked for writing)."""
+        key = (self.hospital_id, resource_type, resource_id)
+        known = self._writes.known
+        if key not in known:
+            row = self._row(resource_type, resource_id, lock=lock)
+            known[key] = None if row is None else VersionState(row.version_id, row.deleted)
+        return known[key]
+
+    def prefetch(self, keys: list[tuple[str, str]]) -> None:
+        """Learn (and lock) the current versions of many resources in one query."""
+        known = self._writes.known
+        wanted = [(t, i) for t, i in dict.fromkeys(keys) if (self.hospital_id, t, i) not in known]
+        if not wanted:
+            return
+        self.flush()
+        r = tables.resources.c
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            rows = self.session.execute(
+                select(r.resource_type, r.id, r.version_id, r.deleted)
+                .where(r.hospital_id == self.hospital_id, tuple_(r.resource_type, r.id).in_(chunk))
+                .with_for_update()
+            )
+            found = {(row.resource_type, row.id): VersionState(row.version_id, row.deleted) for row in rows}
+            for resource_type, resource_id in chunk:
+                known[(self.hospital_id, resource_type, resource_id)] = found.get(
+                    (resource_type, resource_id)
+                )
+
     def _stamp(self, resource: dict, resource_id: str, version_id: int, moment: datetime) -> str:
         resource["id"] = resource_id
         meta = dict(resource.get("meta") or {})
@@ -122,46 +179,69 @@ class SqlRepository:
         resource["meta"] = meta
         return orjson.dumps(resource).decode()
 
-    def _record_history(
-        self, resource_type: str, resource_id: str, version_id: int, moment: datetime, method: str, content
-    ) -> int:
-        return self.session.execute(
-            insert(tables.history)
-            .values(
-                hospital_id=self.hospital_id,
-                resource_type=resource_type,
-                id=resource_id,
-                version_id=version_id,
-                last_updated=moment,
-                method=method,
-                content=content,
+    def _write(
+        self,
+        resource_type: str,
+        resource_id: str,
+        resource: dict | None,
+        previous: VersionState | None,
+        method: str,
+    ) -> StoredResource:
+        """Buffer one new version: its history row, current row and index rows."""
+        writes = self._writes
+        version_id = previous.version_id + 1 if previous else 1
+        moment = utcnow()
+        content = self._stamp(resource, resource_id, version_id, moment) if resource is not None else None
+        writes.history.append(
+            {
+                "hospital_id": self.hospital_id,
+                "resource_type": resource_type,
+                "id": resource_id,
+                "version_id": version_id,
+                "last_updated": moment,
+                "method": method,
+                "content": content,
+            }
+        )
+        deleted = resource is None
+        if previous is None:
+            writes.inserted.append(
+                {
+                    "hospital_id": self.hospital_id,
+                    "resource_type": resource_type,
+                    "id": resource_id,
+                    "version_id": version_id,
+                    "last_updated": moment,
+                    "deleted": deleted,
+                    "content": content,
+                    "_history_index": len(writes.history) - 1,
+                }
             )
-            .returning(tables.history.c.seq)
-        ).scalar_one()
+        else:
+            writes.updated.append(
+                {
+                    "h": self.hospital_id,
+                    "t": resource_type,
+                    "i": resource_id,
+                    "version_id": version_id,
+                    "last_updated": moment,
+                    "deleted": deleted,
+                    "content": content,
+                }
+            )
+            writes.cleared.append((self.hospital_id, resource_type, resource_id))
+        if resource is not None:
+            self._index(writes, resource_type, resource_id, resource)
+        writes.known[(self.hospital_id, resource_type, resource_id)] = VersionState(version_id, deleted)
+        return StoredResource(resource_type, resource_id, version_id, moment, deleted, content)
 
     def create(
         self, resource: dict, *, method: str = "POST", resource_id: str | None = None
     ) -> StoredResource:
         """FHIR R4B http.html#create: a new id, version 1."""
-        resource_type = resource["resourceType"]
         resource_id = resource_id or new_id()
-        moment = utcnow()
-        content = self._stamp(resource, resource_id, 1, moment)
-        seq = self._record_history(resource_type, resource_id, 1, moment, method, content)
-        self.session.execute(
-            insert(tables.resources).values(
-                hospital_id=self.hospital_id,
-                resource_type=resource_type,
-                id=resource_id,
-                version_id=1,
-                last_updated=moment,
-                deleted=False,
-                created_seq=seq,
-                content=content,
-            )
-        )
-        self._write_index(resource_type, resource_id, resource)
-        return StoredResource(resource_type, resource_id, 1, moment, False, content)
+        self._writes.known.setdefault((self.hospital_id, resource["resourceType"], resource_id), None)
+        return self._write(resource["resourceType"], resource_id, resource, None, method)
 
     def update(
         self,
@@ -173,83 +253,48 @@ class SqlRepository:
         method: str = "PUT",
     ) -> tuple[StoredResource, bool]:
         """FHIR R4B http.html#update; returns the new version and whether it was created."""
-        row = self._row(resource_type, resource_id, lock=True)
-        if row is None:
+        previous = self._state(resource_type, resource_id)
+        if previous is None:
             if if_match is not None:
                 raise FhirError.precondition_failed(f"{resource_type}/{resource_id} does not exist.")
-            return self.create(resource, method=method, resource_id=resource_id), True
-        if if_match is not None and if_match != row.version_id:
+            return self._write(resource_type, resource_id, resource, None, method), True
+        if if_match is not None and if_match != previous.version_id:
             raise FhirError.precondition_failed(
-                f"{resource_type}/{resource_id} is at version {row.version_id}, not {if_match}."
+                f"{resource_type}/{resource_id} is at version {previous.version_id}, not {if_match}."
             )
-        version_id = row.version_id + 1
-        moment = utcnow()
-        content = self._stamp(resource, resource_id, version_id, moment)
-        self._record_history(resource_type, resource_id, version_id, moment, method, content)
-        self._set_current(resource_type, resource_id, version_id, moment, False, content)
-        self._clear_index(resource_type, resource_id)
-        self._write_index(resource_type, resource_id, resource)
-        return StoredResource(resource_type, resource_id, version_id, moment, False, content), row.deleted
+        stored = self._write(resource_type, resource_id, resource, previous, method)
+        return stored, previous.deleted
 
     def delete(self, resource_type: str, resource_id: str) -> StoredResource | None:
         """FHIR R4B http.html#delete: a new, empty version; None when nothing was there."""
-        row = self._row(resource_type, resource_id, lock=True)
-        if row is None or row.deleted:
+        previous = self._state(resource_type, resource_id)
+        if previous is None or previous.deleted:
             return None
-        version_id = row.version_id + 1
-        moment = utcnow()
-        self._record_history(resource_type, resource_id, version_id, moment, "DELETE", None)
-        self._set_current(resource_type, resource_id, version_id, moment, True, None)
-        self._clear_index(resource_type, resource_id)
-        return StoredResource(resource_type, resource_id, version_id, moment, True, None)
-
-    def _set_current(self, resource_type, resource_id, version_id, moment, deleted, content) -> None:
-        r = tables.resources.c
-        self.session.execute(
-            update(tables.resources)
-            .where(r.hospital_id == self.hospital_id, r.resource_type == resource_type, r.id == resource_id)
-            .values(version_id=version_id, last_updated=moment, deleted=deleted, content=content)
-        )
+        return self._write(resource_type, resource_id, None, previous, "DELETE")
 
     # -- index ------------------------------------------------------------------------
-    def _owner(self, table, resource_type: str, resource_id: str):
-        c = table.c
-        return and_(
-            c.hospital_id == self.hospital_id, c.resource_type == resource_type, c.resource_id == resource_id
-        )
-
-    def _clear_index(self, resource_type: str, resource_id: str) -> None:
-        for table in (*tables.INDEX_TABLES.values(), tables.compartments):
-            self.session.execute(delete(table).where(self._owner(table, resource_type, resource_id)))
-
-    def _write_index(self, resource_type: str, resource_id: str, resource: dict) -> None:
+    def _index(self, writes: PendingWrites, resource_type: str, resource_id: str, resource: dict) -> None:
         values = extract(resource)
         owner = {"hospital_id": self.hospital_id, "resource_type": resource_type, "resource_id": resource_id}
-        rows = {
-            "string": [{**owner, "param": p, "value": v, "exact": e} for p, v, e in values.strings],
-            "token": [
-                {**owner, "param": p, "system": s, "code": c, "text": t} for p, s, c, t in values.tokens
-            ],
-            "reference": [
-                {**owner, "param": p, "target_type": tt, "target_id": ti, "reference": ref[:512]}
-                for p, tt, ti, ref in values.references
-            ],
-            "date": [{**owner, "param": p, "low": lo, "high": hi} for p, lo, hi in values.dates],
-            "number": [{**owner, "param": p, "low": lo, "high": hi} for p, lo, hi in values.numbers],
-            "quantity": [
-                {**owner, "param": p, "low": lo, "high": hi, "system": s, "code": c, "unit": u}
-                for p, lo, hi, s, c, u in values.quantities
-            ],
-            "uri": [{**owner, "param": p, "value": v[:512]} for p, v in values.uris],
-        }
-        for kind, batch in rows.items():
-            if batch:
-                self.session.execute(insert(tables.INDEX_TABLES[kind]), batch)
-        if values.compartment_patients:
-            self.session.execute(
-                insert(tables.compartments),
-                [{**owner, "patient_id": patient} for patient in sorted(values.compartment_patients)],
-            )
+        index = writes.index
+        index["string"].extend({**owner, "param": p, "value": v, "exact": e} for p, v, e in values.strings)
+        index["token"].extend(
+            {**owner, "param": p, "system": s, "code": c, "text": t} for p, s, c, t in values.tokens
+        )
+        index["reference"].extend(
+            {**owner, "param": p, "target_type": tt, "target_id": ti, "reference": ref[:512]}
+            for p, tt, ti, ref in values.references
+        )
+        index["date"].extend({**owner, "param": p, "low": lo, "high": hi} for p, lo, hi in values.dates)
+        index["number"].extend({**owner, "param": p, "low": lo, "high": hi} for p, lo, hi in values.numbers)
+        index["quantity"].extend(
+            {**owner, "param": p, "low": lo, "high": hi, "system": s, "code": c, "unit": u}
+            for p, lo, hi, s, c, u in values.quantities
+        )
+        index["uri"].extend({**owner, "param": p, "value": v[:512]} for p, v in values.uris)
+        writes.compartments.extend(
+            {**owner, "patient_id": patient} for patient in sorted(values.compartment_patients)
+        )
 
     # -- history ----------------------------------------------------------------------
     def history(
@@ -262,6 +307,7 @@ class SqlRepository:
         count: int = 20,
     ) -> list[HistoryEntry]:
         """FHIR R4B http.html#history, newest first."""
+        self.flush()
         h = tables.history.c
         query = select(h.seq, h.resource_type, h.id, h.version_id, h.last_updated, h.method, h.content).where(
             h.hospital_id == self.hospital_id
