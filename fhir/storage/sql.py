@@ -8,11 +8,12 @@ request or transaction Bundle rolls all of it back together.
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from contextlib import contextmanager
 from datetime import datetime
 
 import orjson
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.extensions import db
@@ -158,18 +159,22 @@ class SqlRepository:
             return
         self.flush()
         r = tables.resources.c
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            rows = self.session.execute(
-                select(r.resource_type, r.id, r.version_id, r.deleted)
-                .where(r.hospital_id == self.hospital_id, tuple_(r.resource_type, r.id).in_(chunk))
-                .with_for_update()
-            )
-            found = {(row.resource_type, row.id): VersionState(row.version_id, row.deleted) for row in rows}
-            for resource_type, resource_id in chunk:
-                known[(self.hospital_id, resource_type, resource_id)] = found.get(
-                    (resource_type, resource_id)
+        by_type: dict[str, list[str]] = defaultdict(list)
+        for resource_type, resource_id in wanted:
+            by_type[resource_type].append(resource_id)
+        for resource_type, ids in by_type.items():
+            for start in range(0, len(ids), 1000):
+                chunk = ids[start : start + 1000]
+                rows = self.session.execute(
+                    select(r.id, r.version_id, r.deleted)
+                    .where(
+                        r.hospital_id == self.hospital_id, r.resource_type == resource_type, r.id.in_(chunk)
+                    )
+                    .with_for_update()
                 )
+                found = {row.id: VersionState(row.version_id, row.deleted) for row in rows}
+                for resource_id in chunk:
+                    known[(self.hospital_id, resource_type, resource_id)] = found.get(resource_id)
 
     def _stamp(self, resource: dict, resource_id: str, version_id: int, moment: datetime) -> str:
         resource["id"] = resource_id
