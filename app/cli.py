@@ -21,6 +21,7 @@ from fhir.storage.sql import SqlRepository
 from oauth import create_signing_key, keyring
 
 BOOTSTRAP_ADMIN = "admin@fhirgate.local"
+BOOTSTRAP_PATIENTS = 10
 
 
 def _fail(error: AccountError):
@@ -131,14 +132,19 @@ def import_command(files: tuple[Path, ...], hospital_id: str):
 @click.command("bootstrap")
 @with_appcontext
 def bootstrap():
-    """Prepare a local try: signing key, sandbox hospital, and a superadmin to log in with."""
+    """Prepare a local try: signing key, sandbox hospital with a few patients, a superadmin."""
     keyring().signing_key()
     ensure_sandbox()
+    repo = SqlRepository(db.session, SANDBOX_HOSPITAL_ID)
+    if not repo.has_any("Patient"):
+        count = load_resources(repo, generate(BOOTSTRAP_PATIENTS))
+        click.echo(f"sandbox: loaded {count} synthetic resources for {BOOTSTRAP_PATIENTS} patients")
     base = current_app.config["FHIRGATE_BASE_URL"]
     click.echo(f"fhirgate at {base}")
     click.echo(f"  OAuth metadata   {base}/.well-known/oauth-authorization-server")
     click.echo(f"  token endpoint   {base}/oauth/token")
     click.echo(f"  management API   {base}/api")
+    click.echo(f"  sandbox FHIR     {base}/fhir/{SANDBOX_HOSPITAL_ID}  (metadata needs no token)")
     if db.session.scalar(select(User).where(User.email == BOOTSTRAP_ADMIN)) is None:
         password = secrets.token_urlsafe(12)
         create_user(BOOTSTRAP_ADMIN, password, "superadmin")

@@ -64,6 +64,7 @@ def test_bootstrap_prepares_a_local_try_once(app, ctx):
     assert first.exit_code == 0, first.output
     assert "admin@fhirgate.local / " in first.output
     assert db.session.get(Hospital, "sandbox") is not None
+    assert "sandbox: loaded" in first.output
     password = first.output.split("admin@fhirgate.local / ")[1].split()[0]
     login = app.test_client().post(
         "/api/session", json={"email": "admin@fhirgate.local", "password": password}
@@ -140,11 +141,13 @@ def test_import_reports_the_bad_line(app, ctx, tmp_path):
 
 
 def test_sandbox_seed_with_patients(app, ctx):
+    import orjson
+
     from fhir.storage.sql import SqlRepository
 
     result = run(app, "sandbox", "seed", "--patients", "2")
     assert result.exit_code == 0, result.output
     assert "loaded" in result.output
     repo = SqlRepository(db.session, "sandbox")
-    bundle = repo.search("Patient", [("_summary", "count")])
-    assert '"total":2' in bundle
+    bundle = orjson.loads(repo.search("Patient", [("_summary", "count")]))
+    assert bundle["total"] == 2

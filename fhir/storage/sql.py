@@ -137,6 +137,15 @@ class SqlRepository:
             resource_type, resource_id, version_id, as_utc(row.last_updated), False, row.content
         )
 
+    def has_any(self, resource_type: str) -> bool:
+        """Whether the hospital holds at least one current resource of the type."""
+        self.flush()
+        r = tables.resources.c
+        query = select(r.id).where(
+            r.hospital_id == self.hospital_id, r.resource_type == resource_type, r.deleted.is_(False)
+        )
+        return self.session.execute(query.limit(1)).first() is not None
+
     def exists(self, resource_type: str, resource_id: str) -> bool:
         state = self._state(resource_type, resource_id, lock=False)
         return state is not None and not state.deleted
