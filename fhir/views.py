@@ -90,6 +90,10 @@ def search_post(resource_type):
 @bp.post("/<resource_type>")
 def create(resource_type):
     repo = _repo()
+    if set(request.args) - {"_format", "_pretty"}:
+        # Some clients put criteria in the URL for a conditional create; FHIR takes them only
+        # from If-None-Exist, and ignoring them silently would make duplicates.
+        raise FhirError.invalid("Search criteria in a create's URL are not used: send them in If-None-Exist.")
     criteria = request.headers.get("If-None-Exist")
     if criteria:
         stored, created = conditional_create(repo, _type(resource_type), json_body(), criteria.lstrip("?"))

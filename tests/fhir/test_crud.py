@@ -216,3 +216,9 @@ def test_xml_is_not_acceptable(fhir):
 def test_unknown_hospital_is_404(fhir, client):
     response = client.get("/fhir/nowhere/Patient/1", headers=fhir.headers())
     assert response.status_code == 404 and response.get_json()["resourceType"] == "OperationOutcome"
+
+
+def test_create_with_criteria_in_the_url_is_refused(fhir):
+    """FHIR takes conditional-create criteria only from If-None-Exist (http.html#ccreate)."""
+    assert fhir.post("/Patient?family=Doe", PATIENT).status_code == 400
+    assert fhir.post("/Patient?_format=json", PATIENT).status_code == 201
