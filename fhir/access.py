@@ -7,6 +7,8 @@ from flask import g, request
 from app.extensions import db
 from fhir.errors import FhirError, Issue
 from fhir.http import base_url
+from fhir.policy import AccessPolicy
+from fhir.scoped import ScopedRepository
 from fhir.storage.sql import SqlRepository
 from oauth import InvalidTokenError, Principal, authenticate_bearer
 
@@ -28,11 +30,12 @@ def current_principal(hospital_id: str) -> Principal:
     return principal
 
 
-def repository_for(principal: Principal) -> SqlRepository:
-    """The hospital's store as the caller may see it (deny by default across hospitals)."""
-    return SqlRepository(
+def repository_for(principal: Principal) -> ScopedRepository:
+    """The hospital's store as the caller may see it: its scopes, its patient compartment."""
+    inner = SqlRepository(
         db.session,
         principal.hospital_id,
         client_id=principal.client_id,
         base_url=base_url(principal.hospital_id),
     )
+    return ScopedRepository(inner, AccessPolicy(principal))

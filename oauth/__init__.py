@@ -26,7 +26,7 @@ from oauth.operations import (
     withdraw_application,
 )
 from oauth.reach import reachable_hospitals
-from oauth.scopes import ScopeError, normalize_scope_list
+from oauth.scopes import ScopeError, SmartScope, normalize_scope_list, parse_scopes
 from oauth.server import init_oauth, oauth_error_response, rate_limited_response
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "Principal",
     "OAuthClient",
     "ScopeError",
+    "SmartScope",
     "active_clients",
     "authenticate_bearer",
     "create_application",
@@ -52,6 +53,7 @@ __all__ = [
     "keyring",
     "normalize_scope_list",
     "oauth_error_response",
+    "parse_scopes",
     "rate_limited_response",
     "reachable_hospitals",
     "revoke_client",

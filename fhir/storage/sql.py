@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import datetime
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from app.extensions import db
@@ -21,6 +21,7 @@ from app.timeutil import as_utc, utcnow
 from fhir.errors import FhirError
 from fhir.search.builder import Restriction
 from fhir.search.extract import extract
+from fhir.search.registry import resource_types
 from fhir.search.service import SearchContext, everything, find_ids, search
 from fhir.storage import tables
 from fhir.storage.repository import HistoryEntry, StoredResource, format_instant
@@ -147,11 +148,13 @@ class SqlRepository:
         return self.session.execute(query.limit(1)).first() is not None
 
     def exists(self, resource_type: str, resource_id: str) -> bool:
-        state = self._state(resource_type, resource_id, lock=False)
+        state = self.current_version(resource_type, resource_id, lock=False)
         return state is not None and not state.deleted
 
     # -- writes -----------------------------------------------------------------------
-    def _state(self, resource_type: str, resource_id: str, *, lock: bool = True) -> VersionState | None:
+    def current_version(
+        self, resource_type: str, resource_id: str, *, lock: bool = True
+    ) -> VersionState | None:
         """The resource's current version as this transaction knows it (locked for writing)."""
         key = (self.hospital_id, resource_type, resource_id)
         known = self._writes.known
@@ -267,7 +270,7 @@ class SqlRepository:
         method: str = "PUT",
     ) -> tuple[StoredResource, bool]:
         """FHIR R4B http.html#update; returns the new version and whether it was created."""
-        previous = self._state(resource_type, resource_id)
+        previous = self.current_version(resource_type, resource_id)
         if previous is None:
             if if_match is not None:
                 raise FhirError.precondition_failed(f"{resource_type}/{resource_id} does not exist.")
@@ -281,7 +284,7 @@ class SqlRepository:
 
     def delete(self, resource_type: str, resource_id: str) -> StoredResource | None:
         """FHIR R4B http.html#delete: a new, empty version; None when nothing was there."""
-        previous = self._state(resource_type, resource_id)
+        previous = self.current_version(resource_type, resource_id)
         if previous is None or previous.deleted:
             return None
         return self._write(resource_type, resource_id, None, previous, "DELETE")
@@ -319,13 +322,23 @@ class SqlRepository:
         since: datetime | None = None,
         before_seq: int | None = None,
         count: int = 20,
+        visible: Restriction | None = None,
     ) -> list[HistoryEntry]:
-        """FHIR R4B http.html#history, newest first."""
+        """FHIR R4B http.html#history, newest first; ``visible`` narrows it per type."""
         self.flush()
         h = tables.history.c
         query = select(h.seq, h.resource_type, h.id, h.version_id, h.last_updated, h.method, h.content).where(
             h.hospital_id == self.hospital_id
         )
+        if visible is not None:
+            types = [resource_type] if resource_type else resource_types()
+            clauses = []
+            for each in types:
+                clause = visible(each, h.id)
+                clauses.append(
+                    h.resource_type == each if clause is None else and_(h.resource_type == each, clause)
+                )
+            query = query.where(or_(*clauses))
         if resource_type:
             query = query.where(h.resource_type == resource_type)
         if resource_id:

@@ -1,0 +1,88 @@
+"""Access policy at the FHIR API: what a principal's SMART scopes and patient context allow.
+
+SMART App Launch 2.x scopes (v1 ``read``/``write`` and v2 ``cruds``, ``*`` types, v2
+search restrictions) are mapped onto FHIR interactions: read and vread need ``r``, search
+and history ``s``, create ``c``, update and patch ``u``, delete ``d``. Deny by default:
+an interaction no scope covers is refused, a resource outside the patient's compartment
+does not exist for a patient token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from fhir.errors import FhirError, Issue
+from fhir.search.registry import patient_compartment_params
+from oauth import PATIENT_CREDENTIAL, Principal, ScopeError, SmartScope, parse_scopes
+
+LETTER = {
+    "read": "r",
+    "vread": "r",
+    "search": "s",
+    "history": "s",
+    "create": "c",
+    "update": "u",
+    "patch": "u",
+    "delete": "d",
+}
+
+
+def insufficient_scope(needed: str, interaction: str, resource_type: str) -> FhirError:
+    """RFC 6750 §3.1 ``insufficient_scope`` (403) naming the scope that would do."""
+    message = f"The token's scopes do not allow {interaction} on {resource_type}; it needs {needed}."
+    challenge = f'Bearer realm="fhirgate", error="insufficient_scope", scope="{needed}"'
+    return FhirError(403, [Issue("forbidden", message)], {"WWW-Authenticate": challenge})
+
+
+@dataclass(frozen=True)
+class AccessPolicy:
+    principal: Principal
+
+    @property
+    def context(self) -> str:
+        return "patient" if self.principal.kind == PATIENT_CREDENTIAL else "system"
+
+    @property
+    def patient_id(self) -> str | None:
+        return self.principal.patient_id if self.context == "patient" else None
+
+    @cached_property
+    def scopes(self) -> tuple[SmartScope, ...]:
+        """The token's scopes of its own context (a patient token honours patient/ only)."""
+        try:
+            parsed = parse_scopes(list(self.principal.scopes))
+        except ScopeError:
+            return ()
+        return tuple(scope for scope in parsed if scope.context == self.context)
+
+    def _covering(self, letter: str, resource_type: str) -> list[SmartScope]:
+        return [
+            scope
+            for scope in self.scopes
+            if letter in scope.permissions and scope.resource_type in ("*", resource_type)
+        ]
+
+    def require(self, interaction: str, resource_type: str) -> list[frozenset] | None:
+        """Check the interaction; return the search restrictions that bind it (None: none).
+
+        A scope without ``?...`` allows the interaction outright; scopes with restrictions
+        allow it only for resources matching one of them.
+        """
+        letter = LETTER[interaction]
+        covering = self._covering(letter, resource_type)
+        if not covering:
+            raise insufficient_scope(f"{self.context}/{resource_type}.{letter}", interaction, resource_type)
+        if any(not scope.query for scope in covering):
+            return None
+        return [scope.query for scope in covering]
+
+    def may_see_type(self, resource_type: str) -> bool:
+        """Whether included, chained or $everything resources of this type may be shown."""
+        if not (self._covering("r", resource_type) or self._covering("s", resource_type)):
+            return False
+        return (
+            self.patient_id is None
+            or resource_type == "Patient"
+            or bool(patient_compartment_params(resource_type))
+        )

@@ -1,0 +1,194 @@
+"""A repository narrowed to what one principal may see and do (deny by default).
+
+Views and interactions use it exactly like the SQL repository; every method checks the
+SMART scope for its interaction first, and every query carries the principal's
+restriction: its hospital always, a patient token's compartment, the types its scopes
+cover, and v2 scope search restrictions. Hidden resources are reported as not found.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from sqlalchemy import ColumnElement, and_, false, or_, select
+
+from fhir.errors import FhirError, Issue
+from fhir.policy import AccessPolicy
+from fhir.search.builder import SearchBuilder
+from fhir.search.extract import extract
+from fhir.search.registry import patient_compartment_params
+from fhir.search.request import parse_search
+from fhir.storage import tables
+from fhir.storage.repository import HistoryEntry, StoredResource
+from fhir.storage.sql import SqlRepository
+
+
+def outside_compartment(resource_type: str) -> FhirError:
+    return FhirError(
+        403, [Issue("forbidden", f"This {resource_type} would lie outside your patient compartment.")]
+    )
+
+
+class ScopedRepository:
+    def __init__(self, inner: SqlRepository, policy: AccessPolicy):
+        self.inner = inner
+        self.policy = policy
+        self.session = inner.session
+        self.hospital_id = inner.hospital_id
+        self.base_url = inner.base_url
+        self.client_id = inner.client_id
+
+    # -- restriction ------------------------------------------------------------------
+    def _compartment(self, resource_type: str, id_column) -> ColumnElement | None:
+        patient_id = self.policy.patient_id
+        if patient_id is None:
+            return None
+        if resource_type == "Patient":
+            return id_column == patient_id
+        if not patient_compartment_params(resource_type):
+            return false()
+        c = tables.compartments.c
+        return id_column.in_(
+            select(c.resource_id).where(
+                c.hospital_id == self.hospital_id,
+                c.patient_id == patient_id,
+                c.resource_type == resource_type,
+            )
+        )
+
+    def _restrict(self, primary_type: str | None = None, query_restrictions=None):
+        def restrict(resource_type: str, id_column) -> ColumnElement | None:
+            if not self.policy.may_see_type(resource_type):
+                return false()
+            clauses = []
+            compartment = self._compartment(resource_type, id_column)
+            if compartment is not None:
+                clauses.append(compartment)
+            if resource_type == primary_type and query_restrictions:
+                clauses.append(
+                    or_(*(self._matching(resource_type, q, id_column) for q in query_restrictions))
+                )
+            return and_(*clauses) if clauses else None
+
+        return restrict
+
+    def _matching(self, resource_type: str, restriction, id_column) -> ColumnElement:
+        """``id_column`` among the resources matching a scope's ``?param=value`` restriction."""
+        query = parse_search(resource_type, sorted(restriction), lenient=False)
+        builder = SearchBuilder(self.hospital_id, self.base_url)
+        r = tables.resources.c
+        return id_column.in_(select(r.id).where(*builder.matches(query)).correlate(None))
+
+    def _repo(self, primary_type: str | None = None, query_restrictions=None) -> SqlRepository:
+        return SqlRepository(
+            self.session,
+            self.hospital_id,
+            client_id=self.client_id,
+            base_url=self.base_url,
+            restrict=self._restrict(primary_type, query_restrictions),
+        )
+
+    def _visible(self, resource_type: str, resource_id: str, query_restrictions=None) -> bool:
+        restrict = self._restrict(resource_type, query_restrictions)(resource_type, tables.resources.c.id)
+        if restrict is None:
+            return True
+        self.inner.flush()
+        r = tables.resources.c
+        found = self.session.execute(
+            select(r.id).where(
+                r.hospital_id == self.hospital_id,
+                r.resource_type == resource_type,
+                r.id == resource_id,
+                restrict,
+            )
+        ).first()
+        return found is not None
+
+    def _check_visible(self, resource_type: str, resource_id: str, query_restrictions=None) -> None:
+        if not self._visible(resource_type, resource_id, query_restrictions):
+            raise FhirError.not_found(f"{resource_type}/{resource_id} is not known.")
+
+    def _check_content(self, resource: dict, query_restrictions=None) -> None:
+        """A patient's write must stay inside the compartment (and inside restricted scopes)."""
+        patient_id = self.policy.patient_id
+        if patient_id is not None and patient_id not in extract(resource).compartment_patients:
+            raise outside_compartment(resource["resourceType"])
+        if query_restrictions:
+            raise FhirError(
+                403, [Issue("forbidden", "Scopes with search restrictions allow reading and searching only.")]
+            )
+
+    # -- reads ------------------------------------------------------------------------
+    def read(self, resource_type: str, resource_id: str) -> StoredResource:
+        restrictions = self.policy.require("read", resource_type)
+        self._check_visible(resource_type, resource_id, restrictions)
+        return self.inner.read(resource_type, resource_id)
+
+    def vread(self, resource_type: str, resource_id: str, version_id: int) -> StoredResource:
+        restrictions = self.policy.require("vread", resource_type)
+        self._check_visible(resource_type, resource_id, restrictions)
+        return self.inner.vread(resource_type, resource_id, version_id)
+
+    def exists(self, resource_type: str, resource_id: str) -> bool:
+        return self._visible(resource_type, resource_id) and self.inner.exists(resource_type, resource_id)
+
+    def search(self, resource_type: str, args: list[tuple[str, str]], *, lenient: bool = False) -> str:
+        restrictions = self.policy.require("search", resource_type)
+        return self._repo(resource_type, restrictions).search(resource_type, args, lenient=lenient)
+
+    def find(self, resource_type: str, criteria: str, limit: int = 2) -> list[str]:
+        """Conditional criteria see only what the principal may see."""
+        return self._repo(resource_type).find(resource_type, criteria, limit)
+
+    def everything(self, patient_id: str, args: list[tuple[str, str]]) -> str:
+        self.policy.require("read", "Patient")
+        if self.policy.patient_id not in (None, patient_id):
+            raise FhirError.not_found(f"Patient/{patient_id} is not known.")
+        return self._repo("Patient").everything(patient_id, args)
+
+    def history(self, resource_type=None, resource_id=None, **kwargs) -> list[HistoryEntry]:
+        if resource_type:
+            self.policy.require("history", resource_type)
+        if resource_id:
+            self._check_visible(resource_type, resource_id)
+            return self.inner.history(resource_type, resource_id, **kwargs)
+        return self.inner.history(resource_type, None, visible=self._restrict(resource_type), **kwargs)
+
+    # -- writes -----------------------------------------------------------------------
+    def create(
+        self, resource: dict, *, method: str = "POST", resource_id: str | None = None
+    ) -> StoredResource:
+        restrictions = self.policy.require("create", resource["resourceType"])
+        if resource_id is not None or resource["resourceType"] == "Patient":
+            candidate = {**resource, "id": resource_id or "(new)"}
+        else:
+            candidate = resource
+        self._check_content(candidate, restrictions)
+        return self.inner.create(resource, method=method, resource_id=resource_id)
+
+    def update(self, resource_type, resource_id, resource, *, if_match=None, method="PUT"):
+        restrictions = self.policy.require("patch" if method == "PATCH" else "update", resource_type)
+        if self.inner.current_version(resource_type, resource_id) is None:
+            self.policy.require("create", resource_type)  # update-as-create creates
+        else:
+            self._check_visible(resource_type, resource_id)
+        self._check_content({**resource, "id": resource_id}, restrictions)
+        return self.inner.update(resource_type, resource_id, resource, if_match=if_match, method=method)
+
+    def delete(self, resource_type: str, resource_id: str) -> StoredResource | None:
+        self.policy.require("delete", resource_type)
+        if not self._visible(resource_type, resource_id):
+            return None  # as for an unknown id: a hidden resource is not confirmed to exist
+        return self.inner.delete(resource_type, resource_id)
+
+    # -- plumbing shared with bundles and conditional interactions --------------------
+    def prefetch(self, keys) -> None:
+        self.inner.prefetch(keys)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+    @contextmanager
+    def savepoint(self):
+        with self.inner.savepoint():
+            yield
