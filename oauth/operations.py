@@ -21,6 +21,7 @@ from oauth.models import (
     OAuthClient,
 )
 from oauth.tokens import IssuedToken, issue_access_token
+from oauth.validity import bump_epoch
 
 PATIENT_DEFAULT_SCOPE = "patient/*.rs"
 
@@ -99,6 +100,7 @@ def rotate_application_secret(client: OAuthClient) -> NewCredential:
     secret = new_secret(APPLICATION)
     client.secret_hash = hash_secret(secret)
     client.generation += 1
+    bump_epoch()
     db.session.commit()
     return NewCredential(client, secret)
 
@@ -108,6 +110,7 @@ def revoke_client(client: OAuthClient) -> None:
     client.revoked_at = utcnow()
     client.secret_hash = None
     db.session.execute(delete(AppGrant).where(AppGrant.client_id == client.client_id))
+    bump_epoch()
     db.session.commit()
 
 
@@ -119,6 +122,7 @@ def grant_application(client: OAuthClient, hospital_id: str, permissions: list[s
         db.session.add(grant)
     grant.scope = " ".join(permissions)
     grant.updated_at = now
+    bump_epoch()
     db.session.commit()
     return grant
 
@@ -128,6 +132,7 @@ def withdraw_application(client: OAuthClient, hospital_id: str) -> bool:
     deleted = db.session.execute(
         delete(AppGrant).where(AppGrant.client_id == client.client_id, AppGrant.hospital_id == hospital_id)
     ).rowcount
+    bump_epoch()
     db.session.commit()
     return bool(deleted)
 

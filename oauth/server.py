@@ -16,6 +16,7 @@ from oauth.grants import ClientCredentialsGrant
 from oauth.introspection import IntrospectionEndpoint, RevocationEndpoint
 from oauth.keys import init_keyring, keyring
 from oauth.models import OAuthClient
+from oauth.validity import ValidityCache
 
 _MAX_CLIENT_ID_LENGTH = 64
 
@@ -155,6 +156,7 @@ def rate_limited_response(retry_after: int) -> Response:
 def init_oauth(app: Flask) -> None:
     """Wire the authorization server, its endpoints and signing keys into ``app``."""
     init_keyring(app)
+    app.extensions["fhirgate_validity"] = ValidityCache()
     server = AuthorizationServer(app)
     server.register_client_auth_method("client_secret_basic", authenticate_client_secret_basic)
     server.register_client_auth_method("client_secret_post", authenticate_client_secret_post)

@@ -21,8 +21,8 @@ from oauth.audience import fhir_base_url, hospital_for_resource
 from oauth.jws import JwsError, sign, verify
 from oauth.keys import keyring
 from oauth.models import PATIENT_CREDENTIAL, OAuthClient, RevokedToken
-from oauth.reach import current_grant
 from oauth.scopes import ScopeError, covers, parse_scopes
+from oauth.validity import ClientState, bump_epoch, validity_cache
 
 TOKEN_TYPE = "at+jwt"
 
@@ -83,17 +83,18 @@ def decode_access_token(token: str) -> dict:
     return claims
 
 
-def token_client_if_active(claims: dict) -> OAuthClient | None:
+def token_client_if_active(claims: dict) -> ClientState | None:
     """The token's client if the token is still valid right now, else None."""
     if claims["exp"] <= epoch():
         return None
-    client = db.session.get(OAuthClient, claims["client_id"])
+    cache = validity_cache()
+    client = cache.client(claims["client_id"])
     if client is None or not client.active or client.generation != claims["gen"]:
         return None
-    if db.session.get(RevokedToken, claims["jti"]) is not None:
+    if cache.jti_revoked(claims["jti"]):
         return None
     hospital_id = hospital_for_resource(claims["aud"])
-    grant = current_grant(client, hospital_id) if hospital_id else None
+    grant = cache.grant(client, hospital_id) if hospital_id else None
     if grant is None:
         return None
     granted, since = grant
@@ -121,6 +122,7 @@ def revoke_token_id(claims: dict) -> None:
                 expires_at=datetime.fromtimestamp(claims["exp"], UTC),
             )
         )
+        bump_epoch()
         try:
             db.session.commit()
         except IntegrityError:

@@ -18,6 +18,7 @@ from app import create_app
 from app.accounts import create_hospital, create_user
 from app.extensions import db, limiter
 from oauth import keyring
+from oauth.validity import ValidityCache
 
 PASSWORD = "correct horse battery staple"
 # Authlib allows plain http only on loopback; production requires https.
@@ -71,6 +72,7 @@ def _clean_tables(app):
             db.session.execute(table.delete())
         db.session.commit()
         keyring().invalidate()
+        app.extensions["fhirgate_validity"] = ValidityCache()
     limiter.reset()
 
 

@@ -1,0 +1,131 @@
+"""Whether an access token is still good, answered from a per-worker cache.
+
+Revoking anything — deleting a credential, rotating a secret, changing or withdrawing a
+grant, revoking one token — bumps a single counter row (``oauth_epoch``) in the same
+transaction. Each request reads that counter (one primary-key lookup of a one-row table)
+and, when it changed, the worker drops its cached client states. So a revocation takes
+effect on every worker and host at the next request, while the request path costs one
+trivial query instead of three lookups per token.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from flask import current_app, g
+from sqlalchemy import Integer, select, update
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.extensions import db
+from app.models import SANDBOX_HOSPITAL_ID, Hospital
+from app.timeutil import as_utc
+from oauth.models import APPLICATION, AppGrant, OAuthClient, RevokedToken
+from oauth.reach import SANDBOX_SCOPE
+
+
+class AuthEpoch(db.Model):
+    """One row whose value changes whenever any credential, grant or token is revoked."""
+
+    __tablename__ = "oauth_epoch"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+def bump_epoch() -> None:
+    """Mark every worker's cache stale; call inside the revoking transaction."""
+    bumped = db.session.execute(update(AuthEpoch).where(AuthEpoch.id == 1).values(value=AuthEpoch.value + 1))
+    if bumped.rowcount == 0:  # the migration's row is missing: make it
+        db.session.add(AuthEpoch(id=1, value=1))
+
+
+def _read_epoch() -> int:
+    value = db.session.execute(select(AuthEpoch.value).where(AuthEpoch.id == 1)).scalar()
+    return value or 0
+
+
+@dataclass(frozen=True)
+class ClientState:
+    client_id: str
+    kind: str
+    active: bool
+    generation: int
+    hospital_id: str | None
+    patient_id: str | None
+    scope: str
+    require_key_headers: bool
+    secret_hash: str | None
+
+
+class ValidityCache:
+    """Client states, grants and revoked ids, valid for one epoch."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._epoch: int | None = None
+        self._clients: dict[str, ClientState | None] = {}
+        self._grants: dict[tuple[str, str], tuple[str, int] | None] = {}
+        self._revoked: dict[str, bool] = {}
+
+    def sync(self) -> None:
+        """Read the epoch once per request; drop everything if it moved."""
+        if g.get("auth_epoch_checked"):
+            return
+        epoch = _read_epoch()
+        g.auth_epoch_checked = True
+        if epoch != self._epoch:
+            with self._lock:
+                self._epoch = epoch
+                self._clients, self._grants, self._revoked = {}, {}, {}
+
+    def client(self, client_id: str) -> ClientState | None:
+        self.sync()
+        if client_id not in self._clients:
+            row = db.session.get(OAuthClient, client_id) if len(client_id) <= 64 else None
+            self._clients[client_id] = (
+                None
+                if row is None
+                else ClientState(
+                    row.client_id,
+                    row.kind,
+                    row.active,
+                    row.generation,
+                    row.hospital_id,
+                    row.patient_id,
+                    row.scope or "",
+                    row.require_key_headers,
+                    row.secret_hash,
+                )
+            )
+        return self._clients[client_id]
+
+    def grant(self, client: ClientState, hospital_id: str) -> tuple[str, int] | None:
+        """The scopes the client holds at the hospital now, and since when (epoch seconds)."""
+        self.sync()
+        key = (client.client_id, hospital_id)
+        if key not in self._grants:
+            self._grants[key] = _load_grant(client, hospital_id)
+        return self._grants[key]
+
+    def jti_revoked(self, jti: str) -> bool:
+        self.sync()
+        if jti not in self._revoked:
+            self._revoked[jti] = db.session.get(RevokedToken, jti) is not None
+        return self._revoked[jti]
+
+
+def _load_grant(client: ClientState, hospital_id: str) -> tuple[str, int] | None:
+    # Narrowing is caught by the scope check; a withdrawn-then-new grant is a new row.
+    if client.kind != APPLICATION:
+        return (client.scope, 0) if client.hospital_id == hospital_id else None
+    if hospital_id == SANDBOX_HOSPITAL_ID:
+        return (SANDBOX_SCOPE, 0) if db.session.get(Hospital, SANDBOX_HOSPITAL_ID) is not None else None
+    grant = db.session.get(AppGrant, (client.client_id, hospital_id))
+    if grant is None:
+        return None
+    return grant.scope, int(as_utc(grant.created_at).timestamp())
+
+
+def validity_cache() -> ValidityCache:
+    return current_app.extensions["fhirgate_validity"]
