@@ -23,7 +23,12 @@ def current_principal(hospital_id: str) -> Principal:
     principal = g.get("fhir_principal")
     if principal is None:
         try:
-            principal = authenticate_bearer(request.headers.get("Authorization"), hospital_id)
+            principal = authenticate_bearer(
+                request.headers.get("Authorization"),
+                hospital_id,
+                api_key=request.headers.get("x-api-key"),
+                api_secret=request.headers.get("x-api-secret"),
+            )
         except InvalidTokenError as error:
             raise _unauthorized(str(error)) from None
         g.fhir_principal = principal

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 
 from oauth.audience import hospital_for_resource
+from oauth.credentials import secret_matches
 from oauth.jws import JwsError
 from oauth.tokens import decode_access_token, token_client_if_active
 
@@ -28,8 +30,18 @@ class Principal:
     expires_at: int
 
 
-def authenticate_bearer(authorization: str | None, hospital_id: str) -> Principal:
-    """Verify the ``Authorization: Bearer`` header for a request to ``hospital_id``'s API."""
+def authenticate_bearer(
+    authorization: str | None,
+    hospital_id: str,
+    *,
+    api_key: str | None = None,
+    api_secret: str | None = None,
+) -> Principal:
+    """Verify the ``Authorization: Bearer`` header for a request to ``hospital_id``'s API.
+
+    A hospital key made with ``require_key_headers`` ("three locks") also needs
+    ``x-api-key`` and ``x-api-secret`` matching the key, compared in constant time.
+    """
     if not authorization:
         raise InvalidTokenError("An access token is required (Authorization: Bearer ...).")
     if len(authorization) > MAX_HEADER_LENGTH:
@@ -47,6 +59,11 @@ def authenticate_bearer(authorization: str | None, hospital_id: str) -> Principa
     client = token_client_if_active(claims)
     if client is None:
         raise InvalidTokenError("The access token has expired or was revoked.")
+    if client.require_key_headers:
+        key_ok = hmac.compare_digest((api_key or "").encode(), client.client_id.encode())
+        secret_ok = secret_matches(api_secret or "", client.secret_hash)
+        if not (key_ok and secret_ok):
+            raise InvalidTokenError("This API key also needs matching x-api-key and x-api-secret headers.")
     return Principal(
         client_id=client.client_id,
         kind=client.kind,
