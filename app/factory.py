@@ -35,9 +35,11 @@ def create_app(config: dict | None = None, instance_path: Path | None = None) ->
     migrate.init_app(app, db)
     limiter.init_app(app)
 
+    from fhir.audit import init_audit
     from oauth import init_oauth
 
     init_oauth(app)
+    init_audit(app)
 
     from app.api import bp as api_bp
     from app.home import bp as home_bp

@@ -28,6 +28,9 @@ LETTER = {
 }
 
 
+SECURITY_TYPES = frozenset({"AuditEvent"})
+
+
 def insufficient_scope(needed: str, interaction: str, resource_type: str) -> FhirError:
     """RFC 6750 §3.1 ``insufficient_scope`` (403) naming the scope that would do."""
     message = f"The token's scopes do not allow {interaction} on {resource_type}; it needs {needed}."
@@ -57,6 +60,16 @@ class AccessPolicy:
         return tuple(scope for scope in parsed if scope.context == self.context)
 
     def _covering(self, letter: str, resource_type: str) -> list[SmartScope]:
+        if resource_type in SECURITY_TYPES:
+            # The audit trail names clients and network addresses: only a system scope that
+            # names the type reads it, never a wildcard or a patient token.
+            return [
+                scope
+                for scope in self.scopes
+                if letter in scope.permissions
+                and scope.resource_type == resource_type
+                and scope.context == "system"
+            ]
         return [
             scope
             for scope in self.scopes

@@ -8,6 +8,7 @@ from app.extensions import db
 from app.models import Hospital
 from fhir import interactions
 from fhir.access import current_principal, repository_for
+from fhir.audit import record_request
 from fhir.bundle_builder import bundle_text, history_entry
 from fhir.bundles import process_bundle
 from fhir.capability import capability_statement
@@ -25,6 +26,7 @@ from fhir.http import (
 from fhir.validation import is_resource_type
 
 bp = Blueprint("fhir", __name__, url_prefix="/fhir/<hospital_id>")
+bp.after_request(record_request)
 
 HISTORY_MAX_COUNT = 1000
 
@@ -39,6 +41,7 @@ def _check_hospital_and_format():
     hospital_id = g.hospital_id
     if len(hospital_id) > 40 or db.session.get(Hospital, hospital_id) is None:
         raise FhirError.not_found(f"No FHIR server at /fhir/{hospital_id[:40]}.")
+    g.hospital_known = True
     check_format()
 
 

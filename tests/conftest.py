@@ -66,6 +66,7 @@ def app(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def _clean_tables(app):
     yield
+    app.extensions["fhirgate_audit"].flush()
     with app.app_context():
         db.session.rollback()
         for table in reversed(db.metadata.sorted_tables):
@@ -183,3 +184,9 @@ def token_request(client: FlaskClient, cred: Credential, **form):
 
 def count_rows(table: str) -> int:
     return db.session.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one()
+
+
+def count_stored(table: str) -> int:
+    """Rows of a FHIR store table, leaving out the AuditEvents every request adds."""
+    query = f"SELECT COUNT(*) FROM {table} WHERE resource_type <> 'AuditEvent'"
+    return db.session.execute(text(query)).scalar_one()

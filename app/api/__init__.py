@@ -17,4 +17,4 @@ def _json_bodies_only():
         raise ApiError(415, "Send a JSON body with Content-Type: application/json.")
 
 
-from app.api import apps, hospitals, me, session  # noqa: E402,F401  (registers the routes)
+from app.api import apps, audit, hospitals, me, session  # noqa: E402,F401  (registers the routes)

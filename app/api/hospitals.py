@@ -40,7 +40,7 @@ from oauth import (
 MIN_TOKEN_TTL = 60
 
 
-def _hospital_for_admin(hid: str) -> Hospital:
+def hospital_for_admin(hid: str) -> Hospital:
     """The hospital, if the logged-in user administers it (superadmins administer all)."""
     user = current_user()
     if user.role == "hospital-admin" and user.hospital_id != hid:
@@ -61,7 +61,7 @@ def _system_permissions(body: dict) -> list[str]:
 @bp.post("/hospitals/<hid>/api-keys")
 @require_user("hospital-admin", "superadmin")
 def create_api_key(hid: str):
-    hospital = _hospital_for_admin(hid)
+    hospital = hospital_for_admin(hid)
     body = json_body(required={"name", "permissions"}, optional={"token_ttl", "require_key_headers"})
     config = current_app.config
     new = create_hospital_key(
@@ -97,7 +97,7 @@ def create_api_key(hid: str):
 @bp.get("/hospitals/<hid>/api-keys")
 @require_user("hospital-admin", "superadmin")
 def list_api_keys(hid: str):
-    hospital = _hospital_for_admin(hid)
+    hospital = hospital_for_admin(hid)
     keys = active_clients(HOSPITAL_KEY, hospital_id=hospital.id)
     return jsonify(
         [
@@ -115,7 +115,7 @@ def list_api_keys(hid: str):
 @bp.delete("/hospitals/<hid>/api-keys/<key>")
 @require_user("hospital-admin", "superadmin")
 def delete_api_key(hid: str, key: str):
-    hospital = _hospital_for_admin(hid)
+    hospital = hospital_for_admin(hid)
     client = find_active_client(HOSPITAL_KEY, key, hospital_id=hospital.id)
     if client is None:
         raise ApiError.not_found("API key")
@@ -137,7 +137,7 @@ def _grant_json(grant: AppGrant, client) -> dict:
 @bp.get("/hospitals/<hid>/apps")
 @require_user("hospital-admin", "superadmin")
 def list_app_grants(hid: str):
-    hospital = _hospital_for_admin(hid)
+    hospital = hospital_for_admin(hid)
     grants = db.session.query(AppGrant).filter_by(hospital_id=hospital.id).order_by(AppGrant.created_at)
     result = []
     for grant in grants:
@@ -150,7 +150,7 @@ def list_app_grants(hid: str):
 @bp.put("/hospitals/<hid>/apps/<client_id>")
 @require_user("hospital-admin", "superadmin")
 def put_app_grant(hid: str, client_id: str):
-    hospital = _hospital_for_admin(hid)
+    hospital = hospital_for_admin(hid)
     body = json_body(required={"permissions"})
     permissions = _system_permissions(body)
     client = find_active_client(APPLICATION, client_id)
@@ -166,7 +166,7 @@ def put_app_grant(hid: str, client_id: str):
 @bp.delete("/hospitals/<hid>/apps/<client_id>")
 @require_user("hospital-admin", "superadmin")
 def delete_app_grant(hid: str, client_id: str):
-    hospital = _hospital_for_admin(hid)
+    hospital = hospital_for_admin(hid)
     client = find_active_client(APPLICATION, client_id)
     if client is None or not withdraw_application(client, hospital.id):
         raise ApiError.not_found("grant")
@@ -177,7 +177,7 @@ def delete_app_grant(hid: str, client_id: str):
 @require_user("hospital-admin", "superadmin")
 def enable_portal_access(hid: str, pid: str):
     """Create the patient's portal login for a Patient of this hospital's FHIR store."""
-    hospital = _hospital_for_admin(hid)
+    hospital = hospital_for_admin(hid)
     if not FHIR_ID.match(pid):
         raise ApiError(400, "The Patient id is not a valid FHIR id.")
     if not patient_exists(hospital.id, pid):

@@ -75,6 +75,17 @@ def _number_clause(prefix: str, low, high, value: Decimal, lo: Decimal, hi: Deci
     return and_(twice >= 2 * value - slack, twice <= 2 * value + slack)
 
 
+def restrict_mixed_types(restrict: Restriction, type_column, id_column, types) -> ColumnElement:
+    """Apply a per-type restriction to rows of several resource types at once."""
+    clauses = []
+    for resource_type in types:
+        clause = restrict(resource_type, id_column)
+        clauses.append(
+            type_column == resource_type if clause is None else and_(type_column == resource_type, clause)
+        )
+    return or_(*clauses)
+
+
 class SearchBuilder:
     """SQL for one hospital's searches, narrowed by an optional access restriction."""
 

@@ -14,8 +14,9 @@ from sqlalchemy.orm import Session
 from app.timeutil import as_utc
 from fhir.bundle_builder import bundle_text, resource_entry
 from fhir.errors import FhirError, Issue, operation_outcome
-from fhir.search.builder import Restriction, SearchBuilder
+from fhir.search.builder import Restriction, SearchBuilder, restrict_mixed_types
 from fhir.search.cursor import decode_cursor, encode_cursor
+from fhir.search.registry import resource_types
 from fhir.search.request import SearchQuery, parse_search
 from fhir.storage import tables
 from fhir.storage.repository import StoredResource
@@ -239,6 +240,11 @@ def everything(ctx: SearchContext, patient_id: str, args: list[tuple[str, str]])
             comp.patient_id == patient_id,
             r.deleted == false(),
             r.created_seq <= snapshot,
+            *(
+                [restrict_mixed_types(ctx.restrict, r.resource_type, r.id, resource_types())]
+                if ctx.restrict
+                else []
+            ),
         )
         .order_by(r.resource_type, r.id)
         .limit(count)

@@ -13,13 +13,13 @@ from contextlib import contextmanager
 from datetime import datetime
 
 import orjson
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.extensions import db
 from app.timeutil import as_utc, utcnow
 from fhir.errors import FhirError
-from fhir.search.builder import Restriction
+from fhir.search.builder import Restriction, restrict_mixed_types
 from fhir.search.extract import extract
 from fhir.search.registry import resource_types
 from fhir.search.service import SearchContext, everything, find_ids, search
@@ -332,13 +332,7 @@ class SqlRepository:
         )
         if visible is not None:
             types = [resource_type] if resource_type else resource_types()
-            clauses = []
-            for each in types:
-                clause = visible(each, h.id)
-                clauses.append(
-                    h.resource_type == each if clause is None else and_(h.resource_type == each, clause)
-                )
-            query = query.where(or_(*clauses))
+            query = query.where(restrict_mixed_types(visible, h.resource_type, h.id, types))
         if resource_type:
             query = query.where(h.resource_type == resource_type)
         if resource_id:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from app.extensions import db
-from tests.conftest import count_rows
+from tests.conftest import count_stored
 
 
 def entry(resource=None, method="POST", url=None, full_url=None, **request):
@@ -60,9 +60,9 @@ def test_transaction_with_an_invalid_fifth_entry_stores_nothing(fhir, app):
     assert response.status_code == 400
     assert "Bundle entry 4" in response.get_json()["issue"][0]["diagnostics"]
     with app.app_context():
-        assert count_rows("fhir_resources") == 0
-        assert count_rows("fhir_history") == 0
-        assert count_rows("fhir_idx_string") == 0
+        assert count_stored("fhir_resources") == 0
+        assert count_stored("fhir_history") == 0
+        assert count_stored("fhir_idx_string") == 0
         db.session.rollback()
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from app.extensions import db
-from tests.conftest import count_rows
+from tests.conftest import count_stored
 
 PATIENT = {"resourceType": "Patient", "name": [{"family": "Müller", "given": ["Anna"]}], "gender": "female"}
 
@@ -50,7 +50,7 @@ def test_invalid_resource_is_400_naming_the_element_and_stores_nothing(fhir, app
     assert outcome["resourceType"] == "OperationOutcome"
     assert outcome["issue"][0]["expression"] == ["Patient.birthDate"]
     with app.app_context():
-        assert count_rows("fhir_resources") == 0 and count_rows("fhir_history") == 0
+        assert count_stored("fhir_resources") == 0 and count_stored("fhir_history") == 0
 
 
 @pytest.mark.parametrize(
@@ -197,11 +197,11 @@ def test_type_and_hospital_history(fhir):
 def test_nothing_is_stored_by_a_failed_update(fhir, app):
     created = fhir.create(PATIENT)
     with app.app_context():
-        before = count_rows("fhir_history"), count_rows("fhir_idx_string")
+        before = count_stored("fhir_history"), count_stored("fhir_idx_string")
     bad = fhir.put(f"/Patient/{created['id']}", {**PATIENT, "id": created["id"], "birthDate": "nope"})
     assert bad.status_code == 400
     with app.app_context():
-        assert (count_rows("fhir_history"), count_rows("fhir_idx_string")) == before
+        assert (count_stored("fhir_history"), count_stored("fhir_idx_string")) == before
         db.session.rollback()
 
 

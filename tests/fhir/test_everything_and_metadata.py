@@ -99,4 +99,6 @@ def test_every_listed_parameter_is_accepted_by_search(fhir):
     for resource in statement["rest"][0]["resource"][:40]:
         for param in resource["searchParam"]:
             response = fhir.get(f"/{resource['type']}?{param['name']}={samples[param['type']]}&_count=1")
-            assert response.status_code == 200, (resource["type"], param["name"], response.get_json())
+            # The audit trail needs a scope that names it; system/*.cruds does not.
+            expected = 403 if resource["type"] == "AuditEvent" else 200
+            assert response.status_code == expected, (resource["type"], param["name"], response.get_json())

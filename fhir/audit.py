@@ -1,0 +1,245 @@
+"""An AuditEvent for every FHIR request, written off the request path.
+
+Each request's facts (who, which client and kind, patient context, interaction, what was
+returned, outcome, source address) are queued by an ``after_request`` hook; a writer
+thread in each worker turns them into FHIR AuditEvent resources and stores them in the
+hospital's own store in batches, where admins read them through the management API and
+tokens with ``system/AuditEvent.rs`` search them like any resource. The same batches keep
+each credential's ``last_used_at``. No header, token or secret is ever recorded.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import logging
+import os
+import queue
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import orjson
+from flask import Flask, Response, current_app, g, request
+from sqlalchemy import update
+
+from app.extensions import db
+from fhir.storage.repository import format_instant
+from fhir.storage.sql import SqlRepository
+from oauth import OAuthClient
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+MAX_ENTITIES = 200
+ACTIONS = {"create": "C", "update": "U", "patch": "U", "delete": "D", "operation": "E", "transaction": "E"}
+EVENT_TYPE = {
+    "system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
+    "code": "rest",
+    "display": "RESTful Operation",
+}
+INTERACTION_SYSTEM = "http://hl7.org/fhir/restful-interaction"
+PATIENT_ROLE = {
+    "system": "http://terminology.hl7.org/CodeSystem/object-role",
+    "code": "1",
+    "display": "Patient",
+}
+
+
+@dataclass
+class RequestFacts:
+    hospital_id: str
+    recorded: datetime
+    interaction: str
+    method: str
+    path: str
+    query: str
+    status: int
+    address: str | None
+    client_id: str | None
+    client_kind: str | None
+    patient_id: str | None
+    resource_type: str | None
+    resource_id: str | None
+    body: bytes | None = None  # the response, to list the resources it carried
+    references: list[str] = field(default_factory=list)
+
+
+def _returned_references(facts: RequestFacts) -> list[str]:
+    refs = []
+    if facts.resource_type and facts.resource_id:
+        refs.append(f"{facts.resource_type}/{facts.resource_id}")
+    if facts.body and facts.status < 300 and facts.body.startswith(b'{"resourceType":"Bundle"'):
+        try:
+            bundle = orjson.loads(facts.body)
+        except orjson.JSONDecodeError:
+            bundle = {}
+        for entry in bundle.get("entry") or []:
+            resource = entry.get("resource") or {}
+            if resource.get("resourceType") and resource.get("id"):
+                refs.append(f"{resource['resourceType']}/{resource['id']}")
+            location = (entry.get("response") or {}).get("location")
+            if location:
+                refs.append("/".join(location.split("/")[:2]))
+    return list(dict.fromkeys(refs))[:MAX_ENTITIES]
+
+
+def audit_event(facts: RequestFacts) -> dict:
+    """The FHIR R4B AuditEvent of one request."""
+    outcome = "0" if facts.status < 400 else "4" if facts.status < 500 else "8"
+    agent = {
+        "type": {"text": facts.client_kind or "anonymous"},
+        "altId": facts.client_id or "anonymous",
+        "name": facts.client_kind or "anonymous",
+        "requestor": True,
+    }
+    if facts.address:
+        agent["network"] = {"address": facts.address[:100], "type": "2"}
+    entities = [{"what": {"reference": ref}} for ref in _returned_references(facts)]
+    if facts.patient_id:
+        entities.append({"what": {"reference": f"Patient/{facts.patient_id}"}, "role": PATIENT_ROLE})
+    if facts.query:
+        entities.append({"type": {"code": "query"}, "query": base64.b64encode(facts.query.encode()).decode()})
+    event = {
+        "resourceType": "AuditEvent",
+        "type": EVENT_TYPE,
+        "subtype": [{"system": INTERACTION_SYSTEM, "code": facts.interaction}],
+        "action": ACTIONS.get(facts.interaction, "R"),
+        "recorded": format_instant(facts.recorded),
+        "outcome": outcome,
+        "outcomeDesc": f"HTTP {facts.status} for {facts.method} {facts.path}"[:500],
+        "agent": [agent],
+        "source": {"observer": {"display": "fhirgate"}, "site": facts.hospital_id},
+    }
+    if entities:
+        event["entity"] = entities
+    return event
+
+
+class AuditWriter:
+    """A per-process queue and writer thread (started lazily, so it survives a fork)."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+        self.queue: queue.Queue[RequestFacts | None] = queue.Queue(maxsize=100_000)
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+        self._lock = threading.Lock()
+        atexit.register(self.flush)
+
+    def record(self, facts: RequestFacts) -> None:
+        if self._pid != os.getpid() or self._thread is None or not self._thread.is_alive():
+            with self._lock:
+                if self._pid != os.getpid() or self._thread is None or not self._thread.is_alive():
+                    self._pid = os.getpid()
+                    self._thread = threading.Thread(target=self._run, name="fhirgate-audit", daemon=True)
+                    self._thread.start()
+        self.queue.put(facts)  # blocks when 100,000 behind: slow down rather than lose events
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Wait until every queued event is stored (tests, shutdown)."""
+        if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
+            return
+        done = threading.Event()
+        self.queue.put(done)  # type: ignore[arg-type]
+        done.wait(timeout)
+
+    def _run(self) -> None:
+        while True:
+            item = self.queue.get()
+            batch, markers = [], []
+            while item is not None:
+                if isinstance(item, threading.Event):
+                    markers.append(item)
+                else:
+                    batch.append(item)
+                if len(batch) >= BATCH:
+                    break
+                try:
+                    item = self.queue.get_nowait()
+                except queue.Empty:
+                    item = None
+            if batch:
+                try:
+                    self._write(batch)
+                except Exception as error:  # keep the writer alive; the event is logged, not lost silently
+                    log.error("could not store %d audit events: %s", len(batch), type(error).__name__)
+            for marker in markers:
+                marker.set()
+
+    def _write(self, batch: list[RequestFacts]) -> None:
+        with self.app.app_context():
+            try:
+                repos: dict[str, SqlRepository] = {}
+                last_used: dict[str, datetime] = {}
+                for facts in batch:
+                    repo = repos.setdefault(facts.hospital_id, SqlRepository(db.session, facts.hospital_id))
+                    repo.create(audit_event(facts))
+                    if facts.client_id and facts.status < 400:
+                        last_used[facts.client_id] = max(
+                            facts.recorded, last_used.get(facts.client_id, facts.recorded)
+                        )
+                for client_id, moment in last_used.items():
+                    db.session.execute(
+                        update(OAuthClient)
+                        .where(OAuthClient.client_id == client_id)
+                        .values(last_used_at=moment)
+                    )
+                db.session.commit()
+            finally:
+                db.session.remove()
+
+
+INTERACTIONS = {
+    "fhir.read": "read",
+    "fhir.vread": "vread",
+    "fhir.create": "create",
+    "fhir.update": "update",
+    "fhir.conditional_update_route": "update",
+    "fhir.patch": "patch",
+    "fhir.delete": "delete",
+    "fhir.conditional_delete_route": "delete",
+    "fhir.search": "search-type",
+    "fhir.search_post": "search-type",
+    "fhir.type_history": "history-type",
+    "fhir.instance_history": "history-instance",
+    "fhir.hospital_history": "history-system",
+    "fhir.everything": "operation",
+    "fhir.batch_or_transaction": "transaction",
+}
+
+
+def record_request(response: Response) -> Response:
+    """``after_request`` of the FHIR blueprint: queue this request's AuditEvent."""
+    hospital_id = g.get("hospital_id")
+    if not hospital_id or not g.get("hospital_known") or request.endpoint == "fhir.metadata":
+        return response
+    principal = g.get("fhir_principal")
+    view_args = request.view_args or {}
+    facts = RequestFacts(
+        hospital_id=hospital_id,
+        recorded=datetime.now(UTC),
+        interaction=INTERACTIONS.get(request.endpoint or "", "unknown"),
+        method=request.method,
+        path=request.path[:300],
+        query=request.query_string.decode("utf-8", "replace")[:1000],
+        status=response.status_code,
+        address=request.remote_addr,
+        client_id=principal.client_id if principal else None,
+        client_kind=principal.kind if principal else None,
+        patient_id=principal.patient_id if principal else None,
+        resource_type=view_args.get("resource_type")
+        or ("Patient" if request.endpoint == "fhir.everything" else None),
+        resource_id=view_args.get("resource_id") or view_args.get("patient_id"),
+        body=response.get_data() if not response.direct_passthrough else None,
+    )
+    audit_writer().record(facts)
+    return response
+
+
+def audit_writer() -> AuditWriter:
+    return current_app.extensions["fhirgate_audit"]
+
+
+def init_audit(app: Flask) -> None:
+    app.extensions["fhirgate_audit"] = AuditWriter(app)
