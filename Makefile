@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test test-sqlite test-postgres lint format clean
+.PHONY: install run test test-sqlite test-postgres lint format clean bench
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,14 @@ lint: install
 format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format app oauth fhir tests wsgi.py
+
+## make bench: ingestion, read and search figures on PostgreSQL (127.0.0.1:5432) in a database
+## of its own, fhirgate_bench, dropped at the end (BENCH_KEEP=1 keeps it). BENCH_PATIENTS=100 for a
+## quick run; the other BENCH_* knobs are in benchmarks/README.md. Results: benchmarks/results/latest.txt
+BENCH_PATIENTS ?= 1000
+
+bench: install
+	BENCH_PATIENTS=$(BENCH_PATIENTS) $(BIN)/python -m benchmarks.run
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

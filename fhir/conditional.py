@@ -83,7 +83,7 @@ def conditional_update(
     if existing is None:
         resource_id = resource.get("id") or new_id()
         if repo.exists(resource_type, resource_id):
-            raise FhirError.conflict(f"{resource_type}/{resource_id} exists but does not match the criteria.")
+            raise FhirError.conflict(f"That {resource_type} id exists but does not match the criteria.")
         return repo.update(resource_type, resource_id, resource, if_match=parse_etag(if_match))
     if resource.get("id") not in (None, existing):
         raise FhirError.invalid("The resource's id differs from the resource the criteria match.")

@@ -63,7 +63,7 @@ def patch(
     repo: Repository, resource_type: str, resource_id: str, operations: object, if_match: str | None
 ) -> StoredResource:
     """http.html#patch with JSON Patch (RFC 6902); the result must validate."""
-    current = repo.read(resource_type, check_id(resource_id))
+    current = repo.read_for_update(resource_type, check_id(resource_id))
     expected = parse_etag(if_match)
     if expected is not None and expected != current.version_id:
         raise FhirError.precondition_failed(

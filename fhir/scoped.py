@@ -106,7 +106,7 @@ class ScopedRepository:
 
     def _check_visible(self, resource_type: str, resource_id: str, query_restrictions=None) -> None:
         if not self._visible(resource_type, resource_id, query_restrictions):
-            raise FhirError.not_found(f"{resource_type}/{resource_id} is not known.")
+            raise FhirError.not_found(f"No such {resource_type}.")
 
     def _check_content(self, resource: dict, query_restrictions=None) -> None:
         """A patient's write must stay inside the compartment (and inside restricted scopes)."""
@@ -122,6 +122,12 @@ class ScopedRepository:
     def read(self, resource_type: str, resource_id: str) -> StoredResource:
         restrictions = self.policy.require("read", resource_type)
         self._check_visible(resource_type, resource_id, restrictions)
+        return self.inner.read(resource_type, resource_id)
+
+    def read_for_update(self, resource_type: str, resource_id: str) -> StoredResource:
+        """Patch checks its own scope first: a token that may not write learns nothing."""
+        self.policy.require("patch", resource_type)
+        self._check_visible(resource_type, resource_id)
         return self.inner.read(resource_type, resource_id)
 
     def vread(self, resource_type: str, resource_id: str, version_id: int) -> StoredResource:
@@ -143,13 +149,15 @@ class ScopedRepository:
     def everything(self, patient_id: str, args: list[tuple[str, str]]) -> str:
         self.policy.require("read", "Patient")
         if self.policy.patient_id not in (None, patient_id):
-            raise FhirError.not_found(f"Patient/{patient_id} is not known.")
+            raise FhirError.not_found("No such Patient.")
         return self._repo("Patient").everything(patient_id, args)
 
     def history(self, resource_type=None, resource_id=None, **kwargs) -> list[HistoryEntry]:
         if resource_type:
             self.policy.require("history", resource_type)
         if resource_id:
+            if self.inner.current_version(resource_type, resource_id, lock=False) is None:
+                raise FhirError.not_found(f"No such {resource_type}.")
             self._check_visible(resource_type, resource_id)
             return self.inner.history(resource_type, resource_id, **kwargs)
         return self.inner.history(resource_type, None, visible=self._restrict(resource_type), **kwargs)
@@ -168,11 +176,12 @@ class ScopedRepository:
 
     def update(self, resource_type, resource_id, resource, *, if_match=None, method="PUT"):
         restrictions = self.policy.require("patch" if method == "PATCH" else "update", resource_type)
+        # The content first: the same answer whether or not a hidden resource has this id.
+        self._check_content({**resource, "id": resource_id}, restrictions)
         if self.inner.current_version(resource_type, resource_id) is None:
             self.policy.require("create", resource_type)  # update-as-create creates
         else:
             self._check_visible(resource_type, resource_id)
-        self._check_content({**resource, "id": resource_id}, restrictions)
         return self.inner.update(resource_type, resource_id, resource, if_match=if_match, method=method)
 
     def delete(self, resource_type: str, resource_id: str) -> StoredResource | None:

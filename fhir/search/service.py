@@ -225,7 +225,7 @@ def everything(ctx: SearchContext, patient_id: str, args: list[tuple[str, str]])
         )
     ).first()
     if patient is None:
-        raise FhirError.not_found(f"Patient/{patient_id} is not known.")
+        raise FhirError.not_found("No such Patient.")
     comp = tables.compartments.c
     members = (
         select(r.resource_type, r.id, r.version_id, r.last_updated, r.content)

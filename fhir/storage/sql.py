@@ -109,13 +109,17 @@ class SqlRepository:
         """FHIR R4B http.html#read: one primary-key lookup."""
         row = self._row(resource_type, resource_id)
         if row is None:
-            raise FhirError.not_found(f"{resource_type}/{resource_id} is not known.")
+            raise FhirError.not_found(f"No such {resource_type}.")
         stored = StoredResource(
             resource_type, resource_id, row.version_id, as_utc(row.last_updated), row.deleted, row.content
         )
         if stored.deleted:
-            raise FhirError.gone(f"{resource_type}/{resource_id} was deleted.", stored.version_id)
+            raise FhirError.gone(f"This {resource_type} was deleted.", stored.version_id)
         return stored
+
+    def read_for_update(self, resource_type: str, resource_id: str) -> StoredResource:
+        """The current version, to be changed (JSON Patch reads before it writes)."""
+        return self.read(resource_type, resource_id)
 
     def vread(self, resource_type: str, resource_id: str, version_id: int) -> StoredResource:
         self.flush()
@@ -129,7 +133,7 @@ class SqlRepository:
             )
         ).first()
         if row is None:
-            raise FhirError.not_found(f"{resource_type}/{resource_id} has no version {version_id}.")
+            raise FhirError.not_found(f"This {resource_type} has no such version.")
         if row.method == "DELETE":
             raise FhirError.gone(
                 f"Version {version_id} of {resource_type}/{resource_id} is a deletion.", version_id
@@ -273,11 +277,11 @@ class SqlRepository:
         previous = self.current_version(resource_type, resource_id)
         if previous is None:
             if if_match is not None:
-                raise FhirError.precondition_failed(f"{resource_type}/{resource_id} does not exist.")
+                raise FhirError.precondition_failed(f"This {resource_type} does not exist.")
             return self._write(resource_type, resource_id, resource, None, method), True
         if if_match is not None and if_match != previous.version_id:
             raise FhirError.precondition_failed(
-                f"{resource_type}/{resource_id} is at version {previous.version_id}, not {if_match}."
+                f"This {resource_type} is at version {previous.version_id}, not {if_match}."
             )
         stored = self._write(resource_type, resource_id, resource, previous, method)
         return stored, previous.deleted

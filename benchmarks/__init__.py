@@ -1,0 +1,1 @@
+"""``make bench``: the FHIR server's ingestion rate, read latency and search latency on PostgreSQL."""

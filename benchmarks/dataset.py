@@ -1,0 +1,157 @@
+"""The data set at scale (the sandbox generator) and realistic search parameters drawn from it."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from urllib.parse import urlencode
+
+import orjson
+
+from fhir.sandbox import generate, transaction_bundles
+
+
+@dataclass
+class Pools:
+    """What the searches draw their parameters from: only values the data really holds."""
+
+    patients: list[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    # (patient id, "system|code", yyyy-mm-dd) of every Observation with an effective date
+    observations: list[tuple[str, str, str]] = field(default_factory=list)
+    with_encounters: list[str] = field(default_factory=list)
+    with_conditions: list[str] = field(default_factory=list)
+    # codes of quantity-valued Observations some value of which is above 100
+    codes_above_100: list[str] = field(default_factory=list)
+    types: Counter = field(default_factory=Counter)
+
+
+@dataclass
+class Dataset:
+    bundles: list[tuple[int, bytes]]  # (resources in it, the serialized transaction Bundle)
+    pools: Pools
+
+    @property
+    def resources(self) -> int:
+        return sum(n for n, _ in self.bundles)
+
+
+def _patient_of(resource: dict) -> str | None:
+    reference = (resource.get("subject") or resource.get("patient") or {}).get("reference", "")
+    return reference.removeprefix("Patient/") if reference.startswith("Patient/") else None
+
+
+def _token(concept: dict) -> str | None:
+    codings = concept.get("coding") or []
+    if not codings or not codings[0].get("code"):
+        return None
+    return f"{codings[0].get('system', '')}|{codings[0]['code']}"
+
+
+def _tap(resources: Iterator[dict], pools: Pools) -> Iterator[dict]:
+    encounters, conditions, above_100 = set(), set(), set()
+    for resource in resources:
+        kind = resource["resourceType"]
+        pools.types[kind] += 1
+        if kind == "Patient":
+            pools.patients.append(resource["id"])
+            for name in resource.get("name") or []:
+                if name.get("family"):
+                    pools.names.append(name["family"])
+        elif kind == "Observation":
+            patient, code = _patient_of(resource), _token(resource.get("code") or {})
+            when = resource.get("effectiveDateTime") or (resource.get("effectivePeriod") or {}).get("start")
+            if patient and code and when:
+                pools.observations.append((patient, code, when[:10]))
+            quantity = resource.get("valueQuantity") or {}
+            if code and isinstance(quantity.get("value"), int | float) and quantity["value"] > 100:
+                above_100.add(code)
+        elif kind == "Encounter" and (patient := _patient_of(resource)):
+            encounters.add(patient)
+        elif kind == "Condition" and (patient := _patient_of(resource)):
+            conditions.add(patient)
+        yield resource
+    pools.with_encounters = sorted(encounters)
+    pools.with_conditions = sorted(conditions)
+    pools.codes_above_100 = sorted(above_100)
+
+
+def build(patients: int, seed: int, per_bundle: int) -> Dataset:
+    """Generate the population and serialize its transaction Bundles up front (not timed)."""
+    pools = Pools()
+    bundles = [
+        (len(bundle["entry"]), orjson.dumps(bundle))
+        for bundle in transaction_bundles(_tap(generate(patients, seed=seed), pools), per_bundle=per_bundle)
+    ]
+    return Dataset(bundles, pools)
+
+
+# -- the requests measured ---------------------------------------------------------------------
+PathMaker = Callable[[random.Random], str]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    label: str
+    make_path: PathMaker
+    target_p95_ms: float | None = None
+
+
+def _query(resource_type: str, params: list[tuple[str, str]]) -> str:
+    return f"{resource_type}?{urlencode(params)}"
+
+
+def scenarios(pools: Pools) -> list[Scenario]:
+    def read(rng):
+        return f"Patient/{rng.choice(pools.patients)}"
+
+    def observation_patient_code_date(rng):
+        patient, code, day = rng.choice(pools.observations)
+        return _query("Observation", [("patient", patient), ("code", code), ("date", f"ge{day}")])
+
+    def patient_name(rng):
+        return _query("Patient", [("name", rng.choice(pools.names))])
+
+    def observation_sorted(rng):
+        return _query(
+            "Observation",
+            [("subject", f"Patient/{rng.choice(pools.patients)}"), ("_sort", "-date"), ("_count", "20")],
+        )
+
+    def condition_patient(rng):
+        return _query("Condition", [("patient", rng.choice(pools.with_conditions))])
+
+    def encounter_revinclude(rng):
+        return _query(
+            "Encounter",
+            [
+                ("patient", rng.choice(pools.with_encounters)),
+                ("_revinclude", "Observation:encounter"),
+                ("_count", "5"),
+            ],
+        )
+
+    def observation_value(rng):
+        code = rng.choice(pools.codes_above_100)
+        return _query("Observation", [("code", code), ("value-quantity", "gt100")])
+
+    found = [
+        Scenario("GET Patient/{id}", read, 10.0),
+        Scenario("Observation?patient=X&code=Y&date=geZ", observation_patient_code_date, 25.0),
+        Scenario("Patient?name=N", patient_name),
+        Scenario("Observation?subject=Patient/X&_sort=-date&_count=20", observation_sorted),
+        Scenario("Condition?patient=X", condition_patient),
+        Scenario("Encounter?patient=X&_revinclude=Observation:encounter&_count=5", encounter_revinclude),
+        Scenario("Observation?code=Y&value-quantity=gt100", observation_value),
+    ]
+    # A tiny population may lack some kinds of data; skip what cannot be drawn.
+    empty = {
+        "Condition?patient=X": not pools.with_conditions,
+        "Encounter?patient=X&_revinclude=Observation:encounter&_count=5": not pools.with_encounters,
+        "Observation?code=Y&value-quantity=gt100": not pools.codes_above_100,
+        "Observation?patient=X&code=Y&date=geZ": not pools.observations,
+        "Patient?name=N": not pools.names,
+    }
+    return [s for s in found if not empty.get(s.label)]

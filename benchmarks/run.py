@@ -1,0 +1,294 @@
+"""``make bench``: load the sandbox data set into PostgreSQL through transaction Bundles, then time
+reads and typical searches, in process (Flask test client) and over a socket (gunicorn).
+
+Every figure is measured from the client's side of one request: the test client's call into the
+WSGI app, or a round trip to 127.0.0.1 (``requests.Session`` for the Bundle POSTs, ``http.client``
+for reads and searches unless BENCH_HTTP_CLIENT=requests). Knobs are the ``BENCH_*`` environment
+variables of ``benchmarks/settings.py`` (see ``benchmarks/README.md``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import app  # noqa: F401  (puts this repository's ``fhir`` package first on sys.path)
+from benchmarks import database, report
+from benchmarks.dataset import Dataset, Scenario, build, scenarios
+from benchmarks.measure import (
+    Call,
+    Sender,
+    SenderFactory,
+    Stats,
+    inprocess_sender,
+    lean_sender_factory,
+    run,
+    socket_sender_factory,
+)
+from benchmarks.server import ROOT, free_port, gunicorn, server_env
+from benchmarks.settings import HIGH_LIMIT, HOSPITAL, KEK, SECRET_KEY, Settings, SettingsError, load
+
+RESULTS = ROOT / "benchmarks" / "results"
+INGEST_MAX_SECONDS = 3600.0
+SOCKET_TIMEOUT_S = 300.0
+CLIENTS = {"http.client": "http.client", "requests": "requests.Session"}
+
+
+def say(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _git_revision() -> str:
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + (" + uncommitted changes" if dirty else "")
+
+
+def _configure_environment(settings: Settings, base_url: str) -> None:
+    """The in-process app reads the same environment the gunicorn workers get."""
+    for key in [k for k in os.environ if k.startswith("FHIRGATE_")] + ["REDIS_URL"]:
+        os.environ.pop(key, None)
+    os.environ.update(server_env(settings.database_url, base_url, SECRET_KEY, KEK, HIGH_LIMIT))
+
+
+def _prepare(flask_app) -> str:
+    """Schema by the Alembic migrations, the sandbox hospital and a system/*.cruds API key's token."""
+    from flask_migrate import upgrade
+
+    from app.accounts import create_hospital
+    from oauth import create_hospital_key
+
+    with flask_app.app_context():
+        upgrade(directory=str(ROOT / "migrations"))
+        create_hospital(HOSPITAL, "Sandbox Hospital (benchmark data)")
+        new = create_hospital_key(
+            HOSPITAL,
+            "benchmark",
+            ["system/*.cruds"],
+            token_ttl=flask_app.config["FHIRGATE_API_KEY_TOKEN_TTL"],
+            require_key_headers=False,
+            owner_user_id=None,
+        )
+        return new.token.access_token
+
+
+def _ingest(stats: Stats, data: Dataset, bundles: range, senders: list[Sender], path: str) -> Stats:
+    calls = [Call(path, data.bundles[i][1], data.bundles[i][0]) for i in bundles]
+    step = max(1, len(calls) // 10)
+
+    def progress(done: int) -> None:
+        if done % step == 0 or done == len(calls):
+            say(f"  {stats.mode}: {done}/{len(calls)} bundles")
+
+    return run(stats, calls, senders, INGEST_MAX_SECONDS, progress)
+
+
+def _measure(settings: Settings, scenario: Scenario, mode: str, senders: list[Sender]) -> Stats:
+    def calls(tag: str, count: int) -> list[Call]:
+        # str seeds hash the same in every process: the same requests each run
+        rng = random.Random(f"{settings.seed}/{scenario.label}/{mode}/{tag}")  # noqa: S311
+        return [Call(scenario.make_path(rng)) for _ in range(count)]
+
+    if settings.warmup:
+        run(Stats(scenario.label, mode), calls("warmup", settings.warmup), senders, settings.seconds)
+    target = scenario.target_p95_ms if len(senders) == 1 else None
+    stats = Stats(scenario.label, mode, target_p95_ms=target)
+    run(stats, calls("measure", settings.requests), senders, settings.seconds)
+    say(
+        f"  {scenario.label} [{mode}]: n={stats.count} p50={stats.percentile(50) or 0:.1f} ms "
+        f"p95={stats.percentile(95) or 0:.1f} ms errors={stats.errors}"
+    )
+    return stats
+
+
+@dataclass
+class Results:
+    ingest: list[Stats] = field(default_factory=list)
+    groups: list[tuple[str, float | None, list[Stats]]] = field(default_factory=list)
+    facts: dict = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _load(settings: Settings, data: Dataset, results: Results, local: Sender, remote: SenderFactory) -> None:
+    """The first share of the Bundles in process, the rest over the socket from concurrent clients."""
+    fhir_path = f"/fhir/{HOSPITAL}"
+    split = round(len(data.bundles) * settings.inprocess_share)
+    say(f"ingesting Bundles 1-{split} in process")
+    stats = Stats("ingest", "in-process (test client) x1")
+    results.ingest.append(_ingest(stats, data, range(split), [local], fhir_path))
+    say(f"ingesting Bundles {split + 1}-{len(data.bundles)} over the socket")
+    stats = Stats("ingest", f"gunicorn socket x{settings.clients}")
+    senders = [remote() for _ in range(settings.clients)]
+    results.ingest.append(_ingest(stats, data, range(split, len(data.bundles)), senders, fhir_path))
+
+
+def _query(settings: Settings, data: Dataset, results: Results, local: Sender, remote: SenderFactory) -> None:
+    for scenario in scenarios(data.pools):
+        say(f"measuring {scenario.label}")
+        rows = [_measure(settings, scenario, "in-process x1", [local])]
+        rows.append(_measure(settings, scenario, "socket x1", [remote()]))
+        if settings.clients > 1:
+            senders = [remote() for _ in range(settings.clients)]
+            rows.append(_measure(settings, scenario, f"socket x{settings.clients}", senders))
+        results.groups.append((scenario.label, scenario.target_p95_ms, rows))
+
+
+def _timed(results: Results, phase: str, action, *args) -> None:
+    t0 = time.perf_counter()
+    action(*args)
+    results.timings[phase] = time.perf_counter() - t0
+
+
+def _against_servers(settings: Settings, data: Dataset, results: Results, port: int) -> None:
+    """Both servers on the one database: the app in this process, and gunicorn."""
+    from app import create_app
+    from app.extensions import db
+
+    with tempfile.TemporaryDirectory(prefix="fhirgate-bench-") as instance:
+        flask_app = create_app(instance_path=Path(instance))
+        logging.getLogger().setLevel(logging.WARNING)
+        try:
+            token = _prepare(flask_app)
+            fhir_path = f"/fhir/{HOSPITAL}"
+            headers = {"Authorization": f"Bearer {token}", "Accept": "application/fhir+json"}
+            post_headers = {**headers, "Prefer": settings.prefer}
+            with gunicorn(port, settings.workers, dict(os.environ), RESULTS / "gunicorn.log") as url:
+                say(f"gunicorn --workers {settings.workers} serving {url}")
+                local_post = inprocess_sender(flask_app.test_client(), "", post_headers)
+                remote_post = socket_sender_factory(url, post_headers, SOCKET_TIMEOUT_S)
+                _timed(results, "ingest", _load, settings, data, results, local_post, remote_post)
+                if settings.analyze:
+                    say("ANALYZE")
+                    _timed(results, "analyze", database.analyze, settings)
+                results.facts.update(database.facts(settings, HOSPITAL))
+
+                local = inprocess_sender(flask_app.test_client(), f"{fhir_path}/", headers)
+                lean = settings.http_client != "requests"
+                factory = lean_sender_factory if lean else socket_sender_factory
+                remote = factory(f"{url}{fhir_path}/", headers, SOCKET_TIMEOUT_S)
+                _timed(results, "measure", _query, settings, data, results, local, remote)
+            say("gunicorn stopped")
+        finally:
+            with flask_app.app_context():
+                db.session.remove()
+                db.engine.dispose()
+
+
+def benchmark(settings: Settings) -> tuple[list[str], bool]:
+    started = time.perf_counter()
+    load_before = os.getloadavg()
+    results = Results()
+    port = settings.port or free_port()
+    _configure_environment(settings, f"http://127.0.0.1:{port}")
+
+    say(f"generating {settings.patients} patients (seed {settings.seed}) and their transaction Bundles")
+    t0 = time.perf_counter()
+    data = build(settings.patients, settings.seed, settings.per_bundle)
+    results.timings["generate"] = time.perf_counter() - t0
+    say(f"  {data.resources:,} resources in {len(data.bundles)} Bundles")
+
+    say(f"creating database {settings.database}")
+    if database.create(settings):
+        say(f"  dropped a leftover {settings.database} first")
+    try:
+        _against_servers(settings, data, results, port)
+    finally:
+        if settings.keep:
+            say(f"keeping database {settings.database} (BENCH_KEEP=1)")
+        else:
+            database.drop(settings)
+            say(f"dropped database {settings.database}")
+    results.timings["total"] = time.perf_counter() - started
+    results.facts["load"] = (load_before[0], os.getloadavg()[0])
+    return _render(settings, data, results)
+
+
+def _render(settings: Settings, data: Dataset, results: Results) -> tuple[list[str], bool]:
+    facts, ingest, groups, timings = results.facts, results.ingest, results.groups, results.timings
+    types = ", ".join(f"{name} {count:,}" for name, count in data.pools.types.most_common())
+    by_type = facts.get("by_type", {})
+    stored = sum(min(by_type.get(name, 0), count) for name, count in data.pools.types.items())
+    stored_ok = all(by_type.get(name) == count for name, count in data.pools.types.items())
+    extra = {name: count for name, count in by_type.items() if name not in data.pools.types}
+    others = ", ".join(f"{count:,} {name}" for name, count in extra.items())
+    others = f" (plus {others} written by the server)" if others else ""
+    lines = [
+        f"fhirgate benchmark  {datetime.now(UTC):%Y-%m-%d %H:%M} UTC  commit {_git_revision()}",
+        f"PostgreSQL {facts.get('server_version', '?')} at 127.0.0.1"
+        f" (shared_buffers {facts.get('shared_buffers', '?')}), database {settings.database};"
+        f" Python {platform.python_version()}; {os.cpu_count()} CPUs; gunicorn --workers {settings.workers}",
+        "Load average (1 min) before {:.2f}, after {:.2f} (other work on the machine skews figures)".format(
+            *facts["load"]
+        ),
+        f"Data set: fhir.sandbox.generate({settings.patients}, seed={settings.seed}):"
+        f" {data.resources:,} resources in {len(data.bundles)} transaction Bundles"
+        f" of <= {settings.per_bundle} PUT entries",
+        f"  {types}",
+        f"Stored: {stored:,} of the {data.resources:,} generated resources"
+        f"{' (INCOMPLETE)' if not stored_ok else ''}{others},"
+        f" {facts.get('versions', 0):,} versions, {facts.get('index_rows', 0):,} search index rows;"
+        f" database {facts.get('size_bytes', 0) / 2**20:,.0f} MiB"
+        + ("; ANALYZE run after loading" if settings.analyze else "; no ANALYZE"),
+        "",
+        f"Ingestion: POST transaction Bundles to /fhir/{HOSPITAL} (Prefer: {settings.prefer});"
+        f" first {settings.inprocess_share:.0%} of the Bundles in process, the rest over the socket"
+        f" (requests.Session per client thread)",
+        *report.ingestion_table(ingest),
+        "",
+        f"Reads and searches: {settings.requests} requests (or {settings.seconds:g} s) per row after"
+        f" {settings.warmup} warm-up requests; seeded random parameters drawn from the data;",
+        f"latency per request as the client sees it ({CLIENTS[settings.http_client]} over the socket);"
+        " x1/x2 = concurrent clients;",
+        "entries = resources per response; gunicorn's sync workers answer Connection: close, so every"
+        " socket request opens a TCP connection;",
+        "latency targets are judged on the single-client rows (x2 rows show throughput under load,"
+        " client and server sharing the CPUs)",
+        *report.query_table(groups),
+        "",
+        "Targets",
+        *report.summary(ingest, groups),
+    ]
+    all_rows = ingest + [s for _, _, rows in groups for s in rows]
+    failures = report.errors_of(all_rows)
+    if any(s.stopped_early for s in all_rows):
+        lines.append("  * stopped at the time limit before the request count was reached")
+    if failures:
+        lines += ["", "Errors", *failures]
+    phases = ", ".join(f"{name} {report.minutes(sec)}" for name, sec in timings.items() if name != "total")
+    lines += ["", f"Took {report.minutes(timings['total'])} ({phases})"]
+    return lines, bool(failures) or not stored_ok
+
+
+def main() -> int:
+    try:
+        settings = load()
+    except SettingsError as error:
+        print(f"bench: {error}", file=sys.stderr)
+        return 2
+    lines, failed = benchmark(settings)
+    text = "\n".join(lines) + "\n"
+    print(text, end="")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.txt").write_text(text)
+    say(f"written to {(RESULTS / 'latest.txt').relative_to(ROOT)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

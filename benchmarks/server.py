@@ -1,0 +1,85 @@
+"""gunicorn as a subprocess on 127.0.0.1, started from the repository root and always stopped."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT_S = 60
+STOP_TIMEOUT_S = 20
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+@contextlib.contextmanager
+def gunicorn(port: int, workers: int, env: dict[str, str], log_path: Path) -> Iterator[str]:
+    """Serve ``wsgi:app``; yield the base URL once it answers; stop it whatever happens."""
+    gunicorn_bin = str(Path(sys.executable).with_name("gunicorn"))
+    command = [gunicorn_bin, "--workers", str(workers), "--bind", f"127.0.0.1:{port}", "wsgi:app"]
+    usage = subprocess.run([gunicorn_bin, "--help"], capture_output=True, text=True).stdout
+    if "--no-control-socket" in usage:
+        # gunicorn 24+ opens a control socket at ~/.gunicorn/gunicorn.ctl, shared with any other
+        # gunicorn on the machine (make run, other benchmarks); the benchmark needs none.
+        command.insert(1, "--no-control-socket")
+    base = f"http://127.0.0.1:{port}"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with {process.returncode}:\n{_tail(log_path)}")
+            try:
+                if requests.get(f"{base}/fhir/sandbox/metadata", timeout=5).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"gunicorn did not answer within {START_TIMEOUT_S} s:\n{_tail(log_path)}")
+            time.sleep(0.2)
+        yield base
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)  # graceful: the master stops its workers
+            try:
+                process.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=STOP_TIMEOUT_S)
+
+
+def server_env(database_url: str, base_url: str, secret_key: str, kek: str, limit: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("FHIRGATE_")}
+    env.pop("REDIS_URL", None)
+    env.update(
+        DATABASE_URL=database_url,
+        FHIRGATE_BASE_URL=base_url,
+        SECRET_KEY=secret_key,
+        FHIRGATE_KEK=kek,
+        FHIRGATE_TOKEN_RATE_LIMIT=limit,
+        FHIRGATE_AUTH_FAILURE_LIMIT=limit,
+        FHIRGATE_LOGIN_FAILURE_LIMIT=limit,
+    )
+    return env
