@@ -56,23 +56,22 @@ def _date_clause(prefix: str, low, high, lo: datetime, hi: datetime) -> ColumnEl
     return and_(low < hi + slack, high > lo - slack)
 
 
-def _number_clause(prefix: str, low, high, value: Decimal, lo: Decimal, hi: Decimal) -> ColumnElement:
-    """Compare the resource's exact value, the middle of its stored precision range."""
-    twice = low + high
+def _number_clause(prefix: str, stored, value: Decimal, lo: Decimal, hi: Decimal) -> ColumnElement:
+    """Compare the resource's value with the search value (``eq``: within its precision)."""
     if prefix == "eq":
-        return and_(twice >= 2 * lo, twice < 2 * hi)
+        return and_(stored >= lo, stored < hi)
     if prefix == "ne":
-        return not_(and_(twice >= 2 * lo, twice < 2 * hi))
+        return not_(and_(stored >= lo, stored < hi))
     if prefix in ("gt", "sa"):
-        return twice > 2 * value
+        return stored > value
     if prefix in ("lt", "eb"):
-        return twice < 2 * value
+        return stored < value
     if prefix == "ge":
-        return twice >= 2 * value
+        return stored >= value
     if prefix == "le":
-        return twice <= 2 * value
-    slack = abs(value) / 5  # ap: ±10% of the value, doubled like ``twice``
-    return and_(twice >= 2 * value - slack, twice <= 2 * value + slack)
+        return stored <= value
+    slack = abs(value) / 10  # ap: within 10% of the value
+    return and_(stored >= value - slack, stored <= value + slack)
 
 
 def restrict_mixed_types(restrict: Restriction, type_column, id_column, types) -> ColumnElement:
@@ -130,10 +129,10 @@ class SearchBuilder:
             return _date_clause(prefix, c.low, c.high, lo, hi)
         if kind == "number":
             prefix, value, lo, hi = parse_number_value(raw)
-            return _number_clause(prefix, c.low, c.high, value, lo, hi)
+            return _number_clause(prefix, c.value, value, lo, hi)
         if kind == "quantity":
             q = parse_quantity_value(raw)
-            clause = _number_clause(q.prefix, c.low, c.high, q.value, q.low, q.high)
+            clause = _number_clause(q.prefix, c.value, q.value, q.low, q.high)
             if q.system:
                 clause = and_(clause, c.system == q.system, c.code == q.code)
             elif q.code:
@@ -233,9 +232,8 @@ class SearchBuilder:
             return r.last_updated
         table = tables.INDEX_TABLES[key.type]
         c = table.c
-        column = {"string": c.get("value"), "token": c.get("code"), "uri": c.get("value")}.get(key.type)
-        if column is None:
-            column = c.high if key.descending else c.low
+        columns = {"string": "value", "token": "code", "uri": "value", "number": "value", "quantity": "value"}
+        column = c[columns[key.type]] if key.type in columns else (c.high if key.descending else c.low)
         aggregate = func.max(column) if key.descending else func.min(column)
         return (
             select(aggregate)

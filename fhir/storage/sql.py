@@ -295,26 +295,22 @@ class SqlRepository:
 
     # -- index ------------------------------------------------------------------------
     def _index(self, writes: PendingWrites, resource_type: str, resource_id: str, resource: dict) -> None:
+        """Queue the resource's index rows, as tuples in each table's column order."""
         values = extract(resource)
-        owner = {"hospital_id": self.hospital_id, "resource_type": resource_type, "resource_id": resource_id}
+        owner = (self.hospital_id, resource_type, resource_id)
         index = writes.index
-        index["string"].extend({**owner, "param": p, "value": v, "exact": e} for p, v, e in values.strings)
-        index["token"].extend(
-            {**owner, "param": p, "system": s, "code": c, "text": t} for p, s, c, t in values.tokens
-        )
-        index["reference"].extend(
-            {**owner, "param": p, "target_type": tt, "target_id": ti, "reference": ref[:512]}
-            for p, tt, ti, ref in values.references
-        )
-        index["date"].extend({**owner, "param": p, "low": lo, "high": hi} for p, lo, hi in values.dates)
-        index["number"].extend({**owner, "param": p, "low": lo, "high": hi} for p, lo, hi in values.numbers)
+        index["string"].extend((*owner, p, v, e) for p, v, e in values.strings)
+        index["token"].extend((*owner, p, s, c, t) for p, s, c, t in values.tokens)
+        index["reference"].extend((*owner, p, tt, ti, ref[:512]) for p, tt, ti, ref in values.references)
+        index["date"].extend((*owner, p, lo, hi) for p, lo, hi in values.dates)
+        index["number"].extend((*owner, p, lo, hi, (lo + hi) / 2) for p, lo, hi in values.numbers)
         index["quantity"].extend(
-            {**owner, "param": p, "low": lo, "high": hi, "system": s, "code": c, "unit": u}
-            for p, lo, hi, s, c, u in values.quantities
+            (*owner, p, lo, hi, s, c, u, (lo + hi) / 2) for p, lo, hi, s, c, u in values.quantities
         )
-        index["uri"].extend({**owner, "param": p, "value": v[:512]} for p, v in values.uris)
+        index["uri"].extend((*owner, p, v[:512]) for p, v in values.uris)
         writes.compartments.extend(
-            {**owner, "patient_id": patient} for patient in sorted(values.compartment_patients)
+            (self.hospital_id, patient, resource_type, resource_id)
+            for patient in sorted(values.compartment_patients)
         )
 
     # -- history ----------------------------------------------------------------------

@@ -136,7 +136,9 @@ idx_number = Table(
     Column("param", String(100), nullable=False),
     Column("low", Numeric(36, 12), nullable=False),
     Column("high", Numeric(36, 12), nullable=False),
-    Index("ix_fhir_idx_number_lookup", "hospital_id", "resource_type", "param", "low"),
+    # The value as written: gt/lt/ge/le compare it directly, through the lookup index.
+    Column("value", Numeric(36, 12), nullable=False),
+    Index("ix_fhir_idx_number_lookup", "hospital_id", "resource_type", "param", "value"),
     Index("ix_fhir_idx_number_owner", "hospital_id", "resource_type", "resource_id"),
 )
 
@@ -150,7 +152,8 @@ idx_quantity = Table(
     Column("system", String(256), nullable=True),
     Column("code", String(256), nullable=True),
     Column("unit", String(256), nullable=True),
-    Index("ix_fhir_idx_quantity_lookup", "hospital_id", "resource_type", "param", "code", "low"),
+    Column("value", Numeric(36, 12), nullable=False),
+    Index("ix_fhir_idx_quantity_lookup", "hospital_id", "resource_type", "param", "code", "value"),
     Index("ix_fhir_idx_quantity_owner", "hospital_id", "resource_type", "resource_id"),
 )
 

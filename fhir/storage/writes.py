@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, delete, event, insert, tuple_, update
+from sqlalchemy import and_, bindparam, delete, event, insert, text, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -36,8 +36,9 @@ class PendingWrites:
     inserted: list[dict] = field(default_factory=list)  # new fhir_resources rows; created_seq set at flush
     updated: list[dict] = field(default_factory=list)
     cleared: list[tuple[str, str, str]] = field(default_factory=list)  # (hospital, type, id) whose index goes
-    index: dict[str, list[dict]] = field(default_factory=lambda: defaultdict(list))
-    compartments: list[dict] = field(default_factory=list)
+    # Index and compartment rows as tuples in their tables' column order.
+    index: dict[str, list[tuple]] = field(default_factory=lambda: defaultdict(list))
+    compartments: list[tuple] = field(default_factory=list)
     # What this transaction knows of each resource's current state: (hospital, type, id) → state.
     known: dict[tuple[str, str, str], VersionState | None] = field(default_factory=dict)
 
@@ -75,19 +76,27 @@ class PendingWrites:
                                 )
                             )
                         )
+        postgres = session.connection().dialect.name == "postgresql"
         if self.history:
-            seqs = (
-                session.execute(
-                    insert(tables.history).returning(tables.history.c.seq, sort_by_parameter_order=True),
-                    self.history,
+            if postgres:
+                # Take the sequence numbers up front, then stream the rows with COPY.
+                seqs = sorted(session.execute(_NEXT_SEQS, {"n": len(self.history)}).scalars().all())
+                for row, seq in zip(self.history, seqs, strict=True):
+                    row["seq"] = seq
+                _bulk_insert(session, tables.history, _as_tuples(tables.history, self.history))
+            else:
+                seqs = (
+                    session.execute(
+                        insert(tables.history).returning(tables.history.c.seq, sort_by_parameter_order=True),
+                        self.history,
+                    )
+                    .scalars()
+                    .all()
                 )
-                .scalars()
-                .all()
-            )
             for row in self.inserted:
                 row["created_seq"] = seqs[row.pop("_history_index")]
         if self.inserted:
-            session.execute(insert(tables.resources), self.inserted)
+            _bulk_insert(session, tables.resources, _as_tuples(tables.resources, self.inserted))
         if self.updated:
             r = tables.resources.c
             session.execute(
@@ -109,16 +118,24 @@ class PendingWrites:
         _bulk_insert(session, tables.compartments, self.compartments)
 
 
-def _bulk_insert(session: Session, table, rows: list[dict]) -> None:
-    """Insert many rows: PostgreSQL's COPY (one stream), elsewhere an executemany."""
+_NEXT_SEQS = text("SELECT nextval(pg_get_serial_sequence('fhir_history', 'seq')) FROM generate_series(1, :n)")
+
+
+def _as_tuples(table, rows: list[dict]) -> list[tuple]:
+    columns = [column.name for column in table.columns]
+    return [tuple(row.get(name) for name in columns) for row in rows]
+
+
+def _bulk_insert(session: Session, table, rows: list[tuple]) -> None:
+    """Insert rows given in column order: PostgreSQL's COPY (one stream), else executemany."""
     if not rows:
         return
     connection = session.connection()
-    if connection.dialect.name != "postgresql":
-        session.execute(insert(table), rows)
-        return
     columns = [column.name for column in table.columns]
-    lines = ["\t".join(_copy_text(row.get(name)) for name in columns) for row in rows]
+    if connection.dialect.name != "postgresql":
+        session.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
+        return
+    lines = ["\t".join(map(_copy_text, row)) for row in rows]
     cursor = connection.connection.dbapi_connection.cursor()
     with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
         copy.write("\n".join(lines) + "\n")
