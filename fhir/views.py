@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, g, request
+from flask import Blueprint, current_app, g, request
 
 from app.extensions import db
 from app.models import Hospital
@@ -39,8 +39,12 @@ def _pull_hospital(endpoint, values):
 @bp.before_request
 def _check_hospital_and_format():
     hospital_id = g.hospital_id
-    if len(hospital_id) > 40 or db.session.get(Hospital, hospital_id) is None:
-        raise FhirError.not_found(f"No FHIR server at /fhir/{hospital_id[:40]}.")
+    # Hospitals are never deleted, so a worker remembers the ones it has seen.
+    known = current_app.extensions.setdefault("fhirgate_known_hospitals", set())
+    if hospital_id not in known:
+        if len(hospital_id) > 40 or db.session.get(Hospital, hospital_id) is None:
+            raise FhirError.not_found("No FHIR server at this address.")
+        known.add(hospital_id)
     g.hospital_known = True
     check_format()
 

@@ -74,6 +74,7 @@ def _clean_tables(app):
         db.session.commit()
         keyring().invalidate()
         app.extensions["fhirgate_validity"] = ValidityCache()
+        app.extensions.pop("fhirgate_known_hospitals", None)  # the tables were emptied
     limiter.reset()
 
 
