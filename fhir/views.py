@@ -110,12 +110,18 @@ def create(resource_type):
     return resource_response(stored, g.hospital_id, 201 if created else 200, location=created)
 
 
+def _criteria(interaction: str) -> str:
+    """The search criteria of a conditional update or delete: the URL's query string."""
+    criteria = request.query_string.decode("utf-8", "replace")
+    if not criteria:
+        raise FhirError.invalid(f"A {interaction} on a type needs search criteria in the URL.")
+    return criteria
+
+
 @bp.put("/<resource_type>")
 def conditional_update_route(resource_type):
     repo = _repo()
-    criteria = request.query_string.decode("utf-8", "replace")
-    if not criteria:
-        raise FhirError.invalid("PUT to a type needs search criteria (conditional update).")
+    criteria = _criteria("conditional update")
     stored, created = conditional_update(
         repo, _type(resource_type), criteria, json_body(), request.headers.get("If-Match")
     )
@@ -126,10 +132,7 @@ def conditional_update_route(resource_type):
 @bp.delete("/<resource_type>")
 def conditional_delete_route(resource_type):
     repo = _repo()
-    criteria = request.query_string.decode("utf-8", "replace")
-    if not criteria:
-        raise FhirError.invalid("DELETE on a type needs search criteria (conditional delete).")
-    stored = conditional_delete(repo, _type(resource_type), criteria)
+    stored = conditional_delete(repo, _type(resource_type), _criteria("conditional delete"))
     db.session.commit()
     return _response(b"", 204, {"ETag": stored.etag} if stored else {})
 
