@@ -18,6 +18,7 @@ import queue
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from urllib.parse import urlencode
 
 import orjson
 from flask import Flask, Response, current_app, g, request
@@ -162,8 +163,14 @@ class AuditWriter:
             if batch:
                 try:
                     self._write(batch)
-                except Exception as error:  # keep the writer alive; the event is logged, not lost silently
-                    log.error("could not store %d audit events: %s", len(batch), type(error).__name__)
+                except Exception:  # one bad event must not lose the others: store them one by one
+                    for facts in batch:
+                        try:
+                            self._write([facts])
+                        except Exception as error:  # keep the writer alive; say what was lost
+                            log.error(
+                                "could not store the audit event of %s: %s", facts.path, type(error).__name__
+                            )
             for marker in markers:
                 marker.set()
 
@@ -209,6 +216,15 @@ INTERACTIONS = {
 }
 
 
+NEVER_RECORDED = {"access_token", "client_secret", "client_assertion", "code", "refresh_token"}
+
+
+def _recorded_query() -> str:
+    """The query string, minus anything credential-like a client may have put there."""
+    pairs = [(k, v) for k, v in request.args.items(multi=True) if k.lower() not in NEVER_RECORDED]
+    return urlencode(pairs)[:1000]
+
+
 def record_request(response: Response) -> Response:
     """``after_request`` of the FHIR blueprint: queue this request's AuditEvent."""
     hospital_id = g.get("hospital_id")
@@ -222,7 +238,7 @@ def record_request(response: Response) -> Response:
         interaction=INTERACTIONS.get(request.endpoint or "", "unknown"),
         method=request.method,
         path=request.path[:300],
-        query=request.query_string.decode("utf-8", "replace")[:1000],
+        query=_recorded_query(),
         status=response.status_code,
         address=request.remote_addr,
         client_id=principal.client_id if principal else None,

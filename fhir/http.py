@@ -37,6 +37,8 @@ def json_body(allowed: tuple[str, ...] = JSON_TYPES):
     raw = request.get_data(cache=True)
     if not raw:
         raise FhirError.invalid("The request body is empty.")
+    if b"\\u0000" in raw or b"\x00" in raw:
+        raise FhirError.invalid("The body contains a NUL character, which FHIR strings may not hold.")
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 
 import jsonpatch
 import orjson
@@ -10,6 +11,9 @@ import orjson
 from fhir.errors import FhirError
 from fhir.storage.repository import Repository, StoredResource
 from fhir.validation import valid_id, validate_resource
+
+# ASCII digits only: str.isdigit() also accepts "²", which int() then refuses.
+WHOLE_NUMBER = re.compile(r"[0-9]{1,9}")
 
 
 def parse_etag(value: str | None) -> int | None:
@@ -20,7 +24,7 @@ def parse_etag(value: str | None) -> int | None:
     if text.startswith("W/"):
         text = text[2:]
     text = text.strip('"')
-    if not text.isdigit() or len(text) > 9:
+    if not WHOLE_NUMBER.fullmatch(text):
         raise FhirError.invalid('If-Match must be an ETag such as W/"3".')
     return int(text)
 
@@ -36,7 +40,7 @@ def read(repo: Repository, resource_type: str, resource_id: str) -> StoredResour
 
 
 def vread(repo: Repository, resource_type: str, resource_id: str, version: str) -> StoredResource:
-    if not version.isdigit() or len(version) > 9:
+    if not WHOLE_NUMBER.fullmatch(version):
         raise FhirError.not_found("No such version.")
     return repo.vread(resource_type, check_id(resource_id), int(version))
 

@@ -62,11 +62,13 @@ class AccessPolicy:
     def _covering(self, letter: str, resource_type: str) -> list[SmartScope]:
         if resource_type in SECURITY_TYPES:
             # The audit trail names clients and network addresses: only a system scope that
-            # names the type reads it, never a wildcard or a patient token.
+            # names the type reads or searches it (never a wildcard or a patient token), and
+            # nobody writes it through the API.
             return [
                 scope
                 for scope in self.scopes
                 if letter in scope.permissions
+                and letter in "rs"
                 and scope.resource_type == resource_type
                 and scope.context == "system"
             ]
@@ -90,12 +92,16 @@ class AccessPolicy:
             return None
         return [scope.query for scope in covering]
 
-    def may_see_type(self, resource_type: str) -> bool:
-        """Whether included, chained or $everything resources of this type may be shown."""
-        if not (self._covering("r", resource_type) or self._covering("s", resource_type)):
+    def visibility(self, resource_type: str, letters: str = "rs") -> list[frozenset] | None | bool:
+        """How resources of a type may be shown (included, chained, listed): ``False`` not
+        at all, ``None`` without condition, or only those matching one of the returned v2
+        search restrictions. ``letters``: the permissions that count (history: ``s``)."""
+        in_compartment = resource_type == "Patient" or patient_compartment_params(resource_type)
+        if self.patient_id is not None and not in_compartment:
             return False
-        return (
-            self.patient_id is None
-            or resource_type == "Patient"
-            or bool(patient_compartment_params(resource_type))
-        )
+        covering = [scope for letter in letters for scope in self._covering(letter, resource_type)]
+        if not covering:
+            return False
+        if any(not scope.query for scope in covering):
+            return None
+        return list(dict.fromkeys(scope.query for scope in covering))

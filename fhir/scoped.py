@@ -2,14 +2,16 @@
 
 Views and interactions use it exactly like the SQL repository; every method checks the
 SMART scope for its interaction first, and every query carries the principal's
-restriction: its hospital always, a patient token's compartment, the types its scopes
-cover, and v2 scope search restrictions. Hidden resources are reported as not found.
+restriction for every type it touches: its hospital always, a patient token's
+compartment, the types its scopes cover, and v2 scope search restrictions. Hidden
+resources are reported as not found.
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
 
+import orjson
 from sqlalchemy import ColumnElement, and_, false, or_, select
 
 from fhir.errors import FhirError, Issue
@@ -22,11 +24,18 @@ from fhir.storage import tables
 from fhir.storage.repository import HistoryEntry, StoredResource
 from fhir.storage.sql import SqlRepository
 
+_PRIMARY_UNSET = object()
+
 
 def outside_compartment(resource_type: str) -> FhirError:
     return FhirError(
         403, [Issue("forbidden", f"This {resource_type} would lie outside your patient compartment.")]
     )
+
+
+def restricted_scope() -> FhirError:
+    message = "Scopes with search restrictions allow reading and searching current versions only."
+    return FhirError(403, [Issue("forbidden", message)])
 
 
 class ScopedRepository:
@@ -56,18 +65,22 @@ class ScopedRepository:
             )
         )
 
-    def _restrict(self, primary_type: str | None = None, query_restrictions=None):
+    def _restrict(self, letters: str = "rs", primary: str | None = None, primary_restrictions=_PRIMARY_UNSET):
+        """The per-type restriction for a query; ``primary`` uses its interaction's scopes."""
+
         def restrict(resource_type: str, id_column) -> ColumnElement | None:
-            if not self.policy.may_see_type(resource_type):
+            if resource_type == primary and primary_restrictions is not _PRIMARY_UNSET:
+                visibility = primary_restrictions
+            else:
+                visibility = self.policy.visibility(resource_type, letters)
+            if visibility is False:
                 return false()
             clauses = []
             compartment = self._compartment(resource_type, id_column)
             if compartment is not None:
                 clauses.append(compartment)
-            if resource_type == primary_type and query_restrictions:
-                clauses.append(
-                    or_(*(self._matching(resource_type, q, id_column) for q in query_restrictions))
-                )
+            if visibility:
+                clauses.append(or_(*(self._matching(resource_type, q, id_column) for q in visibility)))
             return and_(*clauses) if clauses else None
 
         return restrict
@@ -79,18 +92,19 @@ class ScopedRepository:
         r = tables.resources.c
         return id_column.in_(select(r.id).where(*builder.matches(query)).correlate(None))
 
-    def _repo(self, primary_type: str | None = None, query_restrictions=None) -> SqlRepository:
+    def _repo(self, restrict) -> SqlRepository:
         return SqlRepository(
             self.session,
             self.hospital_id,
             client_id=self.client_id,
             base_url=self.base_url,
-            restrict=self._restrict(primary_type, query_restrictions),
+            restrict=restrict,
         )
 
-    def _visible(self, resource_type: str, resource_id: str, query_restrictions=None) -> bool:
-        restrict = self._restrict(resource_type, query_restrictions)(resource_type, tables.resources.c.id)
-        if restrict is None:
+    def _visible(self, resource_type: str, resource_id: str, restrictions=_PRIMARY_UNSET) -> bool:
+        restrict = self._restrict(primary=resource_type, primary_restrictions=restrictions)
+        clause = restrict(resource_type, tables.resources.c.id)
+        if clause is None:
             return True
         self.inner.flush()
         r = tables.resources.c
@@ -99,24 +113,28 @@ class ScopedRepository:
                 r.hospital_id == self.hospital_id,
                 r.resource_type == resource_type,
                 r.id == resource_id,
-                restrict,
+                clause,
             )
         ).first()
         return found is not None
 
-    def _check_visible(self, resource_type: str, resource_id: str, query_restrictions=None) -> None:
-        if not self._visible(resource_type, resource_id, query_restrictions):
+    def _check_visible(self, resource_type: str, resource_id: str, restrictions=_PRIMARY_UNSET) -> None:
+        if not self._visible(resource_type, resource_id, restrictions):
             raise FhirError.not_found(f"No such {resource_type}.")
 
-    def _check_content(self, resource: dict, query_restrictions=None) -> None:
-        """A patient's write must stay inside the compartment (and inside restricted scopes)."""
+    def _in_own_compartment(self, content: str | None) -> bool:
+        """Whether a version's content belongs to this patient's compartment alone."""
+        if content is None:
+            return False
+        return extract(orjson.loads(content)).compartment_patients == {self.policy.patient_id}
+
+    def _check_content(self, resource: dict, restrictions=None) -> None:
+        """A patient's write must stay inside its own compartment, and nobody else's."""
         patient_id = self.policy.patient_id
-        if patient_id is not None and patient_id not in extract(resource).compartment_patients:
+        if patient_id is not None and extract(resource).compartment_patients != {patient_id}:
             raise outside_compartment(resource["resourceType"])
-        if query_restrictions:
-            raise FhirError(
-                403, [Issue("forbidden", "Scopes with search restrictions allow reading and searching only.")]
-            )
+        if restrictions:
+            raise restricted_scope()
 
     # -- reads ------------------------------------------------------------------------
     def read(self, resource_type: str, resource_id: str) -> StoredResource:
@@ -126,66 +144,85 @@ class ScopedRepository:
 
     def read_for_update(self, resource_type: str, resource_id: str) -> StoredResource:
         """Patch checks its own scope first: a token that may not write learns nothing."""
-        self.policy.require("patch", resource_type)
+        self._check_writable_scope("patch", resource_type)
         self._check_visible(resource_type, resource_id)
         return self.inner.read(resource_type, resource_id)
 
     def vread(self, resource_type: str, resource_id: str, version_id: int) -> StoredResource:
-        restrictions = self.policy.require("vread", resource_type)
-        self._check_visible(resource_type, resource_id, restrictions)
-        return self.inner.vread(resource_type, resource_id, version_id)
+        if self.policy.require("vread", resource_type):
+            raise restricted_scope()
+        self._check_visible(resource_type, resource_id)
+        stored = self.inner.vread(resource_type, resource_id, version_id)
+        if self.policy.patient_id is not None and not self._in_own_compartment(stored.content):
+            # The resource is the patient's now, but this version was someone else's.
+            raise FhirError.not_found(f"This {resource_type} has no such version.")
+        return stored
 
     def exists(self, resource_type: str, resource_id: str) -> bool:
         return self._visible(resource_type, resource_id) and self.inner.exists(resource_type, resource_id)
 
     def search(self, resource_type: str, args: list[tuple[str, str]], *, lenient: bool = False) -> str:
         restrictions = self.policy.require("search", resource_type)
-        return self._repo(resource_type, restrictions).search(resource_type, args, lenient=lenient)
+        restrict = self._restrict(primary=resource_type, primary_restrictions=restrictions)
+        return self._repo(restrict).search(resource_type, args, lenient=lenient)
 
     def find(self, resource_type: str, criteria: str, limit: int = 2) -> list[str]:
         """Conditional criteria see only what the principal may see."""
-        return self._repo(resource_type).find(resource_type, criteria, limit)
+        return self._repo(self._restrict()).find(resource_type, criteria, limit)
 
     def everything(self, patient_id: str, args: list[tuple[str, str]]) -> str:
-        self.policy.require("read", "Patient")
+        restrictions = self.policy.require("read", "Patient")
         if self.policy.patient_id not in (None, patient_id):
             raise FhirError.not_found("No such Patient.")
-        return self._repo("Patient").everything(patient_id, args)
+        restrict = self._restrict(primary="Patient", primary_restrictions=restrictions)
+        return self._repo(restrict).everything(patient_id, args)
 
     def history(self, resource_type=None, resource_id=None, **kwargs) -> list[HistoryEntry]:
-        if resource_type:
-            self.policy.require("history", resource_type)
+        if resource_type and self.policy.require("history", resource_type):
+            raise restricted_scope()
         if resource_id:
             if self.inner.current_version(resource_type, resource_id, lock=False) is None:
                 raise FhirError.not_found(f"No such {resource_type}.")
             self._check_visible(resource_type, resource_id)
-            return self.inner.history(resource_type, resource_id, **kwargs)
-        return self.inner.history(resource_type, None, visible=self._restrict(resource_type), **kwargs)
+            entries = self.inner.history(resource_type, resource_id, **kwargs)
+        else:
+            # Whole-hospital history lists only types the scopes let the token search.
+            entries = self.inner.history(resource_type, None, visible=self._restrict("s"), **kwargs)
+        if self.policy.patient_id is not None:
+            # Each version on its own merits: a resource may have moved between compartments.
+            entries = [e for e in entries if self._in_own_compartment(e.resource.content)]
+        if any(self.policy.visibility(e.resource.resource_type, "s") for e in entries):
+            raise restricted_scope()
+        return entries
 
     # -- writes -----------------------------------------------------------------------
+    def _check_writable_scope(self, interaction: str, resource_type: str):
+        restrictions = self.policy.require(interaction, resource_type)
+        if restrictions:
+            raise restricted_scope()
+
     def create(
         self, resource: dict, *, method: str = "POST", resource_id: str | None = None
     ) -> StoredResource:
-        restrictions = self.policy.require("create", resource["resourceType"])
-        if resource_id is not None or resource["resourceType"] == "Patient":
-            candidate = {**resource, "id": resource_id or "(new)"}
-        else:
-            candidate = resource
-        self._check_content(candidate, restrictions)
+        self._check_writable_scope("create", resource["resourceType"])
+        candidate = (
+            {**resource, "id": resource_id or "(new)"} if resource["resourceType"] == "Patient" else resource
+        )
+        self._check_content(candidate)
         return self.inner.create(resource, method=method, resource_id=resource_id)
 
     def update(self, resource_type, resource_id, resource, *, if_match=None, method="PUT"):
-        restrictions = self.policy.require("patch" if method == "PATCH" else "update", resource_type)
+        self._check_writable_scope("patch" if method == "PATCH" else "update", resource_type)
         # The content first: the same answer whether or not a hidden resource has this id.
-        self._check_content({**resource, "id": resource_id}, restrictions)
+        self._check_content({**resource, "id": resource_id})
         if self.inner.current_version(resource_type, resource_id) is None:
-            self.policy.require("create", resource_type)  # update-as-create creates
+            self._check_writable_scope("create", resource_type)  # update-as-create creates
         else:
             self._check_visible(resource_type, resource_id)
         return self.inner.update(resource_type, resource_id, resource, if_match=if_match, method=method)
 
     def delete(self, resource_type: str, resource_id: str) -> StoredResource | None:
-        self.policy.require("delete", resource_type)
+        self._check_writable_scope("delete", resource_type)
         if not self._visible(resource_type, resource_id):
             return None  # as for an unknown id: a hidden resource is not confirmed to exist
         return self.inner.delete(resource_type, resource_id)

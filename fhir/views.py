@@ -23,6 +23,7 @@ from fhir.http import (
     json_response,
     resource_response,
 )
+from fhir.interactions import WHOLE_NUMBER
 from fhir.validation import is_resource_type
 
 bp = Blueprint("fhir", __name__, url_prefix="/fhir/<hospital_id>")
@@ -39,6 +40,8 @@ def _pull_hospital(endpoint, values):
 @bp.before_request
 def _check_hospital_and_format():
     hospital_id = g.hospital_id
+    if not _clean_text(request.path) or not all(_clean_text(v) for v in request.args.values()):
+        raise FhirError.invalid("The URL contains control characters.")
     # Hospitals are never deleted, so a worker remembers the ones it has seen.
     known = current_app.extensions.setdefault("fhirgate_known_hospitals", set())
     if hospital_id not in known:
@@ -47,6 +50,11 @@ def _check_hospital_and_format():
         known.add(hospital_id)
     g.hospital_known = True
     check_format()
+
+
+def _clean_text(text: str) -> bool:
+    """No NUL or other C0 control characters, no lone surrogates (PostgreSQL refuses them)."""
+    return text.isprintable() or not any(ch < " " or "\ud800" <= ch <= "\udfff" for ch in text)
 
 
 def _repo():
@@ -210,7 +218,7 @@ def _count_param(default: int, maximum: int) -> int:
     raw = request.args.get("_count")
     if raw is None:
         return default
-    if not raw.isdigit():
+    if not WHOLE_NUMBER.fullmatch(raw):
         raise FhirError.invalid("_count must be a whole number.")
     return max(0, min(int(raw), maximum))
 

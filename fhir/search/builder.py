@@ -53,7 +53,15 @@ def _date_clause(prefix: str, low, high, lo: datetime, hi: datetime) -> ColumnEl
         return high <= lo
     # ap: within 10% of the distance from now, at least a day.
     slack = max(timedelta(days=1), abs(datetime.now(UTC) - lo) / 10)
-    return and_(low < hi + slack, high > lo - slack)
+    try:
+        upper = hi + slack
+    except OverflowError:
+        upper = datetime.max.replace(tzinfo=UTC)
+    try:
+        lower = lo - slack
+    except OverflowError:
+        lower = datetime.min.replace(tzinfo=UTC)
+    return and_(low < upper, high > lower)
 
 
 def _number_clause(prefix: str, stored, value: Decimal, lo: Decimal, hi: Decimal) -> ColumnElement:
@@ -142,7 +150,8 @@ class SearchBuilder:
             if modifier == "below":
                 return c.value.like(f"{like_escape(raw)}%", escape="\\")
             if modifier == "above":
-                return literal(raw).like(c.value + "%")
+                # The stored uri must be a prefix of the value (compared exactly, not LIKE).
+                return func.substr(literal(raw[:512]), 1, func.length(c.value)) == c.value
             return c.value == raw[:512]
         raise FhirError.not_supported(f"Searching by {criterion.name} ({kind}) is not supported.")
 

@@ -12,7 +12,7 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -226,7 +226,7 @@ def number_range(value: Any) -> tuple[Decimal, Decimal] | None:
             number = Decimal(repr(value) if isinstance(value, float) else value)
         else:
             return None
-    except (InvalidOperation, ValueError):
+    except (ArithmeticError, ValueError):  # InvalidOperation and Overflow are ArithmeticErrors
         return None
     if not number.is_finite():
         return None

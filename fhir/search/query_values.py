@@ -6,6 +6,7 @@ query and the index agree on what ``2024`` or ``100`` stands for (FHIR R4B searc
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -14,6 +15,8 @@ from fhir.errors import FhirError
 from fhir.search.index_values import date_range, number_range
 
 PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
+NUMBER = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,3})?")
+LARGEST = Decimal("1e24")  # the index stores Numeric(36, 12)
 
 
 def split_prefix(raw: str) -> tuple[str, str]:
@@ -34,9 +37,9 @@ def parse_number_value(raw: str) -> tuple[str, Decimal, Decimal, Decimal]:
     """(prefix, exact value, low, high) of ``[prefix]number``."""
     prefix, text = split_prefix(raw)
     text = text.strip()
-    bounds = number_range(text) if text and text.lstrip("+-")[:1].isdigit() else None
-    if bounds is None:
-        raise FhirError.invalid(f"{raw[:60]!r} is not a number.")
+    bounds = number_range(text) if NUMBER.fullmatch(text) else None
+    if bounds is None or not abs(bounds[0]) < LARGEST:
+        raise FhirError.invalid(f"{raw[:60]!r} is not a number this server can compare.")
     return prefix, Decimal(text), bounds[0], bounds[1]
 
 

@@ -17,6 +17,8 @@ from fhir.validation import is_resource_type
 DEFAULT_COUNT = 20
 MAX_COUNT = 1000
 MAX_VALUES = 100  # OR values plus AND repetitions of one request, in total
+MAX_INCLUDES = 10  # _include plus _revinclude: each costs queries
+MAX_SORT_KEYS = 5
 
 PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 # Which modifiers each parameter type supports (search.html#modifiers).
@@ -263,6 +265,11 @@ def parse_search(resource_type: str, args: list[tuple[str, str]], *, lenient: bo
         criterion = parser.criterion(key, values)
         if criterion is not None:
             criteria.append(criterion)
+    includes, revincludes = list(dict.fromkeys(includes)), list(dict.fromkeys(revincludes))
+    if len(includes) + len(revincludes) > MAX_INCLUDES:
+        raise FhirError.invalid(f"A search may carry at most {MAX_INCLUDES} _include and _revinclude.")
+    if len(sort) > MAX_SORT_KEYS:
+        raise FhirError.invalid(f"A search may sort by at most {MAX_SORT_KEYS} keys.")
     return SearchQuery(
         resource_type,
         tuple(criteria),

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from app.timeutil import as_utc
 from fhir.bundle_builder import bundle_text, resource_entry
 from fhir.errors import FhirError, Issue, operation_outcome
+from fhir.interactions import WHOLE_NUMBER
 from fhir.search.builder import Restriction, SearchBuilder, restrict_mixed_types
 from fhir.search.cursor import decode_cursor, encode_cursor
 from fhir.search.registry import resource_types
@@ -211,7 +212,9 @@ def everything(ctx: SearchContext, patient_id: str, args: list[tuple[str, str]])
     else:
         raw = [value for key, value in args if key == "_count"]
         if raw:
-            count = max(1, min(int(raw[-1]) if raw[-1].isdigit() else count, MAX_EVERYTHING_COUNT))
+            count = max(
+                1, min(int(raw[-1]) if WHOLE_NUMBER.fullmatch(raw[-1]) else count, MAX_EVERYTHING_COUNT)
+            )
         snapshot = _snapshot(ctx)
     r = tables.resources.c
     builder = SearchBuilder(ctx.hospital_id, ctx.base_url, ctx.restrict)

@@ -11,6 +11,7 @@ import uuid
 from collections import defaultdict
 from contextlib import contextmanager
 from datetime import datetime
+from decimal import Decimal
 
 import orjson
 from sqlalchemy import select
@@ -30,6 +31,18 @@ from fhir.storage.writes import PendingWrites, VersionState, flush_pending, pend
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+NUMERIC_LIMIT = Decimal("1e24")  # what Numeric(36, 12) holds
+
+
+def _cut(value: str | None, limit: int) -> str | None:
+    return value[:limit] if value else value
+
+
+def _fits(low: Decimal, high: Decimal) -> bool:
+    """Whether a number can be indexed (a larger one is stored, just not searchable)."""
+    return abs(low) < NUMERIC_LIMIT and abs(high) < NUMERIC_LIMIT
 
 
 def patient_exists(hospital_id: str, patient_id: str) -> bool:
@@ -209,7 +222,12 @@ class SqlRepository:
         method: str,
     ) -> StoredResource:
         """Buffer one new version: its history row, current row and index rows."""
+        key = (self.hospital_id, resource_type, resource_id)
+        if key in self._writes.buffered:
+            # Two versions of one resource in one flush would leave both versions' index rows.
+            self.flush()
         writes = self._writes
+        writes.buffered.add(key)
         version_id = previous.version_id + 1 if previous else 1
         moment = utcnow()
         content = self._stamp(resource, resource_id, version_id, moment) if resource is not None else None
@@ -300,12 +318,18 @@ class SqlRepository:
         owner = (self.hospital_id, resource_type, resource_id)
         index = writes.index
         index["string"].extend((*owner, p, v, e) for p, v, e in values.strings)
-        index["token"].extend((*owner, p, s, c, t) for p, s, c, t in values.tokens)
+        index["token"].extend(
+            (*owner, p, _cut(s, 256), _cut(c, 256), _cut(t, 256)) for p, s, c, t in values.tokens
+        )
         index["reference"].extend((*owner, p, tt, ti, ref[:512]) for p, tt, ti, ref in values.references)
         index["date"].extend((*owner, p, lo, hi) for p, lo, hi in values.dates)
-        index["number"].extend((*owner, p, lo, hi, (lo + hi) / 2) for p, lo, hi in values.numbers)
+        index["number"].extend(
+            (*owner, p, lo, hi, (lo + hi) / 2) for p, lo, hi in values.numbers if _fits(lo, hi)
+        )
         index["quantity"].extend(
-            (*owner, p, lo, hi, s, c, u, (lo + hi) / 2) for p, lo, hi, s, c, u in values.quantities
+            (*owner, p, lo, hi, _cut(s, 256), _cut(c, 256), _cut(u, 256), (lo + hi) / 2)
+            for p, lo, hi, s, c, u in values.quantities
+            if _fits(lo, hi)
         )
         index["uri"].extend((*owner, p, v[:512]) for p, v in values.uris)
         writes.compartments.extend(

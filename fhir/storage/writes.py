@@ -39,6 +39,8 @@ class PendingWrites:
     # Index and compartment rows as tuples in their tables' column order.
     index: dict[str, list[tuple]] = field(default_factory=lambda: defaultdict(list))
     compartments: list[tuple] = field(default_factory=list)
+    # Resources with a version in the buffer: a second write of one flushes the first.
+    buffered: set[tuple[str, str, str]] = field(default_factory=set)
     # What this transaction knows of each resource's current state: (hospital, type, id) → state.
     known: dict[tuple[str, str, str], VersionState | None] = field(default_factory=dict)
 
@@ -56,6 +58,7 @@ class PendingWrites:
             ) from None
         finally:
             self.history, self.inserted, self.updated, self.cleared = [], [], [], []
+            self.buffered = set()
             self.index, self.compartments = defaultdict(list), []
 
     def _flush(self, session: Session) -> None:
