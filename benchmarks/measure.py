@@ -20,11 +20,13 @@ INCLUDE = b'"search":{"mode":"include"}'
 
 @dataclass(frozen=True)
 class Call:
-    """One request: GET path, or POST body to path; ``units`` is what it carries (resources)."""
+    """One request: GET path, or POST body to path; ``units`` is what it carries (resources);
+    ``headers`` are sent on top of (and override) the sender's own, e.g. another bearer token."""
 
     path: str
     body: bytes | None = None
     units: int = 1
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -59,6 +61,15 @@ class Stats:
             return data[0]
         return statistics.quantiles(data, n=100, method="inclusive")[p - 1]
 
+    def absorb(self, part: Stats) -> None:
+        """Add a partial run of the same row (rows measured in interleaved chunks)."""
+        self.latencies_ms += part.latencies_ms
+        self.wall_s += part.wall_s
+        self.units += part.units
+        self.errors += part.errors
+        self.first_error = self.first_error or part.first_error
+        self.stopped_early = self.stopped_early or part.stopped_early
+
     @property
     def meets_target(self) -> bool | None:
         p95 = self.percentile(95)
@@ -76,10 +87,11 @@ def inprocess_sender(client, base: str, headers: dict) -> Sender:
     """Through the app's own HTTP layer: the Flask test client, no socket."""
 
     def send(call: Call) -> tuple[int, bytes]:
+        sent = {**headers, **dict(call.headers)} if call.headers else headers
         if call.body is None:
-            response = client.get(base + call.path, headers=headers)
+            response = client.get(base + call.path, headers=sent)
         else:
-            response = client.post(base + call.path, data=call.body, content_type=FHIR_JSON, headers=headers)
+            response = client.post(base + call.path, data=call.body, content_type=FHIR_JSON, headers=sent)
         return response.status_code, response.get_data()
 
     return send
@@ -94,12 +106,12 @@ def socket_sender_factory(base_url: str, headers: dict, timeout: float) -> Sende
 
         def send(call: Call) -> tuple[int, bytes]:
             if call.body is None:
-                response = session.get(base_url + call.path, timeout=timeout)
+                response = session.get(base_url + call.path, headers=dict(call.headers), timeout=timeout)
             else:
                 response = session.post(
                     base_url + call.path,
                     data=call.body,
-                    headers={"Content-Type": FHIR_JSON},
+                    headers={"Content-Type": FHIR_JSON, **dict(call.headers)},
                     timeout=timeout,
                 )
             return response.status_code, response.content
@@ -126,7 +138,7 @@ def lean_sender_factory(base_url: str, headers: dict, timeout: float) -> SenderF
                     "GET" if call.body is None else "POST",
                     prefix + call.path,
                     body=call.body,
-                    headers={**headers, **body_headers},
+                    headers={**headers, **body_headers, **dict(call.headers)},
                 )
                 response = conn.getresponse()
                 return response.status, response.read()
@@ -142,8 +154,8 @@ def lean_sender_factory(base_url: str, headers: dict, timeout: float) -> SenderF
 def _units(call: Call, body: bytes) -> int:
     if call.body is not None:
         return call.units  # a transaction is all or nothing: 200 means every entry was stored
-    if "?" not in call.path:
-        return 1  # a read
+    if "?" not in call.path and "/" in call.path.strip("/"):
+        return 1  # a read (Type/id); a bare "Type" is a search without parameters
     return body.count(MATCH) + body.count(INCLUDE)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from benchmarks.authz import AuthGroup, ratio, ratio_ok
 from benchmarks.measure import Stats
+from benchmarks.settings import AUTH_RATIO_LIMIT
 
 INGEST_TARGET = 1000  # resources/s
 
@@ -79,4 +81,50 @@ def summary(ingest: list[Stats], groups: list[tuple[str, float | None, list[Stat
             if s.target_p95_ms is not None
         ]
         lines.append(f"  {(label + f' p95 < {target:g} ms'):<52}" + "   ".join(parts))
+    return lines
+
+
+def _ratio(system: Stats, patient: Stats) -> str:
+    value = ratio(system, patient)
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def auth_table(groups: list[AuthGroup]) -> list[str]:
+    head = (
+        f"  {'request / mode / token':<34}{'n':>6}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
+        f"{'max ms':>9}{'entries':>9}{'errors':>8}  patient/system p95"
+    )
+    lines = [head, "  " + "-" * (len(head) + 2)]
+    for group in groups:
+        scenario = group.scenario
+        lines.append(f"  {scenario.label}   (system token: {scenario.system_label})")
+        for _, system, patient in group.rows:
+            for s in (system, patient):
+                mark = "*" if s.stopped_early else ""
+                entries = s.units / s.count if s.count else 0
+                top = max(s.latencies_ms) if s.latencies_ms else None
+                verdict = ""
+                if s is patient:
+                    verdict = f"{_ratio(system, patient):>7} {_verdict(ratio_ok(system, patient))}"
+                lines.append(
+                    f"    {s.mode:<32}{s.count:>6}{s.rate:>9.1f}{_ms(s.percentile(50)):>9}"
+                    f"{_ms(s.percentile(95)):>9}{_ms(s.percentile(99)):>9}{_ms(top):>9}{entries:>9.1f}"
+                    f"{s.errors:>8}{mark}  {verdict}"
+                )
+    return lines
+
+
+def auth_summary(groups: list[AuthGroup]) -> list[str]:
+    if not groups:
+        return []
+    lines = [
+        f"  patient-token p95 <= {AUTH_RATIO_LIMIT:g}x system-token p95 (same requests, patient / system):"
+    ]
+    for group in groups:
+        parts = [
+            f"{mode} {_ms(patient.percentile(95))}/{_ms(system.percentile(95))} ms"
+            f" {_ratio(system, patient)} {_verdict(ratio_ok(system, patient))}"
+            for mode, system, patient in group.rows
+        ]
+        lines.append(f"    {group.scenario.label:<48}" + "   ".join(parts))
     return lines

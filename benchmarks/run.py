@@ -1,5 +1,6 @@
 """``make bench``: load the sandbox data set into PostgreSQL through transaction Bundles, then time
-reads and typical searches, in process (Flask test client) and over a socket (gunicorn).
+reads and typical searches, in process (Flask test client) and over a socket (gunicorn), and the
+same reads and searches with patient tokens against the system token (authorization overhead).
 
 Every figure is measured from the client's side of one request: the test client's call into the
 WSGI app, or a round trip to 127.0.0.1 (``requests.Session`` for the Bundle POSTs, ``http.client``
@@ -22,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import app  # noqa: F401  (puts this repository's ``fhir`` package first on sys.path)
-from benchmarks import database, report
+from benchmarks import authz, database, report
 from benchmarks.dataset import Dataset, Scenario, build, scenarios
 from benchmarks.measure import (
     Call,
@@ -35,7 +36,17 @@ from benchmarks.measure import (
     socket_sender_factory,
 )
 from benchmarks.server import ROOT, free_port, gunicorn, server_env
-from benchmarks.settings import HIGH_LIMIT, HOSPITAL, KEK, SECRET_KEY, Settings, SettingsError, load
+from benchmarks.settings import (
+    AUTH_RATIO_LIMIT,
+    HIGH_LIMIT,
+    HOSPITAL,
+    KEK,
+    SECRET_KEY,
+    TOKEN_TTL,
+    Settings,
+    SettingsError,
+    load,
+)
 
 RESULTS = ROOT / "benchmarks" / "results"
 INGEST_MAX_SECONDS = 3600.0
@@ -64,7 +75,7 @@ def _configure_environment(settings: Settings, base_url: str) -> None:
     """The in-process app reads the same environment the gunicorn workers get."""
     for key in [k for k in os.environ if k.startswith("FHIRGATE_")] + ["REDIS_URL"]:
         os.environ.pop(key, None)
-    os.environ.update(server_env(settings.database_url, base_url, SECRET_KEY, KEK, HIGH_LIMIT))
+    os.environ.update(server_env(settings.database_url, base_url, SECRET_KEY, KEK, HIGH_LIMIT, TOKEN_TTL))
 
 
 def _prepare(flask_app) -> str:
@@ -122,6 +133,8 @@ class Results:
     ingest: list[Stats] = field(default_factory=list)
     groups: list[tuple[str, float | None, list[Stats]]] = field(default_factory=list)
     facts: dict = field(default_factory=dict)
+    auth: list[authz.AuthGroup] = field(default_factory=list)
+    auth_facts: dict = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -147,6 +160,46 @@ def _query(settings: Settings, data: Dataset, results: Results, local: Sender, r
             senders = [remote() for _ in range(settings.clients)]
             rows.append(_measure(settings, scenario, f"socket x{settings.clients}", senders))
         results.groups.append((scenario.label, scenario.target_p95_ms, rows))
+
+
+def _authorization(
+    settings: Settings,
+    data: Dataset,
+    results: Results,
+    flask_app,
+    local: Sender,
+    remote: SenderFactory,
+    system_headers: dict,
+) -> None:
+    """Patient tokens for a sample of the patients; each request kind with a patient token and
+    with the system token on the same draws, in process and over the socket (one client)."""
+    patients = authz.sample(data.pools, settings)
+    say(f"authorization overhead: {len(patients)} patient users, credentials and tokens (POST /oauth/token)")
+    tokens = authz.patient_tokens(flask_app, patients)
+    warm = authz.warm_tokens(tokens, [(local, 1), (remote(), 4 * settings.workers)], settings.seconds)
+    fhir_base = f"/fhir/{HOSPITAL}/"
+    checks, warnings = authz.check(
+        flask_app.test_client(), fhir_base, system_headers, tokens, data.pools, settings.seed
+    )
+    if warm.errors:
+        warnings.insert(0, f"{warm.errors} token warm-up requests failed; first: {warm.first_error}")
+    say(f"  correctness guard: {checks} comparisons, {len(warnings)} warnings")
+    for warning in warnings:
+        say(f"  WARNING: {warning}")
+    results.auth_facts.update(patients=len(patients), checks=checks, warnings=warnings)
+    for scenario in authz.scenarios(data.pools, patients):
+        say(f"measuring {scenario.label} (patient token) vs {scenario.system_label} (system token)")
+        group = authz.AuthGroup(scenario)
+        for mode, senders in (("in-process x1", [local]), ("socket x1", [remote()])):
+            system, patient = authz.measure(settings, scenario, mode, senders, tokens)
+            value = authz.ratio(system, patient)
+            say(
+                f"  [{mode}] p95 patient {patient.percentile(95) or 0:.1f} ms, system"
+                f" {system.percentile(95) or 0:.1f} ms, ratio {value or 0:.2f}"
+                f" errors={patient.errors + system.errors}"
+            )
+            group.rows.append((mode, system, patient))
+        results.auth.append(group)
 
 
 def _timed(results: Results, phase: str, action, *args) -> None:
@@ -183,6 +236,9 @@ def _against_servers(settings: Settings, data: Dataset, results: Results, port: 
                 factory = lean_sender_factory if lean else socket_sender_factory
                 remote = factory(f"{url}{fhir_path}/", headers, SOCKET_TIMEOUT_S)
                 _timed(results, "measure", _query, settings, data, results, local, remote)
+                if settings.auth_patients:
+                    args = (settings, data, results, flask_app, local, remote, headers)
+                    _timed(results, "authorization", _authorization, *args)
             say("gunicorn stopped")
         finally:
             with flask_app.app_context():
@@ -217,6 +273,37 @@ def benchmark(settings: Settings) -> tuple[list[str], bool]:
     results.timings["total"] = time.perf_counter() - started
     results.facts["load"] = (load_before[0], os.getloadavg()[0])
     return _render(settings, data, results)
+
+
+def _authorization_section(settings: Settings, results: Results) -> list[str]:
+    facts = results.auth_facts
+    if not results.auth:
+        return []
+    warnings = facts.get("warnings", [])
+    guard = (
+        f"Correctness guard (untimed, in process): {facts.get('checks', 0)} comparisons for"
+        f" {min(authz.GUARD_PATIENTS, facts.get('patients', 0))} patients (own Patient read, another"
+        " patient's read 404, Observation, Condition and a code/date search vs the system token's"
+        " patient=X): " + (f"{len(warnings)} WARNINGS" if warnings else "all equal")
+    )
+    return [
+        "",
+        "Authorization overhead: patient token vs system token",
+        f"{facts.get('patients', 0)} patients drawn (seeded) from the data set, each with a patient user,"
+        f" a patient credential and a token from POST /oauth/token (client_secret_basic, scope"
+        f" {authz.PATIENT_SCOPE});",
+        "the system token is the system/*.cruds API key's. Each request is drawn once and sent with the"
+        " patient's token (narrowed by the server to the patient's compartment)",
+        "and with the system token naming the patient, so both return the same entries;"
+        f" {settings.requests} requests (or {settings.seconds:g} s) per row after {settings.warmup}"
+        " warm-up pairs,",
+        f"the two rows measured in {authz.CHUNKS} alternating chunks; every patient token was used"
+        " beforehand in process and over the socket (cached token checks, as in steady use);",
+        f"ratio = patient p95 / system p95, ok when <= {AUTH_RATIO_LIMIT:g}",
+        *report.auth_table(results.auth),
+        guard,
+        *(f"  WARNING: {warning}" for warning in warnings),
+    ]
 
 
 def _render(settings: Settings, data: Dataset, results: Results) -> tuple[list[str], bool]:
@@ -260,11 +347,14 @@ def _render(settings: Settings, data: Dataset, results: Results) -> tuple[list[s
         "latency targets are judged on the single-client rows (x2 rows show throughput under load,"
         " client and server sharing the CPUs)",
         *report.query_table(groups),
+        *_authorization_section(settings, results),
         "",
         "Targets",
         *report.summary(ingest, groups),
+        *report.auth_summary(results.auth),
     ]
-    all_rows = ingest + [s for _, _, rows in groups for s in rows]
+    auth_rows = [s for group in results.auth for _, system, patient in group.rows for s in (system, patient)]
+    all_rows = ingest + [s for _, _, rows in groups for s in rows] + auth_rows
     failures = report.errors_of(all_rows)
     if any(s.stopped_early for s in all_rows):
         lines.append("  * stopped at the time limit before the request count was reached")

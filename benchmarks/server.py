@@ -70,7 +70,9 @@ def gunicorn(port: int, workers: int, env: dict[str, str], log_path: Path) -> It
                 process.wait(timeout=STOP_TIMEOUT_S)
 
 
-def server_env(database_url: str, base_url: str, secret_key: str, kek: str, limit: str) -> dict[str, str]:
+def server_env(
+    database_url: str, base_url: str, secret_key: str, kek: str, limit: str, token_ttl: int
+) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("FHIRGATE_")}
     env.pop("REDIS_URL", None)
     env.update(
@@ -81,5 +83,6 @@ def server_env(database_url: str, base_url: str, secret_key: str, kek: str, limi
         FHIRGATE_TOKEN_RATE_LIMIT=limit,
         FHIRGATE_AUTH_FAILURE_LIMIT=limit,
         FHIRGATE_LOGIN_FAILURE_LIMIT=limit,
+        FHIRGATE_TOKEN_TTL=str(token_ttl),
     )
     return env

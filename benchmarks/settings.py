@@ -13,6 +13,10 @@ SECRET_KEY = "fhirgate-bench-secret-key-7f3c91d2a84b4e6f9c05b1e8d2a7f64c3b9e0d5a
 KEK = "fhirgate-bench-kek-2b8e5f0c6d1a4973b8c2e9f4a0d7c6b15e3f8a2d9c4b7e1f"
 HIGH_LIMIT = "1000000/minute"
 HOSPITAL = "sandbox"
+# FHIRGATE_TOKEN_TTL for the bench (300 s by default): tokens from /oauth/token must outlive the
+# authorization section, so that no patient token expires in the middle of it.
+TOKEN_TTL = 3600
+AUTH_RATIO_LIMIT = 1.5  # patient-token p95 / system-token p95
 PROTECTED_DATABASES = {"postgres", "test", "template0", "template1"}
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -58,6 +62,7 @@ class Settings:
     analyze: bool
     prefer: str
     http_client: str
+    auth_patients: int
 
     @property
     def database_url(self) -> str:
@@ -99,4 +104,5 @@ def load() -> Settings:
         analyze=os.environ.get("BENCH_ANALYZE", "1") not in ("", "0"),
         prefer=os.environ.get("BENCH_PREFER", "return=minimal"),
         http_client=http_client,
+        auth_patients=_int("BENCH_AUTH_PATIENTS", 50),
     )
