@@ -77,7 +77,9 @@ def _handle_http_error(error: HTTPException) -> Response:
             response.status_code = 405
             response.headers["Allow"] = "POST"
             return response
-        return oauth_error_response(InvalidRequestError(error.description or "Bad request."))
+        response = oauth_error_response(InvalidRequestError(error.description or "Bad request."))
+        response.status_code = status  # e.g. 404 for an unknown /oauth/ path, in the RFC 6749 shape
+        return response
     response = api_error_response(status, error.description or "Request failed.")
     if status == 429:
         response.headers["Retry-After"] = str(_retry_after(error))

@@ -23,6 +23,8 @@ from app.timeutil import as_utc
 from oauth.models import APPLICATION, AppGrant, OAuthClient, RevokedToken
 from oauth.reach import SANDBOX_SCOPE
 
+MAX_REMEMBERED_JTIS = 100_000
+
 
 class AuthEpoch(db.Model):
     """One row whose value changes whenever any credential, grant or token is revoked."""
@@ -110,6 +112,8 @@ class ValidityCache:
 
     def jti_revoked(self, jti: str) -> bool:
         self.sync()
+        if len(self._revoked) > MAX_REMEMBERED_JTIS:
+            self._revoked = {}  # one entry per token seen: bound it between revocations
         if jti not in self._revoked:
             self._revoked[jti] = db.session.get(RevokedToken, jti) is not None
         return self._revoked[jti]

@@ -261,3 +261,9 @@ def test_basic_credentials_are_form_decoded(client, make, sandbox):
         headers={"Authorization": f"Basic {encoded}"},
     )
     assert response.status_code == 200, response.get_json()
+
+
+def test_unknown_oauth_path_is_404_in_the_rfc_6749_shape(client):
+    response = client.post("/oauth/nothing-here", data={"grant_type": "client_credentials"})
+    assert response.status_code == 404
+    assert response.get_json()["error"] == "invalid_request"
