@@ -22,7 +22,7 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 class SettingsError(ValueError):
-    pass
+    """A BENCH_* setting is out of range; the message names it."""
 
 
 def _int(name: str, default: int, minimum: int = 0) -> int:

@@ -216,6 +216,15 @@ INTERACTIONS = {
 }
 
 
+BUNDLE_ENDPOINTS = {
+    "fhir.search",
+    "fhir.search_post",
+    "fhir.type_history",
+    "fhir.instance_history",
+    "fhir.hospital_history",
+    "fhir.everything",
+    "fhir.batch_or_transaction",
+}
 NEVER_RECORDED = {"access_token", "client_secret", "client_assertion", "code", "refresh_token"}
 
 
@@ -247,7 +256,8 @@ def record_request(response: Response) -> Response:
         resource_type=view_args.get("resource_type")
         or ("Patient" if request.endpoint == "fhir.everything" else None),
         resource_id=view_args.get("resource_id") or view_args.get("patient_id"),
-        body=response.get_data() if not response.direct_passthrough else None,
+        # Only Bundles list several resources; a single resource is named by the URL.
+        body=response.get_data() if request.endpoint in BUNDLE_ENDPOINTS else None,
     )
     audit_writer().record(facts)
     return response
