@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import quote
 
 import pytest
 
@@ -163,6 +164,24 @@ def test_json_patch_errors(fhir):
     assert stale.status_code == 412
     assert fhir.patch("/Patient/missing", [{"op": "remove", "path": "/gender"}]).status_code == 404
     assert fhir.get(f"/Patient/{rid}").get_json()["meta"]["versionId"] == "1"
+
+
+def test_text_that_bulk_loading_must_escape_round_trips_exactly(fhir):
+    """Tabs, newlines, backslashes and \\N are COPY syntax on PostgreSQL; they must stay data."""
+    family = 'O\'Brien\\N\tTab\nLine\r\\back\\slash "quoted" Zoë 患者'
+    patient = {**PATIENT, "id": "escapes", "name": [{"family": family, "given": ["\\N"]}]}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [{"resource": patient, "request": {"method": "PUT", "url": "Patient/escapes"}}],
+    }
+    assert fhir.post("", bundle).status_code == 200
+    stored = fhir.get("/Patient/escapes").get_json()
+    assert stored["name"] == [{"family": family, "given": ["\\N"]}]
+    assert fhir.get("/Patient/escapes/_history/1").get_json()["name"] == stored["name"]
+    # In a search value a backslash is escaped by another (search.html#escaping).
+    found = fhir.search("Patient?given:exact=" + quote("\\\\N"))
+    assert [entry["resource"]["id"] for entry in found["entry"]] == ["escapes"]
 
 
 def test_delete_reads_as_410_and_history_keeps_every_version(fhir):
