@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-from fhir import interactions
+from fhir import interactions, validation_helper
 from fhir.conditional import conditional_create, conditional_delete, conditional_update
 from fhir.errors import FhirError, Issue
 from fhir.storage.repository import StoredResource, format_instant
@@ -89,11 +89,12 @@ def _resolve_conditional_references(repo: SqlRepository, value, index: int):
                         412,
                     )
                 value[key] = f"{resource_type}/{matches[0]}"
-            else:
+            elif isinstance(item, dict | list):
                 _resolve_conditional_references(repo, item, index)
     elif isinstance(value, list):
         for item in value:
-            _resolve_conditional_references(repo, item, index)
+            if isinstance(item, dict | list):
+                _resolve_conditional_references(repo, item, index)
 
 
 def _response_entry(status: int, stored: StoredResource | None, base: str, with_body: bool) -> dict:
@@ -214,19 +215,22 @@ class BundleProcessor:
             ]
         )
         results: dict[int, dict] = {}
-        for entry in sorted(entries, key=lambda e: (_ORDER[e.method], e.index)):
-            try:
-                results[entry.index] = self._execute(entry)
-            except FhirError as error:
-                error.issues = [
-                    Issue(
-                        issue.code,
-                        f"Bundle entry {entry.index}: {issue.diagnostics}",
-                        expression=issue.expression,
-                    )
-                    for issue in error.issues
-                ]
-                raise
+        ordered = sorted(entries, key=lambda e: (_ORDER[e.method], e.index))
+        bodies = [e.resource for e in ordered if e.method in ("POST", "PUT") and isinstance(e.resource, dict)]
+        with validation_helper.helper.validating(bodies):
+            for entry in ordered:
+                try:
+                    results[entry.index] = self._execute(entry)
+                except FhirError as error:
+                    error.issues = [
+                        Issue(
+                            issue.code,
+                            f"Bundle entry {entry.index}: {issue.diagnostics}",
+                            expression=issue.expression,
+                        )
+                        for issue in error.issues
+                    ]
+                    raise
         return _bundle("transaction-response", [results[i] for i in range(len(entries))])
 
     def batch(self, raw_entries: list) -> dict:

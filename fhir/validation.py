@@ -6,7 +6,12 @@ client knows what to fix; nothing is stored.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from functools import cache
+from typing import Protocol
 
 from pydantic import ValidationError
 
@@ -42,13 +47,13 @@ def valid_id(value: object) -> bool:
     return isinstance(value, str) and 1 <= len(value) <= 64 and set(value) <= _ID_CHARS
 
 
-def _depth_ok(value, depth: int = 0) -> bool:
+def _depth_ok(value: dict | list, depth: int = 0) -> bool:
+    """No object or array nested deeper than MAX_DEPTH; only containers are visited."""
     if depth > MAX_DEPTH:
         return False
-    if isinstance(value, dict):
-        return all(_depth_ok(v, depth + 1) for v in value.values())
-    if isinstance(value, list):
-        return all(_depth_ok(v, depth + 1) for v in value)
+    for item in value.values() if isinstance(value, dict) else value:
+        if isinstance(item, dict | list) and not _depth_ok(item, depth + 1):
+            return False
     return True
 
 
@@ -64,6 +69,16 @@ def _element_path(resource_type: str, loc: tuple) -> str:
 
 def validate_resource(resource: object, expected_type: str | None = None) -> dict:
     """Check that ``resource`` is a valid R4B resource (of ``expected_type``); return it."""
+    cls = checked_model_class(resource, expected_type)
+    verdict = prevalidated(resource)
+    error = verdict.error if verdict is not None else model_error(cls, resource)
+    if error is not None:
+        raise error
+    return resource
+
+
+def checked_model_class(resource: object, expected_type: str | None = None):
+    """The cheap checks, before the model: the R4B class to validate ``resource`` with."""
     if not isinstance(resource, dict):
         raise FhirError.invalid("The body must be a FHIR resource (a JSON object).")
     resource_type = resource.get("resourceType")
@@ -80,6 +95,12 @@ def validate_resource(resource: object, expected_type: str | None = None) -> dic
         raise FhirError.invalid(f"The resource is nested deeper than {MAX_DEPTH} levels.")
     if "id" in resource and not valid_id(resource["id"]):
         raise FhirError.invalid("The id is not a valid FHIR id.", [f"{resource_type}.id"])
+    return cls
+
+
+def model_error(cls, resource: dict) -> FhirError | None:
+    """Validate against the R4B model; the 400 naming the elements at fault, or None."""
+    resource_type = cls.__name__
     try:
         cls.model_validate(resource)
     except ValidationError as error:
@@ -87,7 +108,38 @@ def validate_resource(resource: object, expected_type: str | None = None) -> dic
         for detail in error.errors()[:20]:
             path = _element_path(resource_type, detail.get("loc", ()))
             issues.append(Issue("structure", f"{path}: {detail.get('msg', 'invalid')}", expression=[path]))
-        raise FhirError(400, issues) from None
+        return FhirError(400, issues)
     except (ValueError, TypeError) as error:
-        raise FhirError.invalid(f"The resource is not valid {resource_type}: {str(error)[:300]}") from None
-    return resource
+        return FhirError.invalid(f"The resource is not valid {resource_type}: {str(error)[:300]}")
+    return None
+
+
+# -- verdicts reached elsewhere (a validation helper process) ---------------------------
+
+
+@dataclass(frozen=True)
+class Verdict:
+    error: FhirError | None
+
+
+class Verdicts(Protocol):
+    def verdict(self, resource: dict) -> Verdict | None:
+        """The model check's outcome for this very object, or None to validate here."""
+
+
+_verdicts: ContextVar[Verdicts | None] = ContextVar("fhir_validation_verdicts", default=None)
+
+
+def prevalidated(resource: dict) -> Verdict | None:
+    source = _verdicts.get()
+    return source.verdict(resource) if source is not None else None
+
+
+@contextmanager
+def verdicts_from(source: Verdicts) -> Iterator[None]:
+    """Within the block, ``validate_resource`` takes the model check's outcome from ``source``."""
+    token = _verdicts.set(source)
+    try:
+        yield
+    finally:
+        _verdicts.reset(token)

@@ -107,11 +107,7 @@ def token_values(value: Any, type_hint: str | None = None) -> Iterator[Token]:
     elif isinstance(value, dict):
         kind = type_hint if type_hint in _TOKEN_KINDS else _shape(value)
         if kind == "CodeableConcept":
-            for coding in _items(value.get("coding")):
-                if row := _coding(coding):
-                    yield row
-            if text := _text(value.get("text")):
-                yield None, None, normalize_string(text)
+            yield from _concept_tokens(value)
         elif kind == "ContactPoint":
             if code := _text(value.get("value")):
                 yield None, code, None
@@ -122,6 +118,28 @@ def token_values(value: Any, type_hint: str | None = None) -> Iterator[Token]:
                 yield _text(value.get("system")), code, text and normalize_string(text)
         elif row := _coding(value):
             yield row
+
+
+def _concept_tokens(concept: dict[str, Any]) -> list[Token]:
+    """A CodeableConcept's codings, and its text where no coding row already answers ``:text``.
+
+    ``:text`` matches a prefix of the normalized text, so the concept's text needs no row of its
+    own when it starts a coding's display, or can ride on the first coding without a display:
+    one row fewer for the usual concept whose text repeats its display.
+    """
+    rows = [row for coding in _items(concept.get("coding")) if (row := _coding(coding))]
+    text = _text(concept.get("text"))
+    if not text:
+        return rows
+    text = normalize_string(text)
+    if any(display and display.startswith(text) for _, _, display in rows):
+        return rows
+    for position, (system, code, display) in enumerate(rows):
+        if display is None:
+            rows[position] = (system, code, text)
+            return rows
+    rows.append((None, None, text))
+    return rows
 
 
 @lru_cache(maxsize=64)

@@ -272,6 +272,7 @@ class SqlRepository:
         if resource is not None:
             self._index(writes, resource_type, resource_id, resource)
         writes.known[(self.hospital_id, resource_type, resource_id)] = VersionState(version_id, deleted)
+        writes.hand_off(self.session)
         return StoredResource(resource_type, resource_id, version_id, moment, deleted, content)
 
     def create(

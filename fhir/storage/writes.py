@@ -5,14 +5,22 @@ database; buffered, it costs about a dozen bulk statements. The buffer lives on 
 SQLAlchemy session: it is flushed before any read of the store, before ``commit`` and at
 the end of a savepoint, and dropped by a rollback, so callers see ordinary transactional
 behaviour.
+
+On PostgreSQL a large unit of work does not wait for the end: once enough new resources are
+buffered, their rows go to the server by COPY from a background thread on the same connection
+while the worker prepares the next ones (the server and the worker then use two cores). The
+worker touches the connection again only after that COPY has finished: every statement, commit,
+rollback and savepoint on the connection first waits for it (engine events below).
 """
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, bindparam, delete, event, insert, text, tuple_, update
+import psycopg
+from sqlalchemy import Engine, and_, bindparam, delete, event, insert, text, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -20,7 +28,12 @@ from fhir.errors import FhirError
 from fhir.storage import tables
 
 _KEY = "fhir_pending_writes"
+_IN_FLIGHT = "fhir_copy_in_flight"  # in the pooled connection's info: the background COPY, if any
 _CHUNK = 500
+# New resources buffered before their rows leave early: large enough to amortize a round trip
+# and a thread hand-off, small enough that a 500-entry Bundle overlaps most of its COPY work.
+HAND_OFF_RESOURCES = 100
+_CONFLICT = "Another request changed the same resource at the same time; retry."
 
 
 @dataclass
@@ -43,24 +56,69 @@ class PendingWrites:
     # What this transaction knows of each resource's current state: (hospital, type, id) → state.
     known: dict[tuple[str, str, str], VersionState | None] = field(default_factory=dict)
 
+    # Rows of this unit of work are on their way by a background COPY.
+    copying: bool = False
+
     def __bool__(self) -> bool:
-        return bool(self.history or self.cleared)
+        return bool(self.history or self.cleared or self.copying)
 
     def flush(self, session: Session) -> None:
         if not self:
             return
         try:
             self._flush(session)
-        except IntegrityError:
-            raise FhirError.conflict(
-                "Another request changed the same resource at the same time; retry."
-            ) from None
+        except (IntegrityError, psycopg.IntegrityError):
+            raise FhirError.conflict(_CONFLICT) from None
         finally:
-            self.history, self.inserted, self.updated, self.cleared = [], [], [], []
-            self.buffered = set()
-            self.index, self.compartments = defaultdict(list), []
+            self._reset()
+
+    def _reset(self) -> None:
+        self.history, self.inserted, self.updated, self.cleared = [], [], [], []
+        self.buffered = set()
+        self.index, self.compartments = defaultdict(list), []
+
+    def hand_off(self, session: Session) -> None:
+        """On PostgreSQL, start COPYing the buffered new resources in the background.
+
+        Only pure inserts leave early: an update's old index rows must be deleted before its
+        new ones arrive, so a buffer holding updates waits for the ordinary flush.
+        """
+        if len(self.inserted) < HAND_OFF_RESOURCES or self.cleared or self.updated:
+            return
+        connection = session.connection()
+        if connection.dialect.name != "postgresql":
+            return
+        try:
+            self.copying = False
+            _finish_copy(connection.info)  # one COPY in flight at a time
+            self._assign_seqs(session)
+        except (IntegrityError, psycopg.IntegrityError):
+            self._reset()
+            raise FhirError.conflict(_CONFLICT) from None
+        batches = [
+            (tables.history, _as_tuples(tables.history, self.history)),
+            (tables.resources, _as_tuples(tables.resources, self.inserted)),
+            *((tables.INDEX_TABLES[kind], rows) for kind, rows in self.index.items()),
+            (tables.compartments, self.compartments),
+        ]
+        self._reset()
+        copy = _BackgroundCopy(connection.connection.dbapi_connection, batches)
+        connection.info[_IN_FLIGHT] = copy
+        self.copying = True
+        copy.start()
+
+    def _assign_seqs(self, session: Session) -> None:
+        """PostgreSQL: take the history sequence numbers up front, so rows can stream by COPY."""
+        seqs = sorted(session.execute(_NEXT_SEQS, {"n": len(self.history)}).scalars().all())
+        for row, seq in zip(self.history, seqs, strict=True):
+            row["seq"] = seq
+        for row in self.inserted:
+            row["created_seq"] = seqs[row.pop("_history_index")]
 
     def _flush(self, session: Session) -> None:
+        if self.copying:
+            self.copying = False
+            _finish_copy(session.connection().info)
         if self.cleared:
             for table in (*tables.INDEX_TABLES.values(), tables.compartments):
                 c = table.c
@@ -81,10 +139,7 @@ class PendingWrites:
         postgres = session.connection().dialect.name == "postgresql"
         if self.history:
             if postgres:
-                # Take the sequence numbers up front, then stream the rows with COPY.
-                seqs = sorted(session.execute(_NEXT_SEQS, {"n": len(self.history)}).scalars().all())
-                for row, seq in zip(self.history, seqs, strict=True):
-                    row["seq"] = seq
+                self._assign_seqs(session)
                 _bulk_insert(session, tables.history, _as_tuples(tables.history, self.history))
             else:
                 seqs = (
@@ -95,8 +150,8 @@ class PendingWrites:
                     .scalars()
                     .all()
                 )
-            for row in self.inserted:
-                row["created_seq"] = seqs[row.pop("_history_index")]
+                for row in self.inserted:
+                    row["created_seq"] = seqs[row.pop("_history_index")]
         if self.inserted:
             _bulk_insert(session, tables.resources, _as_tuples(tables.resources, self.inserted))
         if self.updated:
@@ -137,11 +192,64 @@ def _bulk_insert(session: Session, table, rows: list[tuple]) -> None:
     if connection.dialect.name != "postgresql":
         session.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
         return
-    cursor = connection.connection.dbapi_connection.cursor()
+    _copy(connection.connection.dbapi_connection.cursor(), table, rows)
+
+
+def _copy(cursor, table, rows: list[tuple]) -> None:
+    columns = ", ".join(column.name for column in table.columns)
     # write_row formats in psycopg's C extension: about four times faster than Python string work.
-    with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+    with cursor.copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row(row)
+
+
+class _BackgroundCopy(threading.Thread):
+    """COPY batches of rows on a connection the worker leaves alone until ``join``."""
+
+    def __init__(self, dbapi_connection, batches: list[tuple]):
+        super().__init__(name="fhir-copy", daemon=True)
+        self.dbapi_connection = dbapi_connection
+        self.batches = batches
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            cursor = self.dbapi_connection.cursor()
+            for table, rows in self.batches:
+                if rows:
+                    _copy(cursor, table, rows)
+        except BaseException as error:  # noqa: BLE001 — handed to the worker at join
+            self.error = error
+        finally:
+            self.batches = []
+
+
+def _finish_copy(info: dict, *, reraise: bool = True) -> None:
+    """Wait for the connection's background COPY, if any; raise its error."""
+    copy = info.pop(_IN_FLIGHT, None)
+    if copy is None:
+        return
+    copy.join()
+    if copy.error is not None and reraise:
+        raise copy.error
+
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _wait_before_statement(conn, cursor, statement, parameters, context, executemany) -> None:
+    _finish_copy(conn.info)
+
+
+@event.listens_for(Engine, "commit")
+@event.listens_for(Engine, "savepoint")
+@event.listens_for(Engine, "release_savepoint")
+def _wait_before_commit(conn, *args) -> None:
+    _finish_copy(conn.info)
+
+
+@event.listens_for(Engine, "rollback")
+@event.listens_for(Engine, "rollback_savepoint")
+def _wait_before_rollback(conn, *args) -> None:
+    _finish_copy(conn.info, reraise=False)  # the work is being thrown away anyway
 
 
 def pending(session: Session) -> PendingWrites:

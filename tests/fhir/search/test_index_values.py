@@ -60,16 +60,33 @@ def test_token_of_a_codeable_concept_is_each_coding_and_the_text():
     concept = {
         "coding": [
             {"system": "http://loinc.org", "code": "8867-4", "display": "Heart Rate"},
-            {"system": "http://snomed.info/sct", "code": "364075005"},
+            {"system": "http://snomed.info/sct", "code": "364075005", "display": "Heart rate (observable)"},
         ],
         "text": "Pulsé",
     }
     assert list(token_values(concept)) == [
         ("http://loinc.org", "8867-4", "heart rate"),
-        ("http://snomed.info/sct", "364075005", None),
+        ("http://snomed.info/sct", "364075005", "heart rate (observable)"),
         (None, None, "pulse"),
     ]
     assert list(token_values({"text": "Only text"})) == [(None, None, "only text")]
+
+
+def test_a_concepts_text_shares_a_coding_row_when_that_row_answers_text_searches():
+    loinc = {"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"}
+    bare = {"system": "http://snomed.info/sct", "code": "364075005"}
+    # the text starts the display: every :text prefix of it already matches the coding row
+    assert list(token_values({"coding": [loinc], "text": "HEART  rate"})) == [
+        ("http://loinc.org", "8867-4", "heart rate")
+    ]
+    assert list(token_values({"coding": [loinc], "text": "Heart"})) == [
+        ("http://loinc.org", "8867-4", "heart rate")
+    ]
+    # a coding without a display carries the text
+    assert list(token_values({"coding": [loinc, bare], "text": "Pulse"})) == [
+        ("http://loinc.org", "8867-4", "heart rate"),
+        ("http://snomed.info/sct", "364075005", "pulse"),
+    ]
 
 
 def test_token_of_a_coding_an_identifier_and_a_contact_point():
