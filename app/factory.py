@@ -14,6 +14,7 @@ from app.config import DEFAULT_INSTANCE_PATH, load_config
 from app.errors import register_error_handlers
 from app.extensions import db, limiter, migrate
 from app.headers import add_security_headers
+from app.pool_checks import init_pool_checks
 from fhir.storage import tables as _fhir_tables  # noqa: E402,F401
 from oauth import models as _oauth_models  # noqa: E402,F401
 
@@ -32,6 +33,7 @@ def create_app(config: dict | None = None, instance_path: Path | None = None) ->
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
 
     db.init_app(app)
+    init_pool_checks(app)
     migrate.init_app(app, db)
     limiter.init_app(app)
 
