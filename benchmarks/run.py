@@ -246,9 +246,21 @@ def _against_servers(settings: Settings, data: Dataset, results: Results, port: 
                 db.engine.dispose()
 
 
+def cpu_probe() -> float:
+    """Milliseconds of CPU for a fixed pure-Python loop: shows a host that is slower right now."""
+    best = float("inf")
+    for _ in range(3):
+        start, total = time.process_time(), 0
+        for i in range(2_000_000):
+            total += i
+        best = min(best, time.process_time() - start)
+    return best * 1000
+
+
 def benchmark(settings: Settings) -> tuple[list[str], bool]:
     started = time.perf_counter()
     load_before = os.getloadavg()
+    probe_before = cpu_probe()
     results = Results()
     port = settings.port or free_port()
     _configure_environment(settings, f"http://127.0.0.1:{port}")
@@ -272,6 +284,7 @@ def benchmark(settings: Settings) -> tuple[list[str], bool]:
             say(f"dropped database {settings.database}")
     results.timings["total"] = time.perf_counter() - started
     results.facts["load"] = (load_before[0], os.getloadavg()[0])
+    results.facts["probe"] = (probe_before, cpu_probe())
     return _render(settings, data, results)
 
 
@@ -323,6 +336,8 @@ def _render(settings: Settings, data: Dataset, results: Results) -> tuple[list[s
         "Load average (1 min) before {:.2f}, after {:.2f} (other work on the machine skews figures)".format(
             *facts["load"]
         ),
+        "CPU probe (a fixed pure-Python loop, best of 3) before {:.0f} ms, after {:.0f} ms: on a shared host"
+        " this moves by up to 1.8x, and every figure below with it".format(*facts["probe"]),
         f"Data set: fhir.sandbox.generate({settings.patients}, seed={settings.seed}):"
         f" {data.resources:,} resources in {len(data.bundles)} transaction Bundles"
         f" of <= {settings.per_bundle} PUT entries",

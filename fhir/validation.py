@@ -69,12 +69,22 @@ def _element_path(resource_type: str, loc: tuple) -> str:
 
 def validate_resource(resource: object, expected_type: str | None = None) -> dict:
     """Check that ``resource`` is a valid R4B resource (of ``expected_type``); return it."""
-    cls = checked_model_class(resource, expected_type)
     verdict = prevalidated(resource)
-    error = verdict.error if verdict is not None else model_error(cls, resource)
+    if verdict is None:
+        error = model_error(checked_model_class(resource, expected_type), resource)
+    else:  # the cheap checks passed when it was sent; only the expected type is this call's own
+        _check_type(resource["resourceType"], expected_type)
+        error = verdict.error
     if error is not None:
         raise error
     return resource
+
+
+def _check_type(resource_type: str, expected_type: str | None) -> None:
+    if expected_type and resource_type != expected_type:
+        raise FhirError.invalid(
+            f"The resource is a {resource_type[:64]}, but the URL names {expected_type}.", ["resourceType"]
+        )
 
 
 def checked_model_class(resource: object, expected_type: str | None = None):
@@ -84,10 +94,7 @@ def checked_model_class(resource: object, expected_type: str | None = None):
     resource_type = resource.get("resourceType")
     if not isinstance(resource_type, str):
         raise FhirError.invalid("The resource has no resourceType.", ["resourceType"])
-    if expected_type and resource_type != expected_type:
-        raise FhirError.invalid(
-            f"The resource is a {resource_type[:64]}, but the URL names {expected_type}.", ["resourceType"]
-        )
+    _check_type(resource_type, expected_type)
     cls = model_class(resource_type)
     if cls is None:
         raise FhirError.not_supported(f"Unknown resource type {resource_type[:64]!r}.")

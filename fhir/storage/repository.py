@@ -12,8 +12,10 @@ from typing import Protocol
 
 
 def format_instant(moment: datetime) -> str:
-    """FHIR ``instant`` with microseconds, in UTC."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """FHIR ``instant`` with microseconds, in UTC (formatted by hand: strftime is 3x slower)."""
+    m = moment
+    day = f"{m.year:04d}-{m.month:02d}-{m.day:02d}"
+    return f"{day}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}.{m.microsecond:06d}Z"
 
 
 @dataclass(frozen=True)

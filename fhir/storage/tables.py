@@ -113,8 +113,9 @@ idx_reference = Table(
     Column("target_type", String(64), nullable=True),
     Column("target_id", String(64), nullable=True),
     Column("reference", String(512), nullable=False),
+    # Every reference lookup (search, chain, _include, _revinclude) names the source type and
+    # parameter: no index by target alone.
     Index("ix_fhir_idx_reference_lookup", "hospital_id", "resource_type", "param", "target_id"),
-    Index("ix_fhir_idx_reference_target", "hospital_id", "target_type", "target_id"),
     Index("ix_fhir_idx_reference_owner", "hospital_id", "resource_type", "resource_id"),
 )
 
