@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -27,6 +28,19 @@ from fhir.search.service import SearchContext, everything, find_ids, search
 from fhir.storage import tables
 from fhir.storage.repository import HistoryEntry, StoredResource, format_instant
 from fhir.storage.writes import PendingWrites, VersionState, flush_pending, pending
+
+_CURRENT_ROW = (
+    "SELECT version_id, last_updated, deleted, content FROM fhir_resources"
+    " WHERE hospital_id = %s AND resource_type = %s AND id = %s"
+)
+
+
+@dataclass(frozen=True)
+class _CurrentRow:
+    version_id: int
+    last_updated: datetime
+    deleted: bool
+    content: str | None
 
 
 def new_id() -> str:
@@ -108,15 +122,23 @@ class SqlRepository:
             pending(self.session).__init__()
             raise
 
-    def _row(self, resource_type: str, resource_id: str, *, lock: bool = False):
+    def _row(self, resource_type: str, resource_id: str, *, lock: bool = False) -> _CurrentRow | None:
+        """The current row by primary key, as driver SQL: a read's hot path.
+
+        SQLAlchemy Core costs about 0.45 ms of Python per statement here, driver SQL 0.1 ms;
+        ``exec_driver_sql`` still runs the engine events (writes.py waits for a COPY there).
+        """
         self.flush()
-        r = tables.resources.c
-        query = select(r.version_id, r.last_updated, r.deleted, r.content).where(
-            r.hospital_id == self.hospital_id, r.resource_type == resource_type, r.id == resource_id
-        )
-        if lock:
-            query = query.with_for_update()
-        return self.session.execute(query).first()
+        connection = self.session.connection()
+        postgres = connection.dialect.name == "postgresql"
+        sql = _CURRENT_ROW + (" FOR UPDATE" if lock and postgres else "")
+        if not postgres:
+            sql = sql.replace("%s", "?")
+        row = connection.exec_driver_sql(sql, (self.hospital_id, resource_type, resource_id)).first()
+        if row is None:
+            return None
+        last_updated = row[1] if isinstance(row[1], datetime) else datetime.fromisoformat(row[1])
+        return _CurrentRow(row[0], as_utc(last_updated), bool(row[2]), row[3])
 
     def read(self, resource_type: str, resource_id: str) -> StoredResource:
         """FHIR R4B http.html#read: one primary-key lookup."""
@@ -124,7 +146,7 @@ class SqlRepository:
         if row is None:
             raise FhirError.not_found(f"No such {resource_type}.")
         stored = StoredResource(
-            resource_type, resource_id, row.version_id, as_utc(row.last_updated), row.deleted, row.content
+            resource_type, resource_id, row.version_id, row.last_updated, row.deleted, row.content
         )
         if stored.deleted:
             raise FhirError.gone(f"This {resource_type} was deleted.", stored.version_id)
