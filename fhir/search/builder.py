@@ -23,6 +23,7 @@ from fhir.search.query_values import (
     parse_reference_value,
     parse_token_value,
 )
+from fhir.search.registry import stored_under
 from fhir.search.request import Criterion, SearchQuery, SortKey
 from fhir.storage import tables
 
@@ -102,9 +103,15 @@ class SearchBuilder:
         self.restrict = restrict
 
     # -- criteria ---------------------------------------------------------------------
-    def _owned(self, table, resource_type: str, param: str) -> list[ColumnElement]:
+    def owned(self, table, resource_type: str, param: str) -> list[ColumnElement]:
+        """The index rows of ``param`` on ``resource_type``, wherever the registry stores them."""
         c = table.c
-        return [c.hospital_id == self.hospital_id, c.resource_type == resource_type, c.param == param]
+        stored = stored_under(resource_type, param)
+        clauses = [c.hospital_id == self.hospital_id, c.resource_type == resource_type]
+        clauses.append(c.param == stored.codes[0] if len(stored.codes) == 1 else c.param.in_(stored.codes))
+        if stored.target_type:
+            clauses.append(c.target_type == stored.target_type)
+        return clauses
 
     def _value_clause(self, criterion: Criterion, table, raw: str) -> ColumnElement:
         c = table.c
@@ -172,7 +179,7 @@ class SearchBuilder:
         if criterion.chain is not None:
             return self._chained(criterion, resource_type, id_column)
         table = tables.INDEX_TABLES[criterion.type]
-        owned = self._owned(table, resource_type, criterion.name)
+        owned = self.owned(table, resource_type, criterion.name)
         if criterion.modifier == "missing":
             has_values = id_column.in_(select(table.c.resource_id).where(*owned))
             wanted = criterion.values[-1].lower()
@@ -202,9 +209,7 @@ class SearchBuilder:
         ref = tables.idx_reference.c
         return id_column.in_(
             select(ref.resource_id).where(
-                ref.hospital_id == self.hospital_id,
-                ref.resource_type == resource_type,
-                ref.param == chain.param.code,
+                *self.owned(tables.idx_reference, resource_type, chain.param.code),
                 ref.target_type == chain.target_type,
                 ref.target_id.in_(target_ids),
             )
@@ -246,7 +251,7 @@ class SearchBuilder:
         aggregate = func.max(column) if key.descending else func.min(column)
         return (
             select(aggregate)
-            .where(*self._owned(table, resource_type, key.name), c.resource_id == r.id)
+            .where(*self.owned(table, resource_type, key.name), c.resource_id == r.id)
             .scalar_subquery()
         )
 

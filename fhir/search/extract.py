@@ -17,7 +17,14 @@ from typing import Any
 
 from fhir.search import index_values as v
 from fhir.search.index_paths import Evaluator, Found, compile_part
-from fhir.search.registry import SearchParam, indexed_params, patient_compartment_params, split_union
+from fhir.search.registry import (
+    SearchParam,
+    indexed_params,
+    patient_compartment_params,
+    split_union,
+    storage,
+    stored_under,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +124,10 @@ class Step:
 def plan(resource_type: str) -> tuple[Step, ...]:
     """Compile the indexed parameters of ``resource_type``; a part that will not compile is left out."""
     steps = []
+    stores = storage(resource_type)
     for param in indexed_params(resource_type).values():
+        if stores[param.code].codes != (param.code,):
+            continue  # its rows are those of the parameters it repeats
         parts, fast = [], []
         for part in split_union(param.expression):
             try:
@@ -134,7 +144,13 @@ def plan(resource_type: str) -> tuple[Step, ...]:
 
 @cache
 def _compartment_codes(resource_type: str) -> frozenset[str]:
-    return frozenset(patient_compartment_params(resource_type))
+    """The codes whose Patient references put a resource in that Patient's compartment."""
+    codes = set()
+    for code in patient_compartment_params(resource_type):
+        stored = stored_under(resource_type, code)
+        if stored.target_type in (None, "Patient"):
+            codes.update(stored.codes)
+    return frozenset(codes)
 
 
 def extract(resource: dict[str, Any]) -> IndexValues:

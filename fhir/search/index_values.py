@@ -302,7 +302,8 @@ def parse_reference(reference: Any, type_element: Any = None) -> Reference | Non
 
     ``Patient/1``, ``Patient/1/_history/2`` and ``http://host/fhir/Patient/1`` all give
     Patient 1. Contained (``#x``) and ``urn:`` references give None. Anything else (a
-    canonical, an unparsable URL) comes back as (None, None, reference).
+    canonical, an unparsable URL) comes back as (type, None, reference), the type from the
+    ``type`` element if there is one.
     """
     if not isinstance(reference, str) or not reference or reference[0] == "#" or reference.startswith("urn:"):
         return None
@@ -317,7 +318,9 @@ def parse_reference(reference: Any, type_element: Any = None) -> Reference | Non
         and _ID.fullmatch(path)
     ):
         return type_element, path, f"{type_element}/{path}"
-    return None, None, reference
+    # Not a FHIR URL: no id, but a ``type`` element still says what it points at.
+    typed = type_element if isinstance(type_element, str) and _TYPE.fullmatch(type_element) else None
+    return typed, None, reference
 
 
 def reference_type(value: Any) -> str | None:

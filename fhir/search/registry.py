@@ -7,6 +7,7 @@ FHIR R4B search.html#params and compartmentdefinition-patient.html.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -191,3 +192,65 @@ def patient_compartment_params(resource_type: str) -> tuple[str, ...]:
     FHIR R4B compartmentdefinition-patient.html; empty when the type is never in it.
     """
     return tuple(_compartment().get(resource_type, ()))
+
+
+@dataclass(frozen=True)
+class Storage:
+    """Where a parameter's index rows live: under its own code, or those of the ones it repeats.
+
+    Many definitions repeat others: ``Observation.patient`` is ``Observation.subject.where(resolve()
+    is Patient)``, ``combo-code`` is ``code | component-code``. Their rows would be copies, so the
+    extractor writes none and a search reads the rows of ``codes`` (of ``target_type`` only).
+    """
+
+    codes: tuple[str, ...]
+    target_type: str | None = None
+
+
+_TYPED_PART = re.compile(r"(?P<base>.+)\.where\(resolve\(\) is (?P<type>[A-Z][A-Za-z]+)\)")
+
+
+@cache
+def storage(resource_type: str) -> Mapping[str, Storage]:
+    """Return, per indexed parameter of ``resource_type``, where its rows are."""
+    params = indexed_params(resource_type)
+    parts = {code: frozenset(split_union(p.expression)) for code, p in params.items()}
+    owner: dict[tuple[str, frozenset[str]], str] = {}  # an expression's storing code: the first
+    for code in sorted(params):
+        owner.setdefault((params[code].type, parts[code]), code)
+    found: dict[str, Storage] = {}
+    for code, param in params.items():
+        base = owner[(param.type, parts[code])]
+        if base != code:  # the very expression under another code
+            found[code] = Storage((base,))
+        elif param.type == "reference" and len(parts[code]) == 1:
+            typed = _TYPED_PART.fullmatch(next(iter(parts[code])))
+            typed_base = typed and owner.get(("reference", frozenset([typed["base"]])))
+            found[code] = Storage((typed_base,), typed["type"]) if typed_base else Storage((code,))
+    own = {code for code in params if found.get(code, Storage((code,))).codes == (code,)}
+    for code in sorted((c for c in params if c not in found), key=lambda c: len(parts[c])):
+        bases = _covering(code, params, parts, own)
+        found[code] = Storage(bases) if bases else Storage((code,))
+        if bases:
+            own.discard(code)
+    return MappingProxyType(found)
+
+
+def _covering(code: str, params, parts, own: set[str]) -> tuple[str, ...] | None:
+    """Parameters storing their own rows whose expressions, together, are exactly ``code``'s."""
+    kind, wanted = params[code].type, parts[code]
+    candidates = sorted(
+        (other for other in own if other != code and params[other].type == kind and parts[other] < wanted),
+        key=lambda other: (-len(parts[other]), other),
+    )
+    chosen, covered = [], set()
+    for other in candidates:
+        if covered.isdisjoint(parts[other]):
+            chosen.append(other)
+            covered |= parts[other]
+    return tuple(sorted(chosen)) if covered == wanted and len(chosen) > 1 else None
+
+
+def stored_under(resource_type: str, code: str) -> Storage:
+    """Where the rows of ``code`` are (its own code for a parameter nobody indexes)."""
+    return storage(resource_type).get(code) or Storage((code,))

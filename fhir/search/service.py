@@ -82,9 +82,7 @@ def _included(
     found: dict[tuple[str, str], StoredResource] = {}
     for include in query.includes:
         targets = select(ref.target_type, ref.target_id).where(
-            ref.hospital_id == ctx.hospital_id,
-            ref.resource_type == include.source_type,
-            ref.param == include.param.code,
+            *builder.owned(tables.idx_reference, include.source_type, include.param.code),
             ref.resource_id.in_(ids),
             ref.target_id.isnot(None),
         )
@@ -97,9 +95,7 @@ def _included(
             _fetch_into(ctx, builder, found, target_type, r.id.in_(sorted(target_ids)))
     for include in query.revincludes:
         sources = select(ref.resource_id).where(
-            ref.hospital_id == ctx.hospital_id,
-            ref.resource_type == include.source_type,
-            ref.param == include.param.code,
+            *builder.owned(tables.idx_reference, include.source_type, include.param.code),
             ref.target_type == query.resource_type,
             ref.target_id.in_(ids),
         )

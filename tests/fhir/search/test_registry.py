@@ -165,3 +165,18 @@ def test_compartment_params():
 def test_compartment_params_are_indexed_references(name):
     for code in patient_compartment_params(name):
         assert indexed_params(name)[code].type == "reference", code
+
+
+def test_repeating_parameters_are_stored_under_the_ones_they_repeat():
+    from fhir.search.registry import Storage, storage, stored_under
+
+    assert stored_under("Observation", "patient") == Storage(("subject",), "Patient")
+    assert stored_under("Encounter", "practitioner") == Storage(("participant",), "Practitioner")
+    assert stored_under("Observation", "combo-code") == Storage(("code", "component-code"))
+    assert stored_under("Observation", "subject") == Storage(("subject",))
+    assert stored_under("AllergyIntolerance", "patient") == Storage(("patient",))  # its own element
+    for resource_type in resource_types():
+        stores = storage(resource_type)
+        for code, stored in stores.items():
+            for base in stored.codes:  # a parameter's rows are always somebody's own
+                assert stores[base].codes == (base,), (resource_type, code, base)
