@@ -45,10 +45,12 @@ def create_app(config: dict | None = None, instance_path: Path | None = None) ->
 
     from app.api import bp as api_bp
     from app.home import bp as home_bp
+    from app.web import bp as web_bp
     from fhir.views import bp as fhir_bp
 
     app.register_blueprint(api_bp)
     app.register_blueprint(home_bp)
+    app.register_blueprint(web_bp)
     app.register_blueprint(fhir_bp)
     register_error_handlers(app)
     app.after_request(add_security_headers)

@@ -51,3 +51,14 @@ class WebSession(db.Model):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class UsedForm(db.Model):
+    """A one-time form (e.g. "generate credentials") that was submitted: a second submit of it,
+    by reload or the back button, must not act again or show its secret again."""
+
+    __tablename__ = "web_used_forms"
+
+    form_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    used_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -20,7 +20,8 @@ FILTERS = {"client": "altid", "outcome": "outcome", "patient": "patient", "inter
 OUTCOMES = {"success": "0", "failure": "4,8"}
 
 
-def _summary(event: dict) -> dict:
+def event_summary(event: dict) -> dict:
+    """The parts of a stored AuditEvent a person reads: who, when, from where, what, outcome."""
     agent = (event.get("agent") or [{}])[0]
     entities = event.get("entity") or []
     patients = [
@@ -66,4 +67,4 @@ def audit_events(hid: str):
         bundle = orjson.loads(SqlRepository(db.session, hospital.id).search("AuditEvent", args))
     except FhirError as error:
         raise ApiError(400, error.issues[0].diagnostics if error.issues else "Bad filter.") from None
-    return jsonify([_summary(entry["resource"]) for entry in bundle.get("entry", [])])
+    return jsonify([event_summary(entry["resource"]) for entry in bundle.get("entry", [])])

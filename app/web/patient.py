@@ -1,0 +1,139 @@
+"""The patient portal: "My History" and the FHIR API credentials a patient gives to apps."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+import orjson
+from flask import redirect, render_template, request, url_for
+from sqlalchemy.exc import IntegrityError
+
+from app.api.audit import event_summary
+from app.api.serialize import credential
+from app.extensions import db
+from app.models import UsedForm
+from app.web import bp
+from app.web.auth import signed_in
+from app.web.pages import WebError
+from fhir.errors import FhirError
+from fhir.storage.sql import SqlRepository
+from oauth import (
+    PATIENT_CREDENTIAL,
+    active_clients,
+    create_patient_credential,
+    find_active_client,
+    revoke_client,
+    token_endpoint_url,
+)
+
+NAME_MAX = 100
+HISTORY_MAX = 50
+
+
+def _patient():
+    return signed_in("patient")
+
+
+def _owned_credential(user, key: str):
+    client = find_active_client(PATIENT_CREDENTIAL, key, owner_user_id=user.id)
+    if client is None:
+        raise WebError(404, "You have no such credential.")
+    return client
+
+
+def _patient_name(user) -> str | None:
+    try:
+        stored = SqlRepository(db.session, user.hospital_id).read("Patient", user.patient_id)
+    except FhirError:
+        return None
+    names = orjson.loads(stored.content).get("name") or [{}]
+    name = names[0] if isinstance(names[0], dict) else {}
+    parts = [*(name.get("given") or []), name.get("family") or ""]
+    return name.get("text") or " ".join(p for p in parts if isinstance(p, str) and p) or None
+
+
+@bp.get("/portal")
+def portal():
+    user = _patient()
+    credentials = [credential(c) for c in active_clients(PATIENT_CREDENTIAL, owner_user_id=user.id)]
+    return render_template(
+        "web/portal/history.html",
+        user=user,
+        patient_name=_patient_name(user),
+        credentials=credentials,
+        notice=request.args.get("notice"),
+    )
+
+
+@bp.get("/portal/credentials/new")
+def new_credentials():
+    user = _patient()
+    return render_template("web/portal/new.html", user=user, form_id=secrets.token_urlsafe(24), error=None)
+
+
+@bp.post("/portal/credentials")
+def create_credentials():
+    """Create once per form: a reload or the back button re-sends the form, and gets no secret."""
+    user = _patient()
+    form_id = request.form.get("form_id", "")
+    name = " ".join(request.form.get("name", "").split())
+    if not 16 <= len(form_id) <= 64:
+        raise WebError(400, "This form is incomplete; open it again.")
+    if not name or len(name) > NAME_MAX:
+        page = render_template(
+            "web/portal/new.html",
+            user=user,
+            form_id=form_id,
+            error=f"Enter a name of 1 to {NAME_MAX} characters.",
+        )
+        return page, 400
+    if not _first_use(user, form_id):
+        return render_template("web/portal/already_created.html", user=user), 409
+    new = create_patient_credential(user.hospital_id, user.patient_id, name, user.id)
+    return render_template(
+        "web/portal/created.html",
+        user=user,
+        key=new.client.client_id,
+        secret=new.secret,
+        name=name,
+        token_url=token_endpoint_url(),
+    )
+
+
+def _first_use(user, form_id: str) -> bool:
+    db.session.add(UsedForm(form_hash=hashlib.sha256(form_id.encode()).hexdigest(), user_id=user.id))
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        return False
+    return True
+
+
+@bp.get("/portal/credentials/<key>")
+def credential_history(key: str):
+    """Which resources the app holding this credential read, when, and from which address."""
+    user = _patient()
+    client = _owned_credential(user, key)
+    args = [("altid", client.client_id), ("_sort", "-date"), ("_count", str(HISTORY_MAX))]
+    bundle = orjson.loads(SqlRepository(db.session, user.hospital_id).search("AuditEvent", args))
+    events = [event_summary(entry["resource"]) for entry in bundle.get("entry", [])]
+    return render_template(
+        "web/portal/credential.html", user=user, credential=credential(client), events=events
+    )
+
+
+@bp.get("/portal/credentials/<key>/delete")
+def confirm_delete(key: str):
+    user = _patient()
+    return render_template(
+        "web/portal/delete.html", user=user, credential=credential(_owned_credential(user, key))
+    )
+
+
+@bp.post("/portal/credentials/<key>/delete")
+def delete_credentials(key: str):
+    user = _patient()
+    revoke_client(_owned_credential(user, key))  # its tokens fail at the FHIR API from the next request
+    return redirect(url_for("web.portal", notice="deleted"), code=303)

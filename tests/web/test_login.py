@@ -1,0 +1,74 @@
+"""Logging in and out through the web form."""
+
+from __future__ import annotations
+
+from tests.conftest import PASSWORD
+from tests.web.conftest import hidden
+
+
+def test_login_lands_on_the_role_page_and_logout_ends_the_session(app, make, browser_login):
+    make.hospital("general")
+    make.patient("general", "p1")
+    client = browser_login(make.user("patient", "general", "p1"))
+    assert client.get("/portal").status_code == 200
+    page = client.get("/portal")
+    response = client.post("/logout", data={"csrf_token": hidden(page.data, "csrf_token")})
+    assert response.status_code == 303 and "/login" in response.headers["Location"]
+    assert client.get("/portal").status_code == 303  # back to the login page
+    assert client.get("/api/session").status_code == 401
+
+
+def test_a_wrong_password_and_an_unknown_email_read_the_same(app, make):
+    make.hospital("general")
+    email = make.user("developer")
+    client = app.test_client()
+    token = hidden(client.get("/login").data, "csrf_token")
+    wrong = client.post("/login", data={"email": email, "password": "nope" * 4, "csrf_token": token})
+    unknown = client.post(
+        "/login", data={"email": "nobody@example.org", "password": PASSWORD, "csrf_token": token}
+    )
+    assert wrong.status_code == unknown.status_code == 401
+    assert b"Wrong e-mail or password." in wrong.data and b"Wrong e-mail or password." in unknown.data
+
+
+def test_forms_without_a_valid_csrf_token_are_refused(app, make, browser_login):
+    make.hospital("general")
+    make.patient("general", "p1")
+    email = make.user("patient", "general", "p1")
+    fresh = app.test_client()
+    assert fresh.post("/login", data={"email": email, "password": PASSWORD}).status_code == 400
+    fresh.get("/login")  # has the pre-session cookie now, but sends a forged token
+    forged = fresh.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": "0" * 64})
+    assert forged.status_code == 400 and b"did not come from this site" in forged.data
+    client = browser_login(email)
+    for path, data in [
+        ("/portal/credentials", {"name": "X", "form_id": "f" * 24}),
+        ("/logout", {}),
+    ]:
+        assert client.post(path, data=data).status_code == 400, path
+    assert client.get("/portal").status_code == 200  # still logged in: the forged logout did nothing
+
+
+def test_next_redirects_only_to_paths_on_this_site(app, make):
+    make.hospital("general")
+    email = make.user("developer")
+    for target, expected in [
+        ("/account", "/account"),
+        ("//evil.example", "/account"),
+        ("https://evil.example", "/account"),
+    ]:
+        client = app.test_client()
+        token = hidden(client.get(f"/login?next={target}").data, "csrf_token")
+        response = client.post(
+            "/login", data={"email": email, "password": PASSWORD, "csrf_token": token, "next": target}
+        )
+        assert response.headers["Location"] == expected, target
+
+
+def test_portal_pages_carry_security_headers(app):
+    page = app.test_client().get("/login")
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    assert page.headers["Cache-Control"] == "no-store"
+    assert "httponly" in page.headers["Set-Cookie"].lower()
