@@ -57,7 +57,7 @@ def test_generated_credentials_are_shown_once_and_work(app, patient):
     assert again.status_code == 409 and secret.encode() not in again.data and b"not shown again" in again.data
     listing = patient.get("/portal")
     assert key.encode() in listing.data and secret.encode() not in listing.data
-    assert listing.data.count(b"aria-label=\"Delete Health App\"") == 1  # one credential, not two
+    assert listing.data.count(b'aria-label="Delete Health App"') == 1  # one credential, not two
 
 
 def test_deleting_asks_then_cuts_the_app_off(app, patient):
