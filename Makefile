@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test test-sqlite test-postgres lint format clean bench
+.PHONY: install browser run test test-sqlite test-postgres lint format clean bench
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,12 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP)
 
+## Browser tests drive Debian's chromium (Playwright never downloads a browser here).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
 ## make run: migrate an SQLite database under instance/, prepare the sandbox and a login, serve.
 run: install
 	$(BIN)/fhirgate db upgrade
@@ -24,10 +30,10 @@ run: install
 	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 2 wsgi:app
 
 ## make test: the whole suite (SQLite; TEST_DATABASE_URL=postgresql+psycopg://... for PostgreSQL).
-test: install
+test: install browser
 	$(BIN)/pytest
 
-test-postgres: install
+test-postgres: install browser
 	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test} $(BIN)/pytest
 
 lint: install
@@ -47,4 +53,4 @@ bench: install
 	BENCH_PATIENTS=$(BENCH_PATIENTS) $(BIN)/python -m benchmarks.run
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .cache *.egg-info

@@ -6,7 +6,8 @@ document.addEventListener("click", async (event) => {
   const status = document.querySelector(".copied");
   try {
     await navigator.clipboard.writeText(field.value);
-    if (status) status.textContent = `${button.textContent.replace("Copy ", "")} copied.`;
+    const what = button.textContent.replace("Copy ", "");
+    if (status) status.textContent = `${what[0].toUpperCase()}${what.slice(1)} copied.`;
   } catch {
     field.select();
     if (status) status.textContent = "Press Ctrl+C to copy the selected text.";
