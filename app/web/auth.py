@@ -14,7 +14,11 @@ MAX_PASSWORD = 1024
 
 
 def landing_url(user) -> str:
-    return url_for("web.portal") if user.role == "patient" else url_for("web.account")
+    if user.role == "patient":
+        return url_for("web.portal")
+    if user.role == "hospital-admin" and user.hospital_id:
+        return url_for("web.admin_home", hid=user.hospital_id)
+    return url_for("web.account")
 
 
 def safe_next(target: str | None) -> str | None:

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
-import secrets
-
 import orjson
 from flask import redirect, render_template, request, url_for
-from sqlalchemy.exc import IntegrityError
 
 from app.api.audit import event_summary
 from app.api.serialize import credential
 from app.extensions import db
-from app.models import UsedForm
 from app.web import bp
 from app.web.auth import signed_in
+from app.web.once import first_use, new_form_id, submitted_form_id
 from app.web.pages import WebError
 from fhir.errors import FhirError
 from fhir.storage.sql import SqlRepository
@@ -69,17 +65,15 @@ def portal():
 @bp.get("/portal/credentials/new")
 def new_credentials():
     user = _patient()
-    return render_template("web/portal/new.html", user=user, form_id=secrets.token_urlsafe(24), error=None)
+    return render_template("web/portal/new.html", user=user, form_id=new_form_id(), error=None)
 
 
 @bp.post("/portal/credentials")
 def create_credentials():
     """Create once per form: a reload or the back button re-sends the form, and gets no secret."""
     user = _patient()
-    form_id = request.form.get("form_id", "")
+    form_id = submitted_form_id()
     name = " ".join(request.form.get("name", "").split())
-    if not 16 <= len(form_id) <= 64:
-        raise WebError(400, "This form is incomplete; open it again.")
     if not name or len(name) > NAME_MAX:
         page = render_template(
             "web/portal/new.html",
@@ -88,7 +82,7 @@ def create_credentials():
             error=f"Enter a name of 1 to {NAME_MAX} characters.",
         )
         return page, 400
-    if not _first_use(user, form_id):
+    if not first_use(user, form_id):
         return render_template("web/portal/already_created.html", user=user), 409
     new = create_patient_credential(user.hospital_id, user.patient_id, name, user.id)
     return render_template(
@@ -99,16 +93,6 @@ def create_credentials():
         name=name,
         token_url=token_endpoint_url(),
     )
-
-
-def _first_use(user, form_id: str) -> bool:
-    db.session.add(UsedForm(form_hash=hashlib.sha256(form_id.encode()).hexdigest(), user_id=user.id))
-    try:
-        db.session.flush()
-    except IntegrityError:
-        db.session.rollback()
-        return False
-    return True
 
 
 @bp.get("/portal/credentials/<key>")
