@@ -51,16 +51,41 @@ def _secret_response(new, status: int):
     return response
 
 
+def given_secret_problem(secret: object) -> str | None:
+    """What is wrong with a client secret the developer chose, or None."""
+    if not isinstance(secret, str) or not MIN_GIVEN_SECRET_LENGTH <= len(secret) <= 512:
+        return f"needs {MIN_GIVEN_SECRET_LENGTH} to 512 characters."
+    if not secret.isprintable() or secret != secret.strip():
+        return "must be printable, without surrounding spaces."
+    return None
+
+
+def hospital_reach(client) -> list[dict]:
+    """The hospitals the application may reach, the sandbox (test data) first."""
+    reach = reachable_hospitals(client)
+    ordered = sorted(reach.items(), key=lambda item: (item[0] != SANDBOX_HOSPITAL_ID, item[0]))
+    result = []
+    for hospital_id, scope in ordered:
+        hospital = db.session.get(Hospital, hospital_id)
+        result.append(
+            {
+                "hospital": hospital_id,
+                "name": hospital.name if hospital else hospital_id,
+                "fhir_base_url": fhir_base_url(hospital_id),
+                "permissions": scope.split(),
+                "sandbox": hospital_id == SANDBOX_HOSPITAL_ID,
+            }
+        )
+    return result
+
+
 @bp.post("/apps")
 @require_user(*DEVELOPER_ROLES)
 def create_app_route():
     body = json_body(required={"name"}, optional={"client_secret"})
     secret = body.get("client_secret")
-    if secret is not None:
-        if not isinstance(secret, str) or len(secret) < MIN_GIVEN_SECRET_LENGTH or len(secret) > 512:
-            raise ApiError(400, f"'client_secret' needs {MIN_GIVEN_SECRET_LENGTH} to 512 characters.")
-        if not secret.isprintable() or secret != secret.strip():
-            raise ApiError(400, "'client_secret' must be printable, without surrounding spaces.")
+    if secret is not None and (problem := given_secret_problem(secret)):
+        raise ApiError(400, f"'client_secret' {problem}")
     new = create_application(text_field(body, "name"), current_user().id, secret)
     return _secret_response(new, 201)
 
@@ -96,18 +121,4 @@ def delete_app(client_id: str):
 @require_user(*DEVELOPER_ROLES)
 def app_hospitals(client_id: str):
     """The hospitals the application may reach, the sandbox first."""
-    reach = reachable_hospitals(_own_app(client_id))
-    ordered = sorted(reach.items(), key=lambda item: (item[0] != SANDBOX_HOSPITAL_ID, item[0]))
-    result = []
-    for hospital_id, scope in ordered:
-        hospital = db.session.get(Hospital, hospital_id)
-        result.append(
-            {
-                "hospital": hospital_id,
-                "name": hospital.name if hospital else hospital_id,
-                "fhir_base_url": fhir_base_url(hospital_id),
-                "permissions": scope.split(),
-                "sandbox": hospital_id == SANDBOX_HOSPITAL_ID,
-            }
-        )
-    return jsonify(result)
+    return jsonify(hospital_reach(_own_app(client_id)))

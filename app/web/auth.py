@@ -18,6 +18,8 @@ def landing_url(user) -> str:
         return url_for("web.portal")
     if user.role == "hospital-admin" and user.hospital_id:
         return url_for("web.admin_home", hid=user.hospital_id)
+    if user.role == "developer":
+        return url_for("web.developer_home")
     return url_for("web.account")
 
 

@@ -54,8 +54,9 @@ def test_next_redirects_only_to_paths_on_this_site(app, make):
     email = make.user("developer")
     for target, expected in [
         ("/account", "/account"),
-        ("//evil.example", "/account"),
-        ("https://evil.example", "/account"),
+        ("//evil.example", "/developer"),  # refused: the developer's own landing page instead
+        ("https://evil.example", "/developer"),
+        ("/\\evil.example", "/developer"),
     ]:
         client = app.test_client()
         token = hidden(client.get(f"/login?next={target}").data, "csrf_token")

@@ -13,3 +13,12 @@ document.addEventListener("click", async (event) => {
     if (status) status.textContent = "Press Ctrl+C to copy the selected text.";
   }
 });
+
+// Generate buttons: <button data-generate="input-id"> fills in 48 random URL-safe characters.
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("button[data-generate]");
+  if (!button) return;
+  const bytes = crypto.getRandomValues(new Uint8Array(36));
+  const text = btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_");
+  document.getElementById(button.dataset.generate).value = text;
+});

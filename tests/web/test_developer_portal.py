@@ -1,0 +1,77 @@
+"""The developer portal: applications, secrets shown once, rotation, deletion, reach."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.web.conftest import hidden
+
+
+@pytest.fixture
+def developer(app, make, browser_login):
+    make.hospital("sandbox")
+    make.hospital("general")
+    return browser_login(make.user("developer"))
+
+
+def add_app(client, name="Scheduler", secret=""):
+    form = client.get("/developer/apps/new")
+    data = {
+        "name": name,
+        "client_secret": secret,
+        "csrf_token": hidden(form.data, "csrf_token"),
+        "form_id": hidden(form.data, "form_id"),
+    }
+    return client.post("/developer/apps", data=data), data
+
+
+def shown(page: bytes, field: str) -> str:
+    return re.search(rf'id="{field}" value="([^"]+)"'.encode(), page).group(1).decode()
+
+
+def test_an_application_is_added_once_and_its_secret_shown_once(developer):
+    created, sent = add_app(developer)
+    assert created.status_code == 200
+    client_id, secret = shown(created.data, "new-client-id"), shown(created.data, "new-secret")
+    assert client_id.startswith("app_") and secret.startswith("apps_")
+    again = developer.post("/developer/apps", data=sent)
+    assert again.status_code == 409 and secret.encode() not in again.data
+    assert developer.get("/developer").data.count(f'href="/developer/apps/{client_id}"'.encode()) == 1
+    details = developer.get(f"/developer/apps/{client_id}")
+    assert details.data.index(b"test data") < details.data.index(b"Scopes")  # the sandbox, first
+    assert secret.encode() not in details.data
+
+
+def test_a_chosen_secret_must_be_long_enough(developer):
+    response, _ = add_app(developer, secret="short")
+    assert response.status_code == 400 and b"32 to 512 characters" in response.data
+    chosen = "s" * 40
+    created, _ = add_app(developer, secret=chosen)
+    assert shown(created.data, "new-secret") == chosen
+
+
+def test_rotation_shows_a_new_secret_once_and_deletion_asks(app, developer):
+    created, _ = add_app(developer)
+    client_id, old = shown(created.data, "new-client-id"), shown(created.data, "new-secret")
+    details = developer.get(f"/developer/apps/{client_id}")
+    form = {"csrf_token": hidden(details.data, "csrf_token"), "form_id": hidden(details.data, "form_id")}
+    rotated = developer.post(f"/developer/apps/{client_id}/secret", data=form)
+    new = shown(rotated.data, "new-secret")
+    assert new != old and b"old secret no longer works" in rotated.data
+    assert developer.post(f"/developer/apps/{client_id}/secret", data=form).status_code == 409
+    confirm = developer.get(f"/developer/apps/{client_id}/delete")
+    done = developer.post(
+        f"/developer/apps/{client_id}/delete", data={"csrf_token": hidden(confirm.data, "csrf_token")}
+    )
+    assert done.status_code == 303 and b"was deleted" in developer.get(done.headers["Location"]).data
+
+
+def test_a_developer_cannot_open_another_developers_application(make, developer, browser_login):
+    created, _ = add_app(developer)
+    client_id = shown(created.data, "new-client-id")
+    other = browser_login(make.user("developer"))
+    for path in (f"/developer/apps/{client_id}", f"/developer/apps/{client_id}/delete"):
+        assert other.get(path).status_code == 404, path
+    assert client_id.encode() not in other.get("/developer").data
