@@ -19,16 +19,20 @@ from app.web.pages import WebError
 from fhir.errors import FhirError
 from fhir.storage.sql import SqlRepository, patient_exists
 from oauth import (
+    APPLICATION,
     HOSPITAL_KEY,
+    AppGrant,
     ScopeError,
     active_clients,
     create_hospital_key,
     fhir_base_url,
     find_active_client,
+    grant_application,
     keyring,
     normalize_scope_list,
     revoke_client,
     token_endpoint_url,
+    withdraw_application,
 )
 
 # The grid's rows: the types integrations ask for most, and "*" for every type.
@@ -74,6 +78,10 @@ def admin_home(hid: str):
         user=user,
         hospital=hospital,
         keys=keys,
+        grants=_grants(hospital.id),
+        types=GRID_TYPES,
+        interactions=INTERACTIONS,
+        checked={},
         events=events,
         filters=filters,
         notice=request.args.get("notice"),
@@ -204,3 +212,41 @@ def enable_patient(hid: str):
     except AccountError as error:
         raise WebError(409 if error.conflict else 400, str(error)) from None
     return redirect(url_for("web.admin_home", hid=hospital.id, notice="patient"), code=303)
+
+
+def _grants(hospital_id: str) -> list[dict]:
+    grants = db.session.query(AppGrant).filter_by(hospital_id=hospital_id).order_by(AppGrant.created_at)
+    found = []
+    for grant in grants:
+        client = find_active_client(APPLICATION, grant.client_id)
+        if client is not None:
+            found.append(
+                {"client_id": client.client_id, "name": client.name, "permissions": grant.scope.split()}
+            )
+    return found
+
+
+@bp.post("/admin/<hid>/apps")
+def grant_app(hid: str):
+    """Give an application (by its client id) access to this hospital, with grid permissions."""
+    _, hospital = _hospital(hid)
+    client = find_active_client(APPLICATION, request.form.get("client_id", "").strip())
+    if client is None:
+        raise WebError(404, "There is no application with this client id.")
+    try:
+        permissions = normalize_scope_list(permissions_from_grid(request.form), context="system")
+    except ScopeError as error:
+        raise WebError(400, f"Permissions: {error}") from None
+    if not permissions:
+        raise WebError(400, "Tick at least one permission for the application.")
+    grant_application(client, hospital.id, permissions)
+    return redirect(url_for("web.admin_home", hid=hospital.id, notice="granted"), code=303)
+
+
+@bp.post("/admin/<hid>/apps/<client_id>/withdraw")
+def withdraw_app(hid: str, client_id: str):
+    _, hospital = _hospital(hid)
+    client = find_active_client(APPLICATION, client_id)
+    if client is None or not withdraw_application(client, hospital.id):
+        raise WebError(404, "This application has no access to withdraw.")
+    return redirect(url_for("web.admin_home", hid=hospital.id, notice="withdrawn"), code=303)

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from tests.conftest import token_request
 from tests.web.conftest import hidden
 
 
@@ -114,3 +115,22 @@ def test_the_audit_trail_shows_and_filters_fhir_requests(app, admin):
     page = admin.get(f"/admin/general?client={key}&outcome=success")
     assert b"Patient/p1" in page.data
     assert b"Patient/p1" not in admin.get(f"/admin/general?client={key}&outcome=failure").data
+
+
+def test_granting_and_withdrawing_an_applications_access(app, make, admin):
+    application = make.application()
+    page = admin.get("/admin/general")
+    token = hidden(page.data, "csrf_token")
+    data = {"csrf_token": token, "client_id": application.key, "perm:Patient:r": "on", "perm:Patient:s": "on"}
+    assert admin.post("/admin/general/apps", data=data).status_code == 303
+    listed = admin.get("/admin/general?notice=granted")
+    assert b"has access now" in listed.data and b"system/Patient.rs" in listed.data
+    access = token_request(
+        app.test_client(), application, resource="http://localhost/fhir/general"
+    ).get_json()
+    auth = {"Authorization": f"Bearer {access['access_token']}"}
+    assert app.test_client().get("/fhir/general/Patient/p1", headers=auth).status_code == 200
+    done = admin.post(f"/admin/general/apps/{application.key}/withdraw", data={"csrf_token": token})
+    assert done.status_code == 303
+    assert app.test_client().get("/fhir/general/Patient/p1", headers=auth).status_code == 401
+    assert admin.post("/admin/general/apps", data={**data, "client_id": "app_nope"}).status_code == 404

@@ -73,3 +73,21 @@ def test_portal_pages_carry_security_headers(app):
     assert page.headers["X-Content-Type-Options"] == "nosniff"
     assert page.headers["Cache-Control"] == "no-store"
     assert "httponly" in page.headers["Set-Cookie"].lower()
+
+
+def test_every_form_of_every_portal_refuses_a_post_without_its_token(app, make, browser_login):
+    """Enumerated from the routes, so a new form cannot forget its CSRF check."""
+    make.hospital("general")
+    client = browser_login(make.user("superadmin"))
+    posts = [
+        rule
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.startswith("web.") and "POST" in rule.methods
+    ]
+    assert len(posts) >= 9
+    for rule in posts:
+        path = rule.rule.replace("<hid>", "general").replace("<key>", "x").replace("<client_id>", "x")
+        for token in (None, "0" * 64):
+            data = {"form_id": "f" * 24, "name": "X"} | ({"csrf_token": token} if token else {})
+            response = client.post(path, data=data)
+            assert response.status_code == 400 and b"did not come from this site" in response.data, path
