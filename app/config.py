@@ -105,6 +105,8 @@ def load_config(instance_path: Path = DEFAULT_INSTANCE_PATH) -> dict:
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SQLALCHEMY_ENGINE_OPTIONS": {},  # connections idle in the pool are checked: app/pool_checks.py
         "REDIS_URL": redis_url,
+        # A client's jwks_uri may be plain http or a local address only in development.
+        "FHIRGATE_JWKS_URI_LOCAL_OK": not production,
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
         "FHIRGATE_TOKEN_TTL": token_ttl,
         "FHIRGATE_API_KEY_TOKEN_TTL": api_key_token_ttl,

@@ -241,10 +241,14 @@ def _recorded_query() -> str:
     return urlencode(pairs)[:1000]
 
 
+# Public discovery documents: no token, no data, nothing worth an AuditEvent.
+UNAUDITED_ENDPOINTS = frozenset({"fhir.metadata", "fhir.smart_configuration_document"})
+
+
 def record_request(response: Response) -> Response:
     """``after_request`` of the FHIR blueprint: queue this request's AuditEvent."""
     hospital_id = g.get("hospital_id")
-    if not hospital_id or not g.get("hospital_known") or request.endpoint == "fhir.metadata":
+    if not hospital_id or not g.get("hospital_known") or request.endpoint in UNAUDITED_ENDPOINTS:
         return response
     principal = g.get("fhir_principal")
     view_args = request.view_args or {}

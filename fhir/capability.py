@@ -101,7 +101,11 @@ def capability_statement(hospital_id: str) -> dict:
                     "extension": [
                         {
                             "url": SMART_OAUTH_URIS,
-                            "extension": [{"url": "token", "valueUri": f"{issuer}/oauth/token"}],
+                            "extension": [
+                                {"url": "token", "valueUri": f"{issuer}/oauth/token"},
+                                {"url": "introspect", "valueUri": f"{issuer}/oauth/introspect"},
+                                {"url": "revoke", "valueUri": f"{issuer}/oauth/revoke"},
+                            ],
                         }
                     ],
                     "service": [
@@ -111,9 +115,15 @@ def capability_statement(hospital_id: str) -> dict:
                                     "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
                                     "code": "SMART-on-FHIR",
                                 }
-                            ]
+                            ],
+                            "text": "OAuth 2.0 client credentials (SMART Backend Services)",
                         }
                     ],
+                    "description": (
+                        "SMART on FHIR: client-credentials tokens from the token endpoint, the client "
+                        "authenticated by private_key_jwt or a client secret; discovery at "
+                        ".well-known/smart-configuration."
+                    ),
                 },
                 "resource": list(_rest_resources()),
                 "interaction": [{"code": "transaction"}, {"code": "batch"}, {"code": "history-system"}],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 from flask import Blueprint, current_app, g, request
 
 from app.extensions import db
@@ -25,6 +26,7 @@ from fhir.http import (
 )
 from fhir.interactions import WHOLE_NUMBER
 from fhir.validation import is_resource_type
+from oauth import smart_configuration
 
 bp = Blueprint("fhir", __name__, url_prefix="/fhir/<hospital_id>")
 bp.after_request(record_request)
@@ -181,6 +183,14 @@ def everything(patient_id):
 def metadata():
     """The CapabilityStatement, no token needed (FHIR R4B http.html#capabilities)."""
     return json_response(capability_statement(g.hospital_id))
+
+
+@bp.get("/.well-known/smart-configuration")
+def smart_configuration_document():
+    """SMART App Launch 2.x discovery, no token needed; plain JSON whatever the Accept."""
+    response = current_app.response_class(orjson.dumps(smart_configuration()), mimetype="application/json")
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
 
 
 @bp.put("/<resource_type>/<resource_id>")

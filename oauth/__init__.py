@@ -5,38 +5,47 @@ The rest of the project uses only the names exported here.
 
 from oauth.audience import fhir_base_url, token_endpoint_url
 from oauth.bearer import InvalidTokenError, Principal, authenticate_bearer
+from oauth.client_jwk import ASSERTION_ALGORITHMS, JwksError
 from oauth.credentials import MIN_GIVEN_SECRET_LENGTH
 from oauth.keys import create_signing_key, keyring
 from oauth.models import (
     APPLICATION,
     HOSPITAL_KEY,
+    KEY_AUTH_METHOD,
     PATIENT_CREDENTIAL,
     AppGrant,
     OAuthClient,
 )
 from oauth.operations import (
+    PublicKeys,
     active_clients,
     create_application,
     create_hospital_key,
     create_patient_credential,
     find_active_client,
     grant_application,
+    public_keys,
     revoke_client,
     rotate_application_secret,
+    set_application_keys,
     withdraw_application,
 )
 from oauth.reach import reachable_hospitals
 from oauth.scopes import ScopeError, SmartScope, normalize_scope_list, parse_scopes
-from oauth.server import init_oauth, oauth_error_response, rate_limited_response
+from oauth.server import init_oauth, oauth_error_response, rate_limited_response, smart_configuration
 
 __all__ = [
+    "ASSERTION_ALGORITHMS",
+    "JwksError",
     "APPLICATION",
     "MIN_GIVEN_SECRET_LENGTH",
     "HOSPITAL_KEY",
+    "KEY_AUTH_METHOD",
     "PATIENT_CREDENTIAL",
     "AppGrant",
     "InvalidTokenError",
     "Principal",
+    "PublicKeys",
     "OAuthClient",
     "ScopeError",
     "SmartScope",
@@ -54,10 +63,13 @@ __all__ = [
     "normalize_scope_list",
     "oauth_error_response",
     "parse_scopes",
+    "public_keys",
     "rate_limited_response",
     "reachable_hospitals",
     "revoke_client",
     "rotate_application_secret",
+    "set_application_keys",
+    "smart_configuration",
     "token_endpoint_url",
     "withdraw_application",
 ]

@@ -57,7 +57,7 @@ class EndpointRequest(FlaskOAuth2Request):
     check sees the public https address even behind a TLS-terminating proxy.
     """
 
-    def __init__(self, request: Request, client_credentials: tuple[str, str, str | None]):
+    def __init__(self, request: Request, client_credentials: tuple[str, str | None, str | None]):
         super(FlaskOAuth2Request, self).__init__(
             method=request.method, uri=token_endpoint_url(), headers=request.headers
         )
@@ -138,7 +138,10 @@ def parse_endpoint_request(request: Request) -> EndpointRequest:
         if not client_id or not secret:
             raise ClientAuthenticationFailed("client_id and client_secret are both required.")
     else:
-        client_id, secret = form.get("client_id", ""), None
+        # RFC 7521 §4.2: client_id is optional here; the assertion's sub names the client.
+        client_id, secret = form.get("client_id") or None, None
+        if client_id is None:
+            return EndpointRequest(request, (method, None, None))
     if not _PRINTABLE.fullmatch(client_id):
         raise ClientAuthenticationFailed(basic=method == BASIC)
     return EndpointRequest(request, (method, client_id, secret))

@@ -12,13 +12,15 @@ from app.extensions import db
 from app.timeutil import as_utc, utcnow
 from oauth.audience import hospital_for_resource
 from oauth.errors import ClientAuthenticationFailed, InvalidTargetError
-from oauth.models import OAuthClient
+from oauth.models import KEY_AUTH_METHOD, OAuthClient
 from oauth.reach import reachable_hospitals
 from oauth.scopes import ScopeError, covers, parse_scopes, split_scope
 from oauth.tokens import issue_access_token
 
 # ``last_used_at`` is refreshed at most this often, so issuing tokens costs no write.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+# SMART Backend Services: an access token's lifetime "should not exceed five minutes".
+BACKEND_SERVICES_MAX_TTL = 300
 
 
 def authenticate_endpoint_client(server, request, supported_methods, endpoint) -> OAuthClient:
@@ -61,7 +63,7 @@ def narrow_scope(granted: str, requested: str | None) -> str:
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", KEY_AUTH_METHOD]
 
     def authenticate_token_endpoint_client(self) -> OAuthClient:
         client = authenticate_endpoint_client(
@@ -83,9 +85,10 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
     def create_token_response(self):
         """RFC 6749 §4.4.3: a token, no refresh token, nothing written per token."""
         client = self.request.client
-        token = issue_access_token(
-            client, self.hospital_id, self.scope, current_app.config["FHIRGATE_TOKEN_TTL"]
-        )
+        lifetime = current_app.config["FHIRGATE_TOKEN_TTL"]
+        if self.request.client_credentials[0] == KEY_AUTH_METHOD:
+            lifetime = min(lifetime, BACKEND_SERVICES_MAX_TTL)
+        token = issue_access_token(client, self.hospital_id, self.scope, lifetime)
         note_client_used(client)
         return 200, token.response(), self.TOKEN_RESPONSE_HEADER
 

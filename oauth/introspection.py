@@ -11,10 +11,10 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoi
 from oauth.audience import hospital_for_resource
 from oauth.grants import authenticate_endpoint_client
 from oauth.jws import JwsError
-from oauth.models import HOSPITAL_KEY, OAuthClient
+from oauth.models import HOSPITAL_KEY, KEY_AUTH_METHOD, OAuthClient
 from oauth.tokens import decode_access_token, revoke_token_id, token_client_if_active
 
-_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+_AUTH_METHODS = ["client_secret_basic", "client_secret_post", KEY_AUTH_METHOD]
 
 
 class UnsupportedTokenTypeHintError(OAuth2Error):

@@ -29,6 +29,7 @@ APPLICATION = "application"
 CLIENT_KINDS = (HOSPITAL_KEY, PATIENT_CREDENTIAL, APPLICATION)
 
 SECRET_AUTH_METHODS = "client_secret_basic client_secret_post"
+KEY_AUTH_METHOD = "private_key_jwt"
 
 
 class OAuthClient(db.Model):
@@ -45,6 +46,12 @@ class OAuthClient(db.Model):
     # HMAC-SHA256 of the secret under the server's pepper (hex); never the secret.
     secret_hash: Mapped[str | None] = mapped_column(String(64))
     auth_methods: Mapped[str] = mapped_column(String(100), default=SECRET_AUTH_METHODS)
+    # private_key_jwt clients: public keys inline (a JWK Set as JSON) or at a URL.
+    jwks: Mapped[str | None] = mapped_column(Text)
+    jwks_uri: Mapped[str | None] = mapped_column(String(2048))
+    # Why the client's last assertion was refused: told to its developer, not to the caller.
+    assertion_failure: Mapped[str | None] = mapped_column(String(300))
+    assertion_failure_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     hospital_id: Mapped[str | None] = mapped_column(
         ForeignKey("hospitals.id", ondelete="CASCADE"), index=True
     )
@@ -109,6 +116,20 @@ class RevokedToken(db.Model):
 
     jti: Mapped[str] = mapped_column(String(64), primary_key=True)
     client_id: Mapped[str] = mapped_column(String(64), index=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class UsedAssertion(db.Model):
+    """A client assertion's ``jti``, kept until the assertion expires so it is used once.
+
+    The primary key makes the check atomic across workers and hosts: of two requests with
+    the same assertion, exactly one insert succeeds.
+    """
+
+    __tablename__ = "used_assertions"
+
+    # SHA-256 of client id and jti: fixed length, whatever the client sent.
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 

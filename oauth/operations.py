@@ -8,15 +8,20 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from flask import current_app
 from sqlalchemy import delete, select
 
 from app.extensions import db
 from app.timeutil import utcnow
+from oauth.client_jwk import JwksError, public_jwks_json
 from oauth.credentials import hash_secret, new_client_id, new_secret
+from oauth.jwks_fetch import jwks_uri_problem
 from oauth.models import (
     APPLICATION,
     HOSPITAL_KEY,
+    KEY_AUTH_METHOD,
     PATIENT_CREDENTIAL,
+    SECRET_AUTH_METHODS,
     AppGrant,
     OAuthClient,
 )
@@ -29,23 +34,53 @@ PATIENT_DEFAULT_SCOPE = "patient/*.rs"
 @dataclass(frozen=True)
 class NewCredential:
     client: OAuthClient
-    secret: str
+    secret: str | None  # None for a client that authenticates with its public keys
     token: IssuedToken | None = None
 
 
-def _new_client(kind: str, name: str, secret: str | None = None, **fields) -> tuple[OAuthClient, str]:
-    secret = secret or new_secret(kind)
+@dataclass(frozen=True)
+class PublicKeys:
+    """A client's public keys for ``private_key_jwt``: a JWK Set (JSON text) or its URL."""
+
+    jwks: str | None = None
+    jwks_uri: str | None = None
+
+
+def public_keys(jwks: object = None, jwks_uri: object = None) -> PublicKeys:
+    """Check keys a client registers; raise ``JwksError`` naming the field at fault."""
+    if (jwks is None) == (jwks_uri is None):
+        raise JwksError("Give either 'jwks' or 'jwks_uri', not both.")
+    if jwks_uri is not None:
+        if problem := jwks_uri_problem(jwks_uri, local_ok=current_app.config["FHIRGATE_JWKS_URI_LOCAL_OK"]):
+            raise JwksError(f"'jwks_uri' {problem}")
+        return PublicKeys(jwks_uri=jwks_uri)
+    try:
+        return PublicKeys(jwks=public_jwks_json(jwks))
+    except JwksError as error:
+        raise JwksError(f"'jwks': {error}.") from None
+
+
+def _use_keys(client: OAuthClient, keys: PublicKeys) -> None:
+    client.secret_hash = None
+    client.auth_methods = KEY_AUTH_METHOD
+    client.jwks, client.jwks_uri = keys.jwks, keys.jwks_uri
+    client.assertion_failure = client.assertion_failure_at = None
+
+
+def _new_client(
+    kind: str, name: str, secret: str | None = None, keys: PublicKeys | None = None, **fields
+) -> tuple[OAuthClient, str | None]:
     client = OAuthClient(
-        client_id=new_client_id(kind),
-        kind=kind,
-        name=name,
-        secret_hash=hash_secret(secret),
-        created_at=utcnow(),
-        generation=0,
-        **fields,
+        client_id=new_client_id(kind), kind=kind, name=name, created_at=utcnow(), generation=0, **fields
     )
+    if keys is not None:
+        _use_keys(client, keys)
+    else:
+        secret = secret or new_secret(kind)
+        client.secret_hash = hash_secret(secret)
+        client.auth_methods = SECRET_AUTH_METHODS
     db.session.add(client)
-    return client, secret
+    return client, secret if keys is None else None
 
 
 def create_hospital_key(
@@ -56,11 +91,13 @@ def create_hospital_key(
     token_ttl: int,
     require_key_headers: bool,
     owner_user_id: int | None,
+    keys: PublicKeys | None = None,
 ) -> NewCredential:
-    """Create a hospital API key and an access token usable at once."""
+    """Create a hospital API key (a secret, or public keys) and an access token usable at once."""
     client, secret = _new_client(
         HOSPITAL_KEY,
         name,
+        keys=keys,
         hospital_id=hospital_id,
         scope=" ".join(permissions),
         token_ttl=token_ttl,
@@ -89,20 +126,34 @@ def create_patient_credential(
     return NewCredential(client, secret)
 
 
-def create_application(name: str, owner_user_id: int, client_secret: str | None) -> NewCredential:
-    client, secret = _new_client(APPLICATION, name, client_secret, owner_user_id=owner_user_id)
+def create_application(
+    name: str, owner_user_id: int, client_secret: str | None, keys: PublicKeys | None = None
+) -> NewCredential:
+    client, secret = _new_client(APPLICATION, name, client_secret, keys, owner_user_id=owner_user_id)
     db.session.commit()
     return NewCredential(client, secret)
 
 
 def rotate_application_secret(client: OAuthClient) -> NewCredential:
-    """New secret; the old one and every token issued before stop working at once."""
+    """New secret (replacing public keys, if the client had them); the old credentials and
+    every token issued before stop working at once."""
     secret = new_secret(APPLICATION)
     client.secret_hash = hash_secret(secret)
+    client.auth_methods = SECRET_AUTH_METHODS
+    client.jwks = client.jwks_uri = None
     client.generation += 1
     bump_epoch()
     db.session.commit()
     return NewCredential(client, secret)
+
+
+def set_application_keys(client: OAuthClient, keys: PublicKeys) -> None:
+    """Authenticate with these public keys from now on; the secret (if any) and tokens
+    issued before stop working at once."""
+    _use_keys(client, keys)
+    client.generation += 1
+    bump_epoch()
+    db.session.commit()
 
 
 def revoke_client(client: OAuthClient) -> None:

@@ -13,6 +13,17 @@ from urllib.parse import parse_qsl
 CONTEXTS = ("patient", "user", "system")
 V2_ORDER = "cruds"
 V1_PERMISSIONS = {"read": frozenset("rs"), "write": frozenset("cud"), "*": frozenset(V2_ORDER)}
+# Advertised in discovery documents: the shapes a client may request (any resource type
+# may stand in for ``*``; v2 permissions may be any ordered subset of ``cruds``).
+SCOPES_SUPPORTED = [
+    "system/*.cruds",
+    "system/*.rs",
+    "system/*.read",
+    "system/*.write",
+    "system/*.*",
+    "patient/*.rs",
+    "patient/*.read",
+]
 
 # RFC 6749 §3.3: scope tokens are NQCHAR (%x21 / %x23-5B / %x5D-7E): no space, quote or backslash.
 _SCOPE = re.compile(

@@ -9,13 +9,17 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 
 from app.extensions import db, limiter
 from oauth.audience import token_endpoint_url
+from oauth.client_assertion import authenticate_private_key_jwt
 from oauth.client_auth import authenticate_client_secret_basic, authenticate_client_secret_post
+from oauth.client_jwk import ASSERTION_ALGORITHMS
 from oauth.endpoint_request import EndpointRequest, claimed_client_id, parse_endpoint_request
 from oauth.errors import RateLimitedError, UnsupportedGrantError
 from oauth.grants import ClientCredentialsGrant
 from oauth.introspection import IntrospectionEndpoint, RevocationEndpoint
+from oauth.jwks_fetch import JwksCache
 from oauth.keys import init_keyring, keyring
 from oauth.models import OAuthClient
+from oauth.scopes import SCOPES_SUPPORTED
 from oauth.validity import ValidityCache
 
 _MAX_CLIENT_ID_LENGTH = 64
@@ -127,6 +131,7 @@ def metadata():
     """RFC 8414 §2 authorization server metadata."""
     issuer = current_app.config["FHIRGATE_BASE_URL"]
     auth_methods = ClientCredentialsGrant.TOKEN_ENDPOINT_AUTH_METHODS
+    algorithms = list(ASSERTION_ALGORITHMS)
     body = {
         "issuer": issuer,
         "token_endpoint": token_endpoint_url(),
@@ -134,14 +139,44 @@ def metadata():
         "grant_types_supported": ["client_credentials"],
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": auth_methods,
+        "token_endpoint_auth_signing_alg_values_supported": algorithms,
         "introspection_endpoint": f"{issuer}/oauth/introspect",
         "introspection_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint_auth_signing_alg_values_supported": algorithms,
         "revocation_endpoint": f"{issuer}/oauth/revoke",
         "revocation_endpoint_auth_methods_supported": auth_methods,
-        "scopes_supported": ["system/*.cruds", "patient/*.rs", "system/*.read", "system/*.write"],
+        "revocation_endpoint_auth_signing_alg_values_supported": algorithms,
+        "scopes_supported": SCOPES_SUPPORTED,
         "service_documentation": f"{issuer}/",
     }
     return Response(orjson.dumps(body), mimetype="application/json")
+
+
+SMART_CAPABILITIES = [
+    "client-confidential-symmetric",
+    "client-confidential-asymmetric",
+    "permission-v1",
+    "permission-v2",
+    "permission-patient",
+]
+
+
+def smart_configuration() -> dict:
+    """SMART App Launch 2.x §"Metadata" (``.well-known/smart-configuration``), as far as this
+    server goes: the client-credentials grant of Backend Services, no authorization endpoint."""
+    issuer = current_app.config["FHIRGATE_BASE_URL"]
+    return {
+        "token_endpoint": token_endpoint_url(),
+        "grant_types_supported": ["client_credentials"],
+        "token_endpoint_auth_methods_supported": ClientCredentialsGrant.TOKEN_ENDPOINT_AUTH_METHODS,
+        "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
+        "scopes_supported": SCOPES_SUPPORTED,
+        "response_types_supported": [],
+        "capabilities": SMART_CAPABILITIES,
+        "introspection_endpoint": f"{issuer}/oauth/introspect",
+        "revocation_endpoint": f"{issuer}/oauth/revoke",
+        "jwks_uri": f"{issuer}/oauth/jwks",
+    }
 
 
 def oauth_error_response(error: OAuth2Error) -> Response:
@@ -157,9 +192,11 @@ def init_oauth(app: Flask) -> None:
     """Wire the authorization server, its endpoints and signing keys into ``app``."""
     init_keyring(app)
     app.extensions["fhirgate_validity"] = ValidityCache()
+    app.extensions["fhirgate_jwks_cache"] = JwksCache()
     server = AuthorizationServer(app)
     server.register_client_auth_method("client_secret_basic", authenticate_client_secret_basic)
     server.register_client_auth_method("client_secret_post", authenticate_client_secret_post)
+    server.register_client_auth_method("private_key_jwt", authenticate_private_key_jwt)
     server.register_grant(ClientCredentialsGrant)
     server.register_endpoint(IntrospectionEndpoint)
     server.register_endpoint(RevocationEndpoint)

@@ -97,7 +97,7 @@ def basic_auth(client_id: str, secret: str) -> dict:
 @dataclass
 class Credential:
     key: str
-    secret: str
+    secret: str | None  # None for a client registered with public keys
     body: dict
 
 
@@ -147,7 +147,7 @@ class Factories:
         )
         assert response.status_code == 201, response.get_json()
         body = response.get_json()
-        return Credential(body["key"], body["secret"], body)
+        return Credential(body["key"], body.get("secret"), body)
 
     def patient_credential(self, hospital: str, patient: str = "p1") -> Credential:
         patient_client = self.as_role("patient", hospital, patient)
@@ -156,12 +156,12 @@ class Factories:
         body = response.get_json()
         return Credential(body["key"], body["secret"], body)
 
-    def application(self, developer: FlaskClient | None = None) -> Credential:
+    def application(self, developer: FlaskClient | None = None, **extra) -> Credential:
         developer = developer or self.as_role("developer")
-        response = developer.post("/api/apps", json={"name": "Multi-hospital app"})
+        response = developer.post("/api/apps", json={"name": "Multi-hospital app", **extra})
         assert response.status_code == 201, response.get_json()
         body = response.get_json()
-        return Credential(body["client_id"], body["client_secret"], body)
+        return Credential(body["client_id"], body.get("client_secret"), body)
 
 
 @pytest.fixture

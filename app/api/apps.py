@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import jsonify
 
 from app.api import bp
-from app.api.body import json_body, text_field
-from app.api.serialize import timestamp
+from app.api.body import json_body, keys_field, text_field
+from app.api.serialize import key_fields, timestamp
 from app.errors import ApiError
 from app.extensions import db
 from app.models import SANDBOX_HOSPITAL_ID, Hospital
@@ -21,6 +21,7 @@ from oauth import (
     reachable_hospitals,
     revoke_client,
     rotate_application_secret,
+    set_application_keys,
 )
 
 DEVELOPER_ROLES = ("developer", "superadmin")
@@ -41,11 +42,15 @@ def _app_json(client) -> dict:
         "name": client.name,
         "created": timestamp(client.created_at),
         "last_used": timestamp(client.last_used_at),
+        **key_fields(client),
     }
 
 
 def _secret_response(new, status: int):
-    response = jsonify(client_id=new.client.client_id, client_secret=new.secret, name=new.client.name)
+    body = {"client_id": new.client.client_id, "name": new.client.name}
+    if new.secret is not None:
+        body["client_secret"] = new.secret
+    response = jsonify({**body, **key_fields(new.client)})
     response.status_code = status
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -82,11 +87,14 @@ def hospital_reach(client) -> list[dict]:
 @bp.post("/apps")
 @require_user(*DEVELOPER_ROLES)
 def create_app_route():
-    body = json_body(required={"name"}, optional={"client_secret"})
+    body = json_body(required={"name"}, optional={"client_secret", "jwks", "jwks_uri"})
     secret = body.get("client_secret")
+    keys = keys_field(body)
+    if secret is not None and keys is not None:
+        raise ApiError(400, "Give a client_secret or public keys (jwks or jwks_uri), not both.")
     if secret is not None and (problem := given_secret_problem(secret)):
         raise ApiError(400, f"'client_secret' {problem}")
-    new = create_application(text_field(body, "name"), current_user().id, secret)
+    new = create_application(text_field(body, "name"), current_user().id, secret, keys)
     return _secret_response(new, 201)
 
 
@@ -108,6 +116,18 @@ def get_app(client_id: str):
 @require_user(*DEVELOPER_ROLES)
 def rotate_secret(client_id: str):
     return _secret_response(rotate_application_secret(_own_app(client_id)), 200)
+
+
+@bp.put("/apps/<client_id>/keys")
+@require_user(*DEVELOPER_ROLES)
+def put_keys(client_id: str):
+    """Authenticate with public keys (private_key_jwt) from now on, in place of a secret."""
+    client = _own_app(client_id)
+    keys = keys_field(json_body(optional={"jwks", "jwks_uri"}))
+    if keys is None:
+        raise ApiError(400, "Give 'jwks' (a JWK Set) or 'jwks_uri'.")
+    set_application_keys(client, keys)
+    return jsonify(_app_json(client))
 
 
 @bp.delete("/apps/<client_id>")

@@ -12,6 +12,7 @@ import unicodedata
 from flask import request
 
 from app.errors import ApiError
+from oauth import JwksError, PublicKeys, public_keys
 
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$")
 FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
@@ -94,3 +95,13 @@ def email_field(body: dict, name: str = "email") -> str:
     if not EMAIL.match(value):
         raise ApiError(400, f"'{name}' is not an e-mail address.")
     return value.lower()
+
+
+def keys_field(body: dict) -> PublicKeys | None:
+    """The public keys a body registers (``jwks`` or ``jwks_uri``), or None."""
+    if "jwks" not in body and "jwks_uri" not in body:
+        return None
+    try:
+        return public_keys(body.get("jwks"), body.get("jwks_uri"))
+    except JwksError as error:
+        raise ApiError(400, str(error)) from None

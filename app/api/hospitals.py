@@ -12,11 +12,12 @@ from app.api.body import (
     email_field,
     int_field,
     json_body,
+    keys_field,
     list_field,
     password_field,
     text_field,
 )
-from app.api.serialize import credential, timestamp
+from app.api.serialize import credential, key_fields, timestamp
 from app.errors import ApiError
 from app.extensions import db
 from app.models import HOSPITAL_ID, Hospital
@@ -62,7 +63,13 @@ def _system_permissions(body: dict) -> list[str]:
 @require_user("hospital-admin", "superadmin")
 def create_api_key(hid: str):
     hospital = hospital_for_admin(hid)
-    body = json_body(required={"name", "permissions"}, optional={"token_ttl", "require_key_headers"})
+    body = json_body(
+        required={"name", "permissions"}, optional={"token_ttl", "require_key_headers", "jwks", "jwks_uri"}
+    )
+    keys = keys_field(body)
+    require_key_headers = bool_field(body, "require_key_headers", False)
+    if keys is not None and require_key_headers:
+        raise ApiError(400, "require_key_headers needs a secret; a key with public keys has none.")
     config = current_app.config
     new = create_hospital_key(
         hospital.id,
@@ -75,12 +82,14 @@ def create_api_key(hid: str):
             minimum=MIN_TOKEN_TTL,
             maximum=config["FHIRGATE_API_KEY_TOKEN_TTL_MAX"],
         ),
-        require_key_headers=bool_field(body, "require_key_headers", False),
+        require_key_headers=require_key_headers,
         owner_user_id=current_user().id,
+        keys=keys,
     )
+    secret = {"secret": new.secret} if new.secret is not None else {}
     response = jsonify(
         key=new.client.client_id,
-        secret=new.secret,
+        **secret,
         token=new.token.access_token,
         token_type="Bearer",
         expires_in=new.token.expires_in,
@@ -88,6 +97,7 @@ def create_api_key(hid: str):
         name=new.client.name,
         require_key_headers=new.client.require_key_headers,
         fhir_base_url=fhir_base_url(hospital.id),
+        **key_fields(new.client),
     )
     response.status_code = 201
     response.headers["Cache-Control"] = "no-store"
@@ -106,6 +116,7 @@ def list_api_keys(hid: str):
                 permissions=key.scope.split(),
                 token_ttl=key.token_ttl,
                 require_key_headers=key.require_key_headers,
+                **key_fields(key),
             )
             for key in keys
         ]

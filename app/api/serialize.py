@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import orjson
+
 from app.timeutil import as_utc
-from oauth import OAuthClient
+from oauth import KEY_AUTH_METHOD, OAuthClient
 
 
 def timestamp(value: datetime | None) -> str | None:
@@ -20,4 +22,19 @@ def credential(client: OAuthClient, **extra) -> dict:
         "created": timestamp(client.created_at),
         "last_used": timestamp(client.last_used_at),
         **extra,
+    }
+
+
+def key_fields(client) -> dict:
+    """How a client authenticates, its public keys and its last refused assertion."""
+    if KEY_AUTH_METHOD not in client.auth_methods.split():
+        return {"auth_method": "client_secret"}
+    failure = None
+    if client.assertion_failure:
+        failure = {"reason": client.assertion_failure, "at": timestamp(client.assertion_failure_at)}
+    return {
+        "auth_method": "private_key_jwt",
+        "jwks": orjson.loads(client.jwks) if client.jwks else None,
+        "jwks_uri": client.jwks_uri,
+        "last_assertion_failure": failure,
     }

@@ -15,7 +15,11 @@ def test_authorization_server_metadata(client):
     assert body["introspection_endpoint"] == f"{BASE_URL}/oauth/introspect"
     assert body["revocation_endpoint"] == f"{BASE_URL}/oauth/revoke"
     assert body["grant_types_supported"] == ["client_credentials"]
-    assert set(body["token_endpoint_auth_methods_supported"]) == {"client_secret_basic", "client_secret_post"}
+    methods = {"client_secret_basic", "client_secret_post", "private_key_jwt"}
+    assert set(body["token_endpoint_auth_methods_supported"]) == methods
+    assert {"RS384", "ES384", "RS256", "ES256", "EdDSA"} <= set(
+        body["token_endpoint_auth_signing_alg_values_supported"]
+    )
 
 
 def test_jwks_publishes_only_public_keys(client):
