@@ -43,10 +43,11 @@ def first_use(client_id: str, jti: str, expires_at: datetime) -> bool:
             set_={"expires_at": expires_at},
             where=table.c.expires_at < now,
         )
+        .returning(table.c.key)  # a row back means it was written (rowcount is -1 on psycopg)
     )
     # Its own short transaction: the mark must hold whatever the rest of the request does.
     with db.engine.begin() as connection:
-        recorded = connection.execute(statement).rowcount == 1
+        recorded = connection.execute(statement).first() is not None
         _purge_expired(connection, now)
     return recorded
 

@@ -8,10 +8,6 @@ request is read from gunicorn's access log (``%(p)s`` is the worker's pid).
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,68 +15,32 @@ import pytest
 import requests
 
 from tests.conftest import BASE_URL, token_request
+from tests.servers import gunicorn_server, served_by
 
-ROOT = Path(__file__).resolve().parent.parent
 WORKERS = 4
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
 def gunicorn(app, tmp_path):
-    port = _free_port()
     log = tmp_path / "access.log"
-    env = {
-        **os.environ,
-        "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
-        "FHIRGATE_BASE_URL": BASE_URL,
-        "SECRET_KEY": app.config["SECRET_KEY"],
-        "FHIRGATE_KEK": app.config["FHIRGATE_KEK"],
-        "FHIRGATE_TOKEN_RATE_LIMIT": "100000/minute",
-    }
-    env.pop("PYTHONPATH", None)
-    gunicorn_bin = str(Path(sys.executable).with_name("gunicorn"))
-    command = [gunicorn_bin, "--workers", str(WORKERS), "--bind", f"127.0.0.1:{port}", "wsgi:app"]
-    command += ["--access-logfile", str(log), "--access-logformat", "%(p)s %(s)s"]
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(0.2)
-        else:
-            pytest.fail("gunicorn did not start")
-        yield f"http://127.0.0.1:{port}", log
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def _served(log: Path) -> list[tuple[str, str]]:
-    return [tuple(line.split()[:2]) for line in log.read_text().splitlines() if line.strip()]
+    with gunicorn_server(app, log, WORKERS, BASE_URL) as url:
+        yield url, log
 
 
 def _hit_every_worker(url: str, token: str, log: Path, expected: int, budget: int = 400) -> int:
     """Send requests on fresh connections until every worker has answered; return how many."""
-    start = len(_served(log))
+    start = len(served_by(log))
     for sent in range(1, budget + 1):
         response = requests.get(
             url, headers={"Authorization": f"Bearer {token}", "Connection": "close"}, timeout=10
         )
         assert response.status_code == expected, (sent, response.status_code, response.text[:200])
         time.sleep(0.05)  # let the access log catch up
-        if len({pid for pid, _ in _served(log)[start:]}) == WORKERS:
+        if len({pid for pid, _ in served_by(log)[start:]}) == WORKERS:
             return sent
-    pytest.fail(f"only {len({pid for pid, _ in _served(log)[start:]})} workers answered in {budget} requests")
+    pytest.fail(
+        f"only {len({pid for pid, _ in served_by(log)[start:]})} workers answered in {budget} requests"
+    )
 
 
 def test_each_revocation_reaches_every_worker_at_once(gunicorn, make, app, client, sandbox):
@@ -93,9 +53,9 @@ def test_each_revocation_reaches_every_worker_at_once(gunicorn, make, app, clien
     def check(token: str, revoke) -> None:
         warmed = _hit_every_worker(url, token, log, 200)
         revoke()
-        first = _served(log)
+        first = served_by(log)
         refused = _hit_every_worker(url, token, log, 401)
-        after = _served(log)[len(first) :]
+        after = served_by(log)[len(first) :]
         assert {status for _, status in after} == {"401"}
         print(f"warmed {WORKERS} workers in {warmed} requests; all refused within {refused} requests")
 

@@ -7,35 +7,29 @@ request. Every token is then verified independently with joserfc against /oauth/
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
 import requests
 from authlib.integrations.requests_client import OAuth2Session as AuthlibSession
+from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from joserfc import jwt
 from joserfc.jwk import KeySet
 from oauthlib.oauth2 import BackendApplicationClient
 from requests_oauthlib import OAuth2Session as RequestsOAuthlibSession
-from werkzeug.serving import make_server
 
 from tests.conftest import BASE_URL
+from tests.oauth.signing import TOKEN_URL, ClientKey
+from tests.servers import jwks_host, threaded_server
 
 TIMEOUT = 10
 
 
 @pytest.fixture
 def server_url(app):
-    """The session app served on an ephemeral loopback port in a background thread."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="fhirgate-test-server", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=TIMEOUT)
+    """The session app on an ephemeral loopback port, served by background threads."""
+    with threaded_server(app) as url:
+        yield url
 
 
 @pytest.fixture
@@ -93,4 +87,26 @@ def test_requests_oauthlib_backend_client_obtains_verifiable_token(server_url, a
             timeout=TIMEOUT,
         )
     assert token["token_type"] == "Bearer"
+    verify_access_token(server_url, token["access_token"], api_key.key)
+
+
+def test_authlib_private_key_jwt_client_with_a_jwks_uri(server_url, make, monkeypatch):
+    """Authlib's client-side ``PrivateKeyJWT`` (RFC 7523) against keys served at a jwks_uri."""
+    monkeypatch.setenv("AUTHLIB_INSECURE_TRANSPORT", "1")
+    hospital = make.hospital("general")
+    signer = ClientKey("RS384")
+    with jwks_host() as host:
+        host.jwks = signer.jwks()
+        api_key = make.api_key(hospital, jwks_uri=host.url)
+        private_jwk = {**signer.key.as_dict(private=True), "kid": signer.kid}
+        # Authlib signs exp = iat + 3600 unless told otherwise; SMART allows five minutes.
+        auth = PrivateKeyJWT(
+            TOKEN_URL, claims={"exp": int(time.time()) + 240}, headers={"kid": signer.kid}, alg="RS384"
+        )
+        with AuthlibSession(api_key.key, private_jwk, token_endpoint_auth_method=auth) as session:
+            token = session.fetch_token(
+                f"{server_url}/oauth/token", grant_type="client_credentials", timeout=TIMEOUT
+            )
+        assert host.fetches == 1
+    assert token["token_type"] == "Bearer" and token["expires_in"] <= 300
     verify_access_token(server_url, token["access_token"], api_key.key)

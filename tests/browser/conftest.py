@@ -9,11 +9,11 @@ into ``docs/screenshots/``.
 from __future__ import annotations
 
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
+
+from tests.servers import threaded_server
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -49,11 +49,8 @@ def _axe_script() -> Path:
 @pytest.fixture(scope="session")
 def live_url(app):
     """The app on 127.0.0.1 (a free port), served by threads for the whole session."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    with threaded_server(app) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 
 import pytest
 import requests
@@ -24,7 +23,8 @@ from fhirclient.models.observation import Observation
 from fhirclient.models.patient import Patient
 from fhirpy import SyncFHIRClient
 from fhirpy.base.exceptions import ResourceNotFound
-from werkzeug.serving import make_server
+
+from tests.servers import threaded_server
 
 TIMEOUT = 10
 HOSPITAL = "general"
@@ -37,18 +37,10 @@ APP_ID = "fhirgate-test"
 @pytest.fixture
 def server_url(app, monkeypatch):
     """The session app on 127.0.0.1:<ephemeral>, configured with that address as its base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    url = f"http://127.0.0.1:{server.server_port}"
     # Restored by monkeypatch after the server has stopped (this fixture tears down first).
-    monkeypatch.setitem(app.config, "FHIRGATE_BASE_URL", url)
-    thread = threading.Thread(target=server.serve_forever, name="fhirgate-client-libraries", daemon=True)
-    thread.start()
-    try:
+    configure = lambda url: monkeypatch.setitem(app.config, "FHIRGATE_BASE_URL", url)  # noqa: E731
+    with threaded_server(app, configure) as url:
         yield url
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=TIMEOUT)
 
 
 @pytest.fixture

@@ -12,12 +12,14 @@ import hmac
 import json
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from oauth.replay import first_use
 from tests.conftest import BASE_URL, basic_auth
 from tests.oauth.signing import TOKEN_URL, ClientKey, assertion_form
 
@@ -396,3 +398,11 @@ def test_capability_statement_names_the_smart_token_endpoint(client, sandbox):
     uris = {item["url"]: item["valueUri"] for item in security["extension"][0]["extension"]}
     assert uris["token"] == TOKEN_URL
     assert security["service"][0]["coding"][0]["code"] == "SMART-on-FHIR"
+
+
+def test_a_jti_may_be_used_again_once_its_first_use_expired(ctx):
+    past, future = datetime.now(UTC) - timedelta(seconds=1), datetime.now(UTC) + timedelta(minutes=5)
+    assert first_use("app_a", "jti-1", past) is True
+    assert first_use("app_a", "jti-1", future) is True  # the earlier use has expired
+    assert first_use("app_a", "jti-1", future) is False
+    assert first_use("app_b", "jti-1", future) is True
