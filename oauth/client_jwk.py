@@ -22,6 +22,7 @@ from oauth.jws import JwsError, b64url_decode
 MAX_JWKS_BYTES = 64 * 1024
 MAX_KEYS = 20
 MIN_RSA_BITS = 2048
+MAX_RSA_BITS = 8192  # larger keys only make each check slower
 _PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 _HASHES = {"256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
 # Curve name -> (curve, its one ECDSA algorithm, bytes of r and of s in a JWS signature).
@@ -106,8 +107,8 @@ def _import_key(jwk: dict) -> PublicKey:
     try:
         if kty == "RSA":
             key = rsa.RSAPublicNumbers(_integer(jwk, "e"), _integer(jwk, "n")).public_key()
-            if key.key_size < MIN_RSA_BITS:
-                raise JwksError(f"RSA keys need at least {MIN_RSA_BITS} bits")
+            if not MIN_RSA_BITS <= key.key_size <= MAX_RSA_BITS:
+                raise JwksError(f"RSA keys need at least {MIN_RSA_BITS} and at most {MAX_RSA_BITS} bits")
             algorithms = {f"{family}{size}" for family in ("RS", "PS") for size in _HASHES}
             return PublicKey(kid, _restricted(jwk, algorithms), key)
         if kty == "EC":
@@ -154,19 +155,26 @@ class ClientKeys:
         return any(key.kid == kid for key in self.keys)
 
 
+def _loaded(value: object) -> object:
+    """The JWK Set as JSON values, at most ``MAX_JWKS_BYTES`` as text."""
+    text = value if isinstance(value, (str, bytes)) else orjson.dumps(value)
+    if len(text) > MAX_JWKS_BYTES:
+        raise JwksError(f"the key set is larger than {MAX_JWKS_BYTES // 1024} KiB")
+    if not isinstance(value, (str, bytes)):
+        return value
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        raise JwksError("the key set is not JSON") from None
+
+
 def parse_jwks(value: object, *, skip_unusable: bool = False) -> ClientKeys:
     """Check and import a JWK Set given as a dict or JSON text; raise ``JwksError``.
 
     A set registered here must be entirely usable; a set published at a ``jwks_uri`` may
     also carry keys for other purposes, so there ``skip_unusable`` keeps the usable ones.
     """
-    if isinstance(value, (str, bytes)):
-        if len(value) > MAX_JWKS_BYTES:
-            raise JwksError(f"the key set is larger than {MAX_JWKS_BYTES // 1024} KiB")
-        try:
-            value = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            raise JwksError("the key set is not JSON") from None
+    value = _loaded(value)
     if not isinstance(value, dict) or not isinstance(value.get("keys"), list):
         raise JwksError("a JWK Set is a JSON object with a 'keys' array")
     entries = value["keys"]
@@ -191,7 +199,8 @@ def parse_jwks(value: object, *, skip_unusable: bool = False) -> ClientKeys:
     return ClientKeys(tuple(keys))
 
 
-def public_jwks_json(value: dict) -> str:
-    """The JWK Set as stored: checked first, members kept as the client wrote them."""
+def public_jwks_json(value: object) -> str:
+    """The JWK Set (a dict or JSON text) as stored: checked first, keys kept as written."""
+    value = _loaded(value)
     parse_jwks(value)
     return orjson.dumps({"keys": value["keys"]}).decode()

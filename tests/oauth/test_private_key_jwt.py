@@ -333,7 +333,7 @@ def test_a_secret_application_can_switch_to_keys_and_back(client, make, sandbox,
         ({"jwks": "not json"}, "not JSON"),
         ({"jwks": {"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}}, "private or symmetric"),
         ({"jwks": {"keys": [{"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"}]}}, "not a valid public key"),
-        ({"jwks": {"keys": [small_rsa_jwk()]}}, "at least 2048 bits"),
+        ({"jwks": {"keys": [small_rsa_jwk()]}}, "at least 2048 and at most 8192 bits"),
         ({"jwks_uri": "ftp://keys.example/jwks"}, "must use https"),
         ({"jwks_uri": 42}, "must be a URL"),
         ({"jwks": {"keys": []}, "jwks_uri": "https://keys.example/jwks"}, "not both"),
@@ -406,3 +406,17 @@ def test_a_jti_may_be_used_again_once_its_first_use_expired(ctx):
     assert first_use("app_a", "jti-1", future) is True  # the earlier use has expired
     assert first_use("app_a", "jti-1", future) is False
     assert first_use("app_b", "jti-1", future) is True
+
+
+def test_a_jwks_may_be_sent_as_json_text(client, developer, sandbox):
+    signer = ClientKey("ES256")
+    created = developer.post("/api/apps", json={"name": "Text keys", "jwks": json.dumps(signer.jwks())})
+    assert created.status_code == 201 and created.get_json()["jwks"] == signer.jwks()
+    assert post_assertion(client, signer.assertion(created.get_json()["client_id"])).status_code == 200
+
+
+def test_an_oversized_jwks_is_refused(developer, sandbox):
+    jwks = ClientKey().jwks()
+    jwks["keys"][0]["x5c"] = ["A" * 70_000]
+    response = developer.post("/api/apps", json={"name": "Huge", "jwks": jwks})
+    assert response.status_code == 400 and "larger than 64 KiB" in response.get_json()["message"]
