@@ -5,18 +5,21 @@ from __future__ import annotations
 from flask import redirect, render_template, request, url_for
 
 from app.api.apps import given_secret_problem, hospital_reach
-from app.api.serialize import credential
+from app.api.serialize import credential, key_fields
 from app.web import bp
 from app.web.auth import signed_in
 from app.web.once import first_use, new_form_id, submitted_form_id
 from app.web.pages import WebError
 from oauth import (
     APPLICATION,
+    JwksError,
     active_clients,
     create_application,
     find_active_client,
+    public_keys,
     revoke_client,
     rotate_application_secret,
+    set_application_keys,
     token_endpoint_url,
 )
 
@@ -42,10 +45,29 @@ def developer_home():
     return render_template("web/developer/home.html", user=user, apps=apps, notice=request.args.get("notice"))
 
 
+def _keys_from_form():
+    """Public keys from the JWKS and JWKS URL fields: None when both are empty.
+
+    Raises ``JwksError`` with a message for the person at the form.
+    """
+    jwks = request.form.get("jwks", "").strip() or None
+    jwks_uri = request.form.get("jwks_uri", "").strip() or None
+    if jwks is None and jwks_uri is None:
+        return None
+    if jwks is not None and jwks_uri is not None:
+        raise JwksError("Fill in either the JWK Set or the JWKS URL, not both.")
+    return public_keys(jwks, jwks_uri)
+
+
+def _new_app_page(user, form_id: str, error: str | None = None, status: int = 200):
+    fields = {name: request.form.get(name, "") for name in ("name", "jwks", "jwks_uri")}
+    page = render_template("web/developer/new.html", user=user, form_id=form_id, error=error, **fields)
+    return page, status
+
+
 @bp.get("/developer/apps/new")
 def new_app():
-    user = _developer()
-    return render_template("web/developer/new.html", user=user, form_id=new_form_id(), error=None, name="")
+    return _new_app_page(_developer(), new_form_id())
 
 
 @bp.post("/developer/apps")
@@ -54,15 +76,23 @@ def create_app():
     form_id = submitted_form_id()
     name = " ".join(request.form.get("name", "").split())
     secret = request.form.get("client_secret", "") or None
-    problem = "Enter a name of 1 to 100 characters." if not name or len(name) > 100 else None
-    if problem is None and secret is not None and (secret_problem := given_secret_problem(secret)):
+    if not name or len(name) > 100:
+        return _new_app_page(user, form_id, "Enter a name of 1 to 100 characters.", 400)
+    try:
+        keys = _keys_from_form()
+    except JwksError as error:
+        return _new_app_page(user, form_id, f"Public keys: {error}", 400)
+    if keys is not None and secret is not None:
+        return _new_app_page(user, form_id, "Use a client secret or public keys, not both.", 400)
+    if secret is not None and (secret_problem := given_secret_problem(secret)):
         problem = f"The client secret {secret_problem} Leave it empty to have one generated."
-    if problem:
-        page = render_template("web/developer/new.html", user=user, form_id=form_id, error=problem, name=name)
-        return page, 400
+        return _new_app_page(user, form_id, problem, 400)
     if not first_use(user, form_id):
         return render_template("web/developer/already_created.html", user=user), 409
-    new = create_application(name, user.id, secret)
+    new = create_application(name, user.id, secret, keys)
+    if keys is not None:  # nothing secret to show once: the app's page has it all
+        target = url_for("web.app_details", client_id=new.client.client_id, notice="created")
+        return redirect(target, code=303)
     return _secret_page(user, new, created=True)
 
 
@@ -78,18 +108,42 @@ def _secret_page(user, new, *, created: bool):
     )
 
 
-@bp.get("/developer/apps/<client_id>")
-def app_details(client_id: str):
-    user = _developer()
-    client = _own_app(user, client_id)
-    return render_template(
+def _app_page(user, client, *, error: str | None = None, status: int = 200):
+    page = render_template(
         "web/developer/app.html",
         user=user,
         app=credential(client),
+        auth=key_fields(client),
         hospitals=hospital_reach(client),
         token_url=token_endpoint_url(),
         form_id=new_form_id(),
+        notice=request.args.get("notice"),
+        error=error,
+        jwks=request.form.get("jwks", ""),
+        jwks_uri=request.form.get("jwks_uri", ""),
     )
+    return page, status
+
+
+@bp.get("/developer/apps/<client_id>")
+def app_details(client_id: str):
+    user = _developer()
+    return _app_page(user, _own_app(user, client_id))
+
+
+@bp.post("/developer/apps/<client_id>/keys")
+def set_keys(client_id: str):
+    """Authenticate with these public keys from now on (private_key_jwt)."""
+    user = _developer()
+    client = _own_app(user, client_id)
+    try:
+        keys = _keys_from_form()
+    except JwksError as error:
+        return _app_page(user, client, error=f"Public keys: {error}", status=400)
+    if keys is None:
+        return _app_page(user, client, error="Paste a JWK Set or enter a JWKS URL.", status=400)
+    set_application_keys(client, keys)
+    return redirect(url_for("web.app_details", client_id=client.client_id, notice="keys"), code=303)
 
 
 @bp.post("/developer/apps/<client_id>/secret")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import requests
 
 from tests.browser.conftest import check_page
 from tests.conftest import PASSWORD
+from tests.oauth.signing import ClientKey, assertion_form
 
 
 def test_a_developer_adds_an_application_and_reads_the_sandbox(page, live_url, make):
@@ -58,3 +60,39 @@ def test_a_developer_adds_an_application_and_reads_the_sandbox(page, live_url, m
         f"{live_url}/fhir/sandbox/Patient/sb-p1", headers={"Authorization": f"Bearer {token}"}, timeout=10
     )
     assert read.status_code == 200 and read.json()["id"] == "sb-p1"
+
+
+def test_a_developer_registers_public_keys_and_reads_the_sandbox_with_an_assertion(page, live_url, make):
+    make.hospital("sandbox")
+    make.patient("sandbox", "sb-p2")
+    email = make.user("developer")
+    signer = ClientKey("ES384")
+
+    page.goto("/login")
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("link", name="Add new application").click()
+    page.get_by_label("Name").fill("Nightly export")
+    page.get_by_label("JWK Set (public keys, JSON)").fill(json.dumps(signer.jwks()))
+    page.get_by_role("button", name="Add application").click()
+    page.get_by_role("heading", name="Public keys", exact=True).wait_for()
+    assert "no secret was made" in page.content()
+    client_id = re.search(r'<code class="key">(app_[^<]+)</code>', page.content()).group(1)
+
+    token = requests.post(
+        f"{live_url}/oauth/token", data=assertion_form(signer.assertion(client_id)), timeout=10
+    ).json()["access_token"]
+    read = requests.get(
+        f"{live_url}/fhir/sandbox/Patient/sb-p2", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+    assert read.status_code == 200
+
+    # a refused assertion: the caller learns which check failed, the page tells the developer
+    requests.post(
+        f"{live_url}/oauth/token", data=assertion_form(signer.assertion(client_id, exp=1)), timeout=10
+    )
+    page.reload()
+    page.get_by_role("heading", name="Last refused assertion").wait_for()
+    assert "it has expired" in page.content()
+    check_page(page, "developer-application-public-keys")

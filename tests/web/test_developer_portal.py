@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import html
+import json
 import re
 
 import pytest
 
+from tests.oauth.signing import ClientKey, assertion_form
 from tests.web.conftest import hidden
 
 
@@ -16,13 +19,14 @@ def developer(app, make, browser_login):
     return browser_login(make.user("developer"))
 
 
-def add_app(client, name="Scheduler", secret=""):
+def add_app(client, name="Scheduler", secret="", **keys):
     form = client.get("/developer/apps/new")
     data = {
         "name": name,
         "client_secret": secret,
         "csrf_token": hidden(form.data, "csrf_token"),
         "form_id": hidden(form.data, "form_id"),
+        **keys,
     }
     return client.post("/developer/apps", data=data), data
 
@@ -75,3 +79,59 @@ def test_a_developer_cannot_open_another_developers_application(make, developer,
     for path in (f"/developer/apps/{client_id}", f"/developer/apps/{client_id}/delete"):
         assert other.get(path).status_code == 404, path
     assert client_id.encode() not in other.get("/developer").data
+
+
+def test_an_application_with_public_keys_gets_no_secret(client, developer):
+    signer = ClientKey("ES384")
+    created, _ = add_app(developer, jwks=json.dumps(signer.jwks()))
+    assert created.status_code == 303
+    page = developer.get(created.headers["Location"])
+    client_id = re.search(rb"/developer/apps/(app_[A-Za-z0-9_-]+)/keys", page.data).group(1).decode()
+    text = html.unescape(page.data.decode())
+    assert "no secret was made" in text and "private_key_jwt (signed assertions)" in text
+    assert signer.public_jwk["x"] in text and "client_assertion=YOUR_SIGNED_JWT" in text
+    token = client.post("/oauth/token", data=assertion_form(signer.assertion(client_id)))
+    assert token.status_code == 200, token.get_json()
+    # The developer, not the caller, reads the details of the last refusal.
+    client.post("/oauth/token", data=assertion_form(signer.assertion(client_id, aud="https://wrong.example")))
+    assert "aud must be the token endpoint URL" in developer.get(f"/developer/apps/{client_id}").data.decode()
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"jwks": "{not json"}, b"not JSON"),
+        ({"jwks_uri": "ftp://keys.example/jwks"}, b"must use https"),
+        ({"jwks": '{"keys": []}', "jwks_uri": "https://keys.example/jwks"}, b"not both"),
+        ({"client_secret": "s" * 40, "jwks_uri": "https://keys.example/jwks"}, b"not both"),
+    ],
+)
+def test_unusable_public_keys_are_explained_on_the_form(developer, fields, message):
+    response, _ = add_app(developer, **fields)
+    assert response.status_code == 400 and message in response.data
+
+
+def test_a_secret_application_switches_to_a_jwks_url_and_back(client, developer):
+    created, _ = add_app(developer)
+    client_id = shown(created.data, "new-client-id")
+    details = developer.get(f"/developer/apps/{client_id}")
+    csrf = hidden(details.data, "csrf_token")
+    refused = developer.post(f"/developer/apps/{client_id}/keys", data={"csrf_token": csrf})
+    assert refused.status_code == 400 and b"Paste a JWK Set or enter a JWKS URL" in refused.data
+    saved = developer.post(
+        f"/developer/apps/{client_id}/keys",
+        data={"csrf_token": csrf, "jwks_uri": "https://keys.example/jwks.json"},
+    )
+    assert saved.status_code == 303
+    page = developer.get(saved.headers["Location"]).data.decode()
+    assert "Public keys saved" in page and "https://keys.example/jwks.json" in page
+    form = {"csrf_token": csrf, "form_id": hidden(page, "form_id")}
+    back = developer.post(f"/developer/apps/{client_id}/secret", data=form)
+    secret = shown(back.data, "new-secret")
+    assert (
+        client.post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
+        ).status_code
+        == 200
+    )
