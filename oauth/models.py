@@ -109,6 +109,22 @@ class AppGrant(db.Model):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class AccessRequest(db.Model):
+    """An application asking a hospital for access, waiting until an admin grants or declines."""
+
+    __tablename__ = "app_access_requests"
+
+    client_id: Mapped[str] = mapped_column(
+        ForeignKey("oauth_clients.client_id", ondelete="CASCADE"), primary_key=True
+    )
+    hospital_id: Mapped[str] = mapped_column(
+        ForeignKey("hospitals.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    scope: Mapped[str] = mapped_column(Text)
+    message: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class RevokedToken(db.Model):
     """A ``jti`` revoked through RFC 7009, kept until the token would have expired."""
 

@@ -22,6 +22,7 @@ from oauth.models import (
     KEY_AUTH_METHOD,
     PATIENT_CREDENTIAL,
     SECRET_AUTH_METHODS,
+    AccessRequest,
     AppGrant,
     OAuthClient,
 )
@@ -166,6 +167,12 @@ def revoke_client(client: OAuthClient) -> None:
 
 
 def grant_application(client: OAuthClient, hospital_id: str, permissions: list[str]) -> AppGrant:
+    """Give (or change) the application's access; a request it made is answered by this."""
+    db.session.execute(
+        delete(AccessRequest).where(
+            AccessRequest.client_id == client.client_id, AccessRequest.hospital_id == hospital_id
+        )
+    )
     grant = db.session.get(AppGrant, (client.client_id, hospital_id))
     now = utcnow()
     if grant is None:
@@ -186,6 +193,43 @@ def withdraw_application(client: OAuthClient, hospital_id: str) -> bool:
     bump_epoch()
     db.session.commit()
     return bool(deleted)
+
+
+def request_access(
+    client: OAuthClient, hospital_id: str, permissions: list[str], message: str | None
+) -> AccessRequest:
+    """Ask a hospital for access (again: a new request replaces the waiting one)."""
+    request = db.session.get(AccessRequest, (client.client_id, hospital_id))
+    if request is None:
+        request = AccessRequest(client_id=client.client_id, hospital_id=hospital_id)
+        db.session.add(request)
+    request.scope = " ".join(permissions)
+    request.message = message
+    request.created_at = utcnow()
+    db.session.commit()
+    return request
+
+
+def decline_access_request(client_id: str, hospital_id: str) -> bool:
+    deleted = db.session.execute(
+        delete(AccessRequest).where(
+            AccessRequest.client_id == client_id, AccessRequest.hospital_id == hospital_id
+        )
+    ).rowcount
+    db.session.commit()
+    return bool(deleted)
+
+
+def access_requests(**filters) -> list[tuple[AccessRequest, OAuthClient]]:
+    """Waiting requests of active applications (by ``hospital_id`` or ``client_id``), oldest first."""
+    query = (
+        select(AccessRequest, OAuthClient)
+        .join(OAuthClient, OAuthClient.client_id == AccessRequest.client_id)
+        .where(OAuthClient.revoked_at.is_(None))
+        .where(*(getattr(AccessRequest, name) == value for name, value in filters.items()))
+        .order_by(AccessRequest.created_at)
+    )
+    return [tuple(row) for row in db.session.execute(query)]
 
 
 def active_clients(kind: str, **filters) -> list[OAuthClient]:

@@ -5,20 +5,24 @@ from __future__ import annotations
 from flask import jsonify
 
 from app.api import bp
-from app.api.body import json_body, keys_field, text_field
+from app.api.body import json_body, keys_field, list_field, text_field
 from app.api.serialize import key_fields, timestamp
 from app.errors import ApiError
 from app.extensions import db
-from app.models import SANDBOX_HOSPITAL_ID, Hospital
+from app.models import HOSPITAL_ID, SANDBOX_HOSPITAL_ID, Hospital
 from app.sessions import current_user, require_user
 from oauth import (
     APPLICATION,
     MIN_GIVEN_SECRET_LENGTH,
+    ScopeError,
+    access_requests,
     active_clients,
     create_application,
     fhir_base_url,
     find_active_client,
+    normalize_scope_list,
     reachable_hospitals,
+    request_access,
     revoke_client,
     rotate_application_secret,
     set_application_keys,
@@ -135,6 +139,54 @@ def put_keys(client_id: str):
 def delete_app(client_id: str):
     revoke_client(_own_app(client_id))
     return "", 204
+
+
+def access_request_json(request, client) -> dict:
+    return {
+        "client_id": client.client_id,
+        "name": client.name,
+        "hospital": request.hospital_id,
+        "permissions": request.scope.split(),
+        "message": request.message,
+        "created": timestamp(request.created_at),
+    }
+
+
+def access_request_problem(hospital_id: object) -> str | None:
+    """Why this application cannot ask this hospital for access, or None."""
+    if not isinstance(hospital_id, str) or not HOSPITAL_ID.fullmatch(hospital_id):
+        return "'hospital' must be a hospital id."
+    if hospital_id == SANDBOX_HOSPITAL_ID:
+        return "Every application reaches the sandbox already."
+    if db.session.get(Hospital, hospital_id) is None:
+        return "There is no hospital with this id."
+    return None
+
+
+@bp.post("/apps/<client_id>/access-requests")
+@require_user(*DEVELOPER_ROLES)
+def post_access_request(client_id: str):
+    """Ask a hospital for access; its admins see the request until they grant or decline it."""
+    client = _own_app(client_id)
+    body = json_body(required={"hospital", "permissions"}, optional={"message"})
+    if problem := access_request_problem(body["hospital"]):
+        raise ApiError(404 if problem.startswith("There is no") else 400, problem)
+    try:
+        permissions = normalize_scope_list(list_field(body, "permissions"), context="system")
+    except ScopeError as error:
+        raise ApiError(400, f"permissions: {error}") from None
+    message = text_field(body, "message", max_length=500) if body.get("message") is not None else None
+    request = request_access(client, body["hospital"], permissions, message)
+    response = jsonify(access_request_json(request, client))
+    response.status_code = 201
+    return response
+
+
+@bp.get("/apps/<client_id>/access-requests")
+@require_user(*DEVELOPER_ROLES)
+def list_access_requests(client_id: str):
+    client = _own_app(client_id)
+    return jsonify([access_request_json(r, c) for r, c in access_requests(client_id=client.client_id)])
 
 
 @bp.get("/apps/<client_id>/hospitals")

@@ -6,6 +6,7 @@ from flask import current_app, jsonify
 
 from app.accounts import AccountError, create_user
 from app.api import bp
+from app.api.apps import access_request_json
 from app.api.body import (
     FHIR_ID,
     bool_field,
@@ -28,8 +29,10 @@ from oauth import (
     HOSPITAL_KEY,
     AppGrant,
     ScopeError,
+    access_requests,
     active_clients,
     create_hospital_key,
+    decline_access_request,
     fhir_base_url,
     find_active_client,
     grant_application,
@@ -156,6 +159,23 @@ def list_app_grants(hid: str):
         if client is not None:
             result.append(_grant_json(grant, client))
     return jsonify(result)
+
+
+@bp.get("/hospitals/<hid>/access-requests")
+@require_user("hospital-admin", "superadmin")
+def list_hospital_access_requests(hid: str):
+    """Applications asking this hospital for access, oldest first; PUT …/apps/{id} grants."""
+    hospital = hospital_for_admin(hid)
+    return jsonify([access_request_json(r, c) for r, c in access_requests(hospital_id=hospital.id)])
+
+
+@bp.delete("/hospitals/<hid>/access-requests/<client_id>")
+@require_user("hospital-admin", "superadmin")
+def decline_request(hid: str, client_id: str):
+    hospital = hospital_for_admin(hid)
+    if not decline_access_request(client_id, hospital.id):
+        raise ApiError.not_found("access request")
+    return "", 204
 
 
 @bp.put("/hospitals/<hid>/apps/<client_id>")

@@ -6,6 +6,7 @@ import orjson
 from flask import current_app, redirect, render_template, request, url_for
 
 from app.accounts import AccountError, create_user
+from app.api.apps import access_request_json
 from app.api.audit import OUTCOMES, event_summary
 from app.api.body import FHIR_ID, email_field
 from app.api.serialize import credential
@@ -14,6 +15,7 @@ from app.extensions import db
 from app.models import HOSPITAL_ID, Hospital
 from app.web import bp
 from app.web.auth import signed_in
+from app.web.grid import grid, permissions_from_grid
 from app.web.once import first_use, new_form_id, submitted_form_id
 from app.web.pages import WebError
 from fhir.errors import FhirError
@@ -23,8 +25,10 @@ from oauth import (
     HOSPITAL_KEY,
     AppGrant,
     ScopeError,
+    access_requests,
     active_clients,
     create_hospital_key,
+    decline_access_request,
     fhir_base_url,
     find_active_client,
     grant_application,
@@ -35,13 +39,6 @@ from oauth import (
     withdraw_application,
 )
 
-# The grid's rows: the types integrations ask for most, and "*" for every type.
-GRID_TYPES = (
-    "*", "Patient", "Observation", "Condition", "Encounter", "MedicationRequest", "AllergyIntolerance",
-    "Immunization", "Procedure", "DiagnosticReport", "DocumentReference", "Practitioner", "Organization",
-)  # fmt: skip
-# The grid's columns, in SMART v2 letter order (c r u d s).
-INTERACTIONS = (("create", "c"), ("read", "r"), ("update", "u"), ("delete", "d"), ("search", "s"))
 AUDIT_ROWS = 50
 
 
@@ -53,16 +50,6 @@ def _hospital(hid: str) -> tuple[object, Hospital]:
     if hospital is None:
         raise WebError(404, "There is no such hospital.")
     return user, hospital
-
-
-def permissions_from_grid(form) -> list[str]:
-    """``perm:Patient:r`` boxes → ``system/Patient.rs`` scopes, letters in c r u d s order."""
-    scopes = []
-    for resource_type in GRID_TYPES:
-        letters = "".join(letter for _, letter in INTERACTIONS if form.get(f"perm:{resource_type}:{letter}"))
-        if letters:
-            scopes.append(f"system/{resource_type}.{letters}")
-    return scopes
 
 
 @bp.get("/admin/<hid>")
@@ -79,9 +66,8 @@ def admin_home(hid: str):
         hospital=hospital,
         keys=keys,
         grants=_grants(hospital.id),
-        types=GRID_TYPES,
-        interactions=INTERACTIONS,
-        checked={},
+        requests=[access_request_json(r, c) for r, c in access_requests(hospital_id=hospital.id)],
+        **grid(),
         events=events,
         filters=filters,
         notice=request.args.get("notice"),
@@ -117,9 +103,7 @@ def _key_form(user, hospital, form_id: str, error: str | None, status: int = 200
         hospital=hospital,
         form_id=form_id,
         error=error,
-        types=GRID_TYPES,
-        interactions=INTERACTIONS,
-        checked=request.form,
+        **grid(request.form),
         ttl=request.form.get("token_ttl") or config["FHIRGATE_API_KEY_TOKEN_TTL"],
         ttl_max=config["FHIRGATE_API_KEY_TOKEN_TTL_MAX"],
     )
@@ -241,6 +225,26 @@ def grant_app(hid: str):
         raise WebError(400, "Tick at least one permission for the application.")
     grant_application(client, hospital.id, permissions)
     return redirect(url_for("web.admin_home", hid=hospital.id, notice="granted"), code=303)
+
+
+@bp.post("/admin/<hid>/requests/<client_id>/grant")
+def grant_request(hid: str, client_id: str):
+    """Grant exactly what the application asked for."""
+    _, hospital = _hospital(hid)
+    waiting = access_requests(hospital_id=hospital.id, client_id=client_id)
+    if not waiting:
+        raise WebError(404, "This application has no request waiting.")
+    asked, client = waiting[0]
+    grant_application(client, hospital.id, asked.scope.split())
+    return redirect(url_for("web.admin_home", hid=hospital.id, notice="granted"), code=303)
+
+
+@bp.post("/admin/<hid>/requests/<client_id>/decline")
+def decline_request(hid: str, client_id: str):
+    _, hospital = _hospital(hid)
+    if not decline_access_request(client_id, hospital.id):
+        raise WebError(404, "This application has no request waiting.")
+    return redirect(url_for("web.admin_home", hid=hospital.id, notice="declined"), code=303)
 
 
 @bp.post("/admin/<hid>/apps/<client_id>/withdraw")

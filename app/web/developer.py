@@ -4,19 +4,24 @@ from __future__ import annotations
 
 from flask import redirect, render_template, request, url_for
 
-from app.api.apps import given_secret_problem, hospital_reach
+from app.api.apps import access_request_json, access_request_problem, given_secret_problem, hospital_reach
 from app.api.serialize import credential, key_fields
 from app.web import bp
 from app.web.auth import signed_in
+from app.web.grid import grid, permissions_from_grid
 from app.web.once import first_use, new_form_id, submitted_form_id
 from app.web.pages import WebError
 from oauth import (
     APPLICATION,
     JwksError,
+    ScopeError,
+    access_requests,
     active_clients,
     create_application,
     find_active_client,
+    normalize_scope_list,
     public_keys,
+    request_access,
     revoke_client,
     rotate_application_secret,
     set_application_keys,
@@ -121,6 +126,10 @@ def _app_page(user, client, *, error: str | None = None, status: int = 200):
         error=error,
         jwks=request.form.get("jwks", ""),
         jwks_uri=request.form.get("jwks_uri", ""),
+        requests=[access_request_json(r, c) for r, c in access_requests(client_id=client.client_id)],
+        asked_hospital=request.form.get("hospital", ""),
+        asked_message=request.form.get("message", ""),
+        **grid(request.form),
     )
     return page, status
 
@@ -154,6 +163,25 @@ def rotate_secret(client_id: str):
     if not first_use(user, submitted_form_id()):
         return render_template("web/developer/already_created.html", user=user), 409
     return _secret_page(user, rotate_application_secret(client), created=False)
+
+
+@bp.post("/developer/apps/<client_id>/access-requests")
+def ask_for_access(client_id: str):
+    """Ask a hospital for access; its admins see the request until they answer it."""
+    user = _developer()
+    client = _own_app(user, client_id)
+    hospital_id = request.form.get("hospital", "").strip()
+    message = " ".join(request.form.get("message", "").split()) or None
+    if problem := access_request_problem(hospital_id):
+        return _app_page(user, client, error=f"Hospital: {problem}", status=400)
+    try:
+        permissions = normalize_scope_list(permissions_from_grid(request.form), context="system")
+    except ScopeError:
+        return _app_page(user, client, error="Tick the permissions the application needs.", status=400)
+    if message is not None and len(message) > 500:
+        return _app_page(user, client, error="The message has more than 500 characters.", status=400)
+    request_access(client, hospital_id, permissions, message)
+    return redirect(url_for("web.app_details", client_id=client.client_id, notice="asked"), code=303)
 
 
 @bp.get("/developer/apps/<client_id>/delete")

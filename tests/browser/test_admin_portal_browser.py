@@ -12,12 +12,18 @@ def test_an_admin_creates_a_read_only_key_for_patients_and_observations(page, li
     make.hospital("general")
     make.patient("general", "p1")
     email = make.user("hospital-admin", "general")
+    application = make.application()  # an application waiting for an answer, on the home page
+    make.login(make.user("superadmin")).post(
+        f"/api/apps/{application.key}/access-requests",
+        json={"hospital": "general", "permissions": ["system/Appointment.rs"], "message": "Reminders"},
+    )
 
     page.goto("/login")
     page.get_by_label("E-mail").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
     page.get_by_role("heading", name="API keys").wait_for()
+    page.get_by_role("heading", name="Asking for access").wait_for()
     check_page(page, "admin-home")
 
     page.get_by_role("link", name="Create API Key").click()

@@ -134,3 +134,55 @@ def test_granting_and_withdrawing_an_applications_access(app, make, admin):
     assert done.status_code == 303
     assert app.test_client().get("/fhir/general/Patient/p1", headers=auth).status_code == 401
     assert admin.post("/admin/general/apps", data={**data, "client_id": "app_nope"}).status_code == 404
+
+
+def test_an_application_asks_in_the_developer_portal_and_the_admin_grants_as_asked(
+    app, make, admin, browser_login
+):
+    make.hospital("sandbox")
+    developer = browser_login(make.user("developer"))
+    created = make.application(developer)
+    page = developer.get(f"/developer/apps/{created.key}")
+    csrf = hidden(page.data, "csrf_token")
+    ask = {"csrf_token": csrf, "hospital": "general", "perm:Patient:r": "on", "perm:Patient:s": "on"}
+    sent = developer.post(
+        f"/developer/apps/{created.key}/access-requests", data={**ask, "message": "Reminders"}
+    )
+    assert sent.status_code == 303
+    assert b"waiting since" in developer.get(f"/developer/apps/{created.key}").data
+    refused = developer.post(
+        f"/developer/apps/{created.key}/access-requests", data={**ask, "hospital": "nope"}
+    )
+    assert refused.status_code == 400 and b"no hospital with this id" in refused.data
+
+    home = admin.get("/admin/general").data.decode()
+    assert "Asking for access" in home and created.key in home and "Reminders" in home
+    token = hidden(home, "csrf_token")
+    assert (
+        admin.post(f"/admin/general/requests/{created.key}/grant", data={"csrf_token": token}).status_code
+        == 303
+    )
+    after = admin.get("/admin/general").data.decode()
+    assert "Asking for access" not in after and "system/Patient.rs" in after
+    access = token_request(app.test_client(), created, resource="http://localhost/fhir/general")
+    assert access.status_code == 200 and access.get_json()["scope"] == "system/Patient.rs"
+
+
+def test_the_admin_declines_a_request_and_others_cannot(app, make, admin, browser_login):
+    application = make.application()
+    make.login(make.user("superadmin")).post(
+        f"/api/apps/{application.key}/access-requests",
+        json={"hospital": "general", "permissions": ["system/Observation.rs"]},
+    )
+    other = browser_login(make.user("hospital-admin", "other"))
+    other_token = hidden(other.get("/admin/other").data, "csrf_token")
+    forbidden = other.post(
+        f"/admin/general/requests/{application.key}/decline", data={"csrf_token": other_token}
+    )
+    assert forbidden.status_code == 403
+    token = hidden(admin.get("/admin/general").data, "csrf_token")
+    declined = admin.post(f"/admin/general/requests/{application.key}/decline", data={"csrf_token": token})
+    assert declined.status_code == 303
+    assert b"request was declined" in admin.get(declined.headers["Location"]).data
+    again = admin.post(f"/admin/general/requests/{application.key}/grant", data={"csrf_token": token})
+    assert again.status_code == 404
