@@ -9,8 +9,9 @@ the client for its developer to read in the portal.
 
 from __future__ import annotations
 
+import re
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 import orjson
@@ -34,6 +35,15 @@ MAX_ASSERTION_LENGTH = 16 * 1024
 MAX_LIFETIME_S = 300  # SMART: exp no more than five minutes in the future
 CLOCK_SKEW_S = 10
 MAX_JTI_LENGTH = 255
+CLIENT_ID = re.compile(r"[\x21-\x7e]{1,64}")
+# RFC 7523 has no typ; RFC 7523bis names client-authentication+jwt.
+ASSERTION_TYPS = (
+    "jwt",
+    "application/jwt",
+    "client-authentication+jwt",
+    "application/client-authentication+jwt",
+)
+FAILURE_RECORD_EVERY = timedelta(seconds=10)
 
 
 class AssertionRefused(ClientAuthenticationFailed):
@@ -71,8 +81,12 @@ def _unverified_parts(assertion: str) -> tuple[dict, dict, bytes, bytes]:
 
 def _check_header(header: dict) -> tuple[str, str | None]:
     alg = header.get("alg")
-    if alg not in ASSERTION_ALGORITHMS:
+    if not isinstance(alg, str) or alg not in ASSERTION_ALGORITHMS:
         raise AssertionRefused(f"its alg must be one of {', '.join(ASSERTION_ALGORITHMS)}.")
+    typ = header.get("typ")
+    if typ is not None and (not isinstance(typ, str) or typ.lower() not in ASSERTION_TYPS):
+        # RFC 8725 §3.11: a JWT of another kind (an access token, say) is not an assertion.
+        raise AssertionRefused("its typ header, when present, must be JWT.")
     if "crit" in header:
         raise AssertionRefused("it carries a crit header, which this server does not support.")
     kid = header.get("kid")
@@ -83,7 +97,7 @@ def _check_header(header: dict) -> tuple[str, str | None]:
 
 def _client_id(payload: dict, form_client_id: str | None) -> str:
     issuer, subject = payload.get("iss"), payload.get("sub")
-    if not isinstance(issuer, str) or not issuer or issuer != subject:
+    if not isinstance(issuer, str) or issuer != subject or not CLIENT_ID.fullmatch(issuer):
         raise AssertionRefused("its iss and sub must both be the client id.")
     if form_client_id and form_client_id != subject:
         raise AssertionRefused("the client_id parameter differs from the assertion's sub.")
@@ -103,7 +117,9 @@ def _client_keys(client: OAuthClient, kid: str | None) -> ClientKeys:
             raise AssertionRefused("the client's registered key set is not usable.", str(error)) from None
     try:
         cache = current_app.extensions["fhirgate_jwks_cache"]
-        return cache.keys(client.jwks_uri, local_ok=current_app.config["FHIRGATE_JWKS_URI_LOCAL_OK"], kid=kid)
+        owner = (client.client_id, client.generation)
+        local_ok = current_app.config["FHIRGATE_JWKS_URI_LOCAL_OK"]
+        return cache.keys(owner, client.jwks_uri, local_ok=local_ok, kid=kid)
     except JwksFetchError as error:
         raise AssertionRefused("the client's jwks_uri could not be fetched.", f"{error}.") from None
 
@@ -119,9 +135,10 @@ def _number(payload: dict, claim: str) -> float | None:
 
 def _check_claims(payload: dict) -> tuple[str, float]:
     audience = payload.get("aud")
-    audiences = audience if isinstance(audience, list) else [audience]
-    accepted = (token_endpoint_url(), current_app.config["FHIRGATE_BASE_URL"])
-    if not any(isinstance(value, str) and value in accepted for value in audiences):
+    if isinstance(audience, list) and len(audience) == 1:
+        audience = audience[0]
+    # One audience only: a list naming others as well would be usable at them too.
+    if audience not in (token_endpoint_url(), current_app.config["FHIRGATE_BASE_URL"]):
         raise AssertionRefused(f"its aud must be the token endpoint URL, {token_endpoint_url()}.")
     now = time.time()
     expires = _number(payload, "exp")
@@ -159,10 +176,17 @@ def _verify(client: OAuthClient, parts: tuple[dict, dict, bytes, bytes]) -> None
 
 
 def _record_failure(client: OAuthClient, reason: str) -> None:
+    """Keep the reason for the developer, at most once per ``FAILURE_RECORD_EVERY`` a client:
+    anyone can send assertions naming a client id, and each would otherwise cost a write."""
+    now = utcnow()
+    quiet = OAuthClient.assertion_failure_at.is_(None) | (
+        OAuthClient.assertion_failure_at < now - FAILURE_RECORD_EVERY
+    )
     db.session.execute(
         update(OAuthClient)
-        .where(OAuthClient.client_id == client.client_id)
-        .values(assertion_failure=reason[:300], assertion_failure_at=utcnow())
+        .where(OAuthClient.client_id == client.client_id, quiet)
+        .values(assertion_failure=reason[:300], assertion_failure_at=now)
+        .execution_options(synchronize_session=False)  # the request ends with this refusal
     )
     db.session.commit()
 

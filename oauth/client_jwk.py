@@ -1,9 +1,11 @@
 """Clients' public keys (RFC 7517 JWK Sets) and signature checks with them.
 
-Only public keys of the kinds SMART Backend Services names are imported (RSA of at least
-2048 bits, EC on P-256/P-384/P-521, Ed25519); each algorithm is tied to one key type and,
-for ECDSA, one curve (RFC 7518 §3.4), so a signature can never be checked with a key of
-another kind: an HS256 token "signed" with a public key has no key to be checked with.
+Only public keys of the kinds SMART Backend Services names are imported (RSA of 2048 to
+8192 bits, EC on P-256/P-384/P-521, Ed25519). Each key accepts only the algorithms of its
+type — RS* and PS* for RSA, the one ECDSA algorithm of its curve (RFC 7518 §3.4), EdDSA for
+Ed25519 — narrowed to one by the key's ``alg`` member when it has one; so a signature can
+never be checked with a key of another kind: an HS256 token "signed" with a public key has
+no key to be checked with.
 """
 
 from __future__ import annotations
@@ -157,7 +159,10 @@ class ClientKeys:
 
 def _loaded(value: object) -> object:
     """The JWK Set as JSON values, at most ``MAX_JWKS_BYTES`` as text."""
-    text = value if isinstance(value, (str, bytes)) else orjson.dumps(value)
+    try:
+        text = value if isinstance(value, (str, bytes)) else orjson.dumps(value)
+    except orjson.JSONEncodeError:  # lone surrogates, integers beyond 64 bits, deep nesting
+        raise JwksError("the key set holds values that are not storable JSON") from None
     if len(text) > MAX_JWKS_BYTES:
         raise JwksError(f"the key set is larger than {MAX_JWKS_BYTES // 1024} KiB")
     if not isinstance(value, (str, bytes)):

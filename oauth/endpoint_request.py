@@ -13,6 +13,7 @@ from collections import defaultdict
 from functools import cached_property
 from urllib.parse import unquote_plus
 
+import orjson
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Request
 from authlib.oauth2.rfc6749 import OAuth2Payload
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
@@ -94,9 +95,22 @@ def claimed_client_id(request: Request) -> str | None:
         except ClientAuthenticationFailed:
             return None
     if request.mimetype == FORM_CONTENT_TYPE and (request.content_length or 0) <= MAX_BODY_BYTES:
-        value = request.form.get("client_id")
+        value = request.form.get("client_id") or _assertion_subject(request.form.get("client_assertion"))
         return value[:64] if value else None
     return None
+
+
+def _assertion_subject(assertion: str | None) -> str | None:
+    """The ``sub`` a client assertion names, unverified (RFC 7521 lets ``client_id`` be left out)."""
+    parts = assertion.split(".") if assertion and len(assertion) <= 16 * 1024 else []
+    if len(parts) != 3:
+        return None
+    try:
+        payload = orjson.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (binascii.Error, ValueError):
+        return None
+    subject = payload.get("sub") if isinstance(payload, dict) else None
+    return subject if isinstance(subject, str) and _PRINTABLE.fullmatch(subject) else None
 
 
 def parse_endpoint_request(request: Request) -> EndpointRequest:

@@ -16,6 +16,7 @@ import argparse
 import base64
 import hashlib
 import json
+import os
 import sys
 import time
 import urllib.parse
@@ -47,7 +48,8 @@ def keygen(path: str) -> None:
     pem = private_key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    with open(path, "wb") as handle:
+    # Readable by its owner only: whoever reads it can act as the application.
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as handle:
         handle.write(pem)
     print(json.dumps({"keys": [public_jwk(private_key)]}, indent=2))
 

@@ -7,6 +7,7 @@ development configuration accepts; production rules are checked separately).
 from __future__ import annotations
 
 import socket
+import threading
 import time
 
 import pytest
@@ -170,3 +171,83 @@ def test_production_config_refuses_local_key_hosts(monkeypatch, tmp_path):
     monkeypatch.setenv("FHIRGATE_KEK", "k" * 40)
     monkeypatch.setenv("FHIRGATE_BASE_URL", "https://fhirgate.example")
     assert load_config(tmp_path)["FHIRGATE_JWKS_URI_LOCAL_OK"] is False
+
+
+def test_a_failed_fetch_is_remembered_for_a_while(client, registered, host, key):
+    host.status = 500
+    for _ in range(3):
+        assert token(client, key, registered.key).status_code == 401
+    assert host.fetches == 1
+
+
+def test_saving_the_same_url_again_drops_the_cached_keys(client, developer, registered, host, key):
+    assert token(client, key, registered.key).status_code == 200
+    replacement = ClientKey("ES384")
+    host.jwks = replacement.jwks()  # the old key was compromised and is gone from the host
+    saved = developer.put(f"/api/apps/{registered.key}/keys", json={"jwks_uri": host.url})
+    assert saved.status_code == 200
+    assert token(client, key, registered.key).status_code == 401
+    assert token(client, replacement, registered.key).status_code == 200
+
+
+@pytest.fixture
+def dripping_host():
+    """Answers one header byte at a time, slowly: a per-read timeout alone never fires."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    stop = threading.Event()
+
+    def serve():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                connection, _ = server.accept()
+            except OSError:
+                continue
+            with connection:
+                connection.sendall(b"HTTP/1.1 200 OK\r\n")
+                while not stop.is_set():
+                    try:
+                        connection.sendall(b"X")
+                    except OSError:
+                        break
+                    time.sleep(0.2)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}/jwks.json"
+    stop.set()
+    thread.join(timeout=5)
+    server.close()
+
+
+def test_the_whole_fetch_has_one_deadline(dripping_host, monkeypatch):
+    monkeypatch.setattr(jwks_fetch, "TIMEOUT_S", 1.0)
+    started = time.monotonic()
+    with pytest.raises(JwksFetchError, match="did not answer in time"):
+        fetch_jwks(dripping_host, local_ok=True)
+    assert time.monotonic() - started < 2.0
+
+
+def test_a_slow_name_lookup_is_given_up_on(monkeypatch):
+    monkeypatch.setattr(jwks_fetch, "TIMEOUT_S", 0.5)
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *args, **kwargs: time.sleep(2) or [])
+    started = time.monotonic()
+    with pytest.raises(JwksFetchError, match="did not resolve in time"):
+        fetch_jwks("https://keys.example/jwks.json", local_ok=False)
+    assert time.monotonic() - started < 1.5
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "https://[::ffff:10.0.0.1]/jwks.json",
+        "https://[64:ff9b::a00:1]/jwks.json",
+        "https://[2002:a00:1::]/jwks.json",
+        "https://[::a00:1]/jwks.json",
+        "https://kéys.example/jwks.json",
+    ],
+)
+def test_internal_addresses_inside_ipv6_and_non_ascii_urls_are_refused(uri):
+    assert jwks_uri_problem(uri, local_ok=False) is not None

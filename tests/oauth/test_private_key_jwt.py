@@ -92,10 +92,15 @@ def test_client_id_parameter_may_accompany_the_assertion(client, app_with_key, k
     assert response.status_code == 200
 
 
-def test_the_issuer_is_accepted_as_audience_and_aud_may_be_a_list(client, app_with_key, key):
+def test_the_issuer_is_accepted_as_audience_and_aud_may_be_a_one_element_list(client, app_with_key, key):
     assert post_assertion(client, key.assertion(app_with_key.key, aud=BASE_URL)).status_code == 200
+    assert post_assertion(client, key.assertion(app_with_key.key, aud=[TOKEN_URL])).status_code == 200
+
+
+def test_an_audience_list_naming_others_too_is_refused(client, app_with_key, key):
+    # Such an assertion would be accepted by the other audience as well (RFC 7523bis).
     listed = key.assertion(app_with_key.key, aud=["https://elsewhere.example", TOKEN_URL])
-    assert post_assertion(client, listed).status_code == 200
+    assert_refused(post_assertion(client, listed), "aud must be the token endpoint URL")
 
 
 def test_an_assertion_without_kid_uses_the_only_key(client, app_with_key, key):
@@ -170,6 +175,29 @@ def test_jtis_are_per_client(client, make, sandbox, developer):
     shared = uuid.uuid4().hex
     assert post_assertion(client, first.assertion(app_one.key, jti=shared)).status_code == 200
     assert post_assertion(client, second.assertion(app_two.key, jti=shared)).status_code == 200
+
+
+@pytest.mark.parametrize("subject", ["app_\u0000x", "app with spaces", "x" * 65, 42])
+def test_an_unusable_client_id_in_the_assertion_is_refused(client, key, subject):
+    assertion = key.assertion("app_x", iss=subject, sub=subject)
+    assert_refused(post_assertion(client, assertion), "iss and sub must both be the client id")
+
+
+@pytest.mark.parametrize("typ", ["at+jwt", "JWS", 7])
+def test_a_jwt_of_another_type_is_refused(client, app_with_key, key, typ):
+    assertion = (
+        key.assertion(app_with_key.key, header={"typ": typ})
+        if typ != 7
+        else key.sign_raw(
+            {"alg": "ES384", "kid": key.kid, "typ": 7}, orjson.dumps(key.claims(app_with_key.key))
+        )
+    )
+    assert_refused(post_assertion(client, assertion), "typ header")
+
+
+def test_the_client_authentication_typ_of_rfc7523bis_is_accepted(client, app_with_key, key):
+    assertion = key.assertion(app_with_key.key, header={"typ": "client-authentication+jwt"})
+    assert post_assertion(client, assertion).status_code == 200
 
 
 def test_iss_must_equal_sub(client, app_with_key, key):
@@ -406,6 +434,35 @@ def test_a_jti_may_be_used_again_once_its_first_use_expired(ctx):
     assert first_use("app_a", "jti-1", future) is True  # the earlier use has expired
     assert first_use("app_a", "jti-1", future) is False
     assert first_use("app_b", "jti-1", future) is True
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"name": "Odd", "jwks": {"keys": [{"kty": "EC", "kid": "\\ud800"}]}}',
+        b'{"name": "Odd", "jwks": {"keys": [{"kty": "RSA", "e": 123456789012345678901234567890}]}}',
+    ],
+)
+def test_jwks_values_json_cannot_store_are_a_400(developer, sandbox, raw):
+    response = developer.post("/api/apps", data=raw, content_type="application/json")
+    assert response.status_code == 400, response.get_data(as_text=True)
+
+
+def test_refusals_are_recorded_at_most_every_ten_seconds(client, developer, app_with_key, key):
+    post_assertion(client, key.assertion(app_with_key.key, aud="https://wrong.example/token"))
+    post_assertion(client, key.assertion(app_with_key.key, exp=int(time.time()) - 60))
+    failure = developer.get(f"/api/apps/{app_with_key.key}").get_json()["last_assertion_failure"]
+    assert "aud must be" in failure["reason"]
+
+
+def test_the_rate_limit_key_of_an_assertion_is_its_subject(app, key):
+    from oauth.endpoint_request import claimed_client_id
+
+    form = assertion_form(key.assertion("app_limited"))
+    with app.test_request_context("/oauth/token", method="POST", data=form):
+        from flask import request
+
+        assert claimed_client_id(request) == "app_limited"
 
 
 def test_a_jwks_may_be_sent_as_json_text(client, developer, sandbox):
