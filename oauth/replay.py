@@ -45,8 +45,9 @@ def first_use(client_id: str, jti: str, expires_at: datetime) -> bool:
         )
         .returning(table.c.key)  # a row back means it was written (rowcount is -1 on psycopg)
     )
-    # Its own short transaction: the mark must hold whatever the rest of the request does.
-    with db.engine.begin() as connection:
+    # One statement on a connection of its own, in autocommit: atomic by itself, one round
+    # trip, and the mark holds whatever the rest of the request does.
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         recorded = connection.execute(statement).first() is not None
         _purge_expired(connection, now)
     return recorded
