@@ -33,7 +33,9 @@ def _tail(path: Path, lines: int = 30) -> str:
 
 
 @contextlib.contextmanager
-def gunicorn(port: int, workers: int, env: dict[str, str], log_path: Path) -> Iterator[str]:
+def gunicorn(
+    port: int, workers: int, env: dict[str, str], log_path: Path, ready_path: str = "/fhir/sandbox/metadata"
+) -> Iterator[str]:
     """Serve ``wsgi:app``; yield the base URL once it answers; stop it whatever happens."""
     gunicorn_bin = str(Path(sys.executable).with_name("gunicorn"))
     command = [gunicorn_bin, "--workers", str(workers), "--bind", f"127.0.0.1:{port}", "wsgi:app"]
@@ -52,7 +54,7 @@ def gunicorn(port: int, workers: int, env: dict[str, str], log_path: Path) -> It
             if process.poll() is not None:
                 raise RuntimeError(f"gunicorn exited with {process.returncode}:\n{_tail(log_path)}")
             try:
-                if requests.get(f"{base}/fhir/sandbox/metadata", timeout=5).status_code == 200:
+                if requests.get(f"{base}{ready_path}", timeout=5).status_code == 200:
                     break
             except requests.RequestException:
                 pass

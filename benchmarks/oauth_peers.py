@@ -1,0 +1,288 @@
+"""``make bench-oauth``: fhirgate's token endpoint against node ``oidc-provider``, side by side.
+
+Both issue ES256 JWT access tokens to one confidential client (``client_secret_basic``, the
+client-credentials grant). The same load generator (``wrk``, one thread, keep-alive, a Lua
+script that POSTs the token request) drives oidc-provider, then fhirgate on PostgreSQL as
+production runs it (``FHIRGATE_ENV=production``, gunicorn), at 1, 4 and 16 connections;
+each cell is the median of ``BENCH_OAUTH_RUNS`` runs of ``BENCH_OAUTH_SECONDS``. A trivial
+endpoint of the same fhirgate server setup (``GET /healthz``) gives the stack's ceiling.
+
+oidc-provider comes from the npm registry into ``.cache/oidc-provider`` (pinned version, no
+vendored code); ``wrk`` from apt (the Makefile installs it). Everything listens on 127.0.0.1
+and stops at the end, also on errors; the database ``fhirgate_bench_oauth`` is dropped.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import requests
+from psycopg import sql
+
+from benchmarks.server import ROOT, free_port, gunicorn, server_env
+from benchmarks.settings import HIGH_LIMIT, KEK, PROTECTED_DATABASES, SECRET_KEY
+
+OIDC_PROVIDER_VERSION = "9.13.3"
+CACHE = ROOT / ".cache" / "oidc-provider"
+PEER_SCRIPT = Path(__file__).with_name("peers") / "oidc_provider_server.mjs"
+DATABASE = "fhirgate_bench_oauth"
+CONNECTIONS = (1, 4, 16)
+TARGET_RATIO = 1.5  # fhirgate / oidc-provider req/s at 4 connections
+CLIENT_ID, CLIENT_SECRET = "bench-client", "bench-client-secret-0123456789abcdef"
+SCOPE = "system/Patient.rs"
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+@dataclass(frozen=True)
+class Cell:
+    rate: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def _env_number(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    return float(raw) if raw else default
+
+
+def _wrk(url: str, connections: int, seconds: float, script: Path, basic: str | None) -> Cell:
+    env = {**os.environ, "BENCH_BASIC": basic or ""}
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", "-s", str(script), url]
+    out = subprocess.run(command, capture_output=True, text=True, env=env, timeout=seconds + 60).stdout
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    p50 = re.search(r"^\s+50%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
+    p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
+    if not (rate and p50 and p99):
+        raise RuntimeError(f"unexpected wrk output:\n{out}")
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    socket_errors = re.search(r"Socket errors:.*", out)
+    count = int(errors.group(1)) if errors else 0
+    if socket_errors and re.search(r"(connect|read|write|timeout) [1-9]", socket_errors.group(0)):
+        count += 1
+    return Cell(
+        float(rate.group(1)),
+        float(p50.group(1)) * _UNITS[p50.group(2)],
+        float(p99.group(1)) * _UNITS[p99.group(2)],
+        count,
+    )
+
+
+def _median_cell(cells: list[Cell]) -> Cell:
+    """The run with the median rate (its latencies belong with it)."""
+    return sorted(cells, key=lambda cell: cell.rate)[len(cells) // 2]
+
+
+def _measure(url: str, script: Path, basic: str | None, runs: int, seconds: float) -> dict[int, Cell]:
+    _wrk(url, 4, min(seconds, 2), script, basic)  # warm-up: connections, caches, JIT
+    return {c: _median_cell([_wrk(url, c, seconds, script, basic) for _ in range(runs)]) for c in CONNECTIONS}
+
+
+def _lua_scripts(folder: Path) -> tuple[Path, Path]:
+    token = folder / "token.lua"
+    token.write_text(
+        'wrk.method = "POST"\n'
+        f'wrk.body = "grant_type=client_credentials&scope={SCOPE.replace("/", "%2F")}"\n'
+        'wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n'
+        'wrk.headers["Authorization"] = "Basic " .. os.getenv("BENCH_BASIC")\n'
+    )
+    trivial = folder / "trivial.lua"
+    trivial.write_text('wrk.method = "GET"\n')
+    return token, trivial
+
+
+def _install_oidc_provider() -> Path:
+    """npm install the pinned oidc-provider into the cache folder, once; place the server script."""
+    marker = CACHE / "node_modules" / "oidc-provider" / "package.json"
+    if not marker.exists() or f'"version": "{OIDC_PROVIDER_VERSION}"' not in marker.read_text():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(CACHE),
+             f"oidc-provider@{OIDC_PROVIDER_VERSION}"],
+            check=True, timeout=600,
+        )  # fmt: skip
+    # ES modules resolve packages from the script's own folder, so the script goes next to them.
+    script = CACHE / "server.mjs"
+    shutil.copyfile(PEER_SCRIPT, script)
+    return script
+
+
+@contextlib.contextmanager
+def _oidc_provider(script: Path, port: int, log: Path) -> Iterator[str]:
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            ["node", str(script), str(port), CLIENT_ID, CLIENT_SECRET], stdout=out, stderr=subprocess.STDOUT
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"oidc-provider exited:\n{log.read_text(errors='replace')[-2000:]}")
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(f"{base}/.well-known/openid-configuration", timeout=5).ok:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError("oidc-provider did not answer within 30 s")
+            time.sleep(0.2)
+        yield base
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _admin_dsn() -> str:
+    return os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432") + "/postgres"
+
+
+def _recreate_database() -> None:
+    assert DATABASE not in PROTECTED_DATABASES
+    with psycopg.connect(_admin_dsn(), autocommit=True, connect_timeout=10) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DATABASE)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
+
+
+def _drop_database() -> None:
+    with psycopg.connect(_admin_dsn(), autocommit=True, connect_timeout=10) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DATABASE)))
+
+
+def _fhirgate_env(base_url: str) -> dict[str, str]:
+    database_url = (
+        os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432").replace(
+            "postgresql://", "postgresql+psycopg://", 1
+        )
+        + f"/{DATABASE}"
+    )
+    env = server_env(database_url, base_url, SECRET_KEY, KEK, HIGH_LIMIT, 300)
+    env["FHIRGATE_ENV"] = "production"
+    return env
+
+
+def _prepare_fhirgate(env: dict[str, str]) -> str:
+    """Migrate, create the sandbox hospital and one hospital API key; return ``key:secret``."""
+    fhirgate = str(Path(sys.executable).with_name("fhirgate"))
+    subprocess.run(
+        [fhirgate, "db", "upgrade"], env=env, cwd=ROOT, check=True, capture_output=True, timeout=300
+    )
+    code = (
+        "from app.factory import create_app\n"
+        "from app.accounts import create_hospital\n"
+        "from oauth import create_hospital_key\n"
+        "app = create_app()\n"
+        "with app.app_context():\n"
+        "    create_hospital('sandbox', 'Sandbox')\n"
+        f"    new = create_hospital_key('sandbox', 'bench', [{SCOPE!r}], token_ttl=300,"
+        " require_key_headers=False, owner_user_id=None)\n"
+        "    print(new.client.client_id + ':' + new.secret)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return done.stdout.strip().splitlines()[-1]
+
+
+def _row(name: str, cells: dict[int, Cell]) -> str:
+    parts = [f"{name:<34}"]
+    for c in CONNECTIONS:
+        cell = cells[c]
+        errors = f" ({cell.errors} errors)" if cell.errors else ""
+        parts.append(f"{cell.rate:>8,.0f}/s {cell.p50_ms:>6.2f} {cell.p99_ms:>7.2f}{errors}")
+    return " | ".join(parts)
+
+
+def main() -> int:
+    if shutil.which("wrk") is None or shutil.which("node") is None:
+        print("bench-oauth needs wrk and node (make bench-oauth installs wrk with apt)", file=sys.stderr)
+        return 2
+    runs = int(_env_number("BENCH_OAUTH_RUNS", 3))
+    seconds = _env_number("BENCH_OAUTH_SECONDS", 10)
+    workers = int(_env_number("BENCH_OAUTH_WORKERS", 2))
+    script = _install_oidc_provider()
+    with tempfile.TemporaryDirectory(prefix="bench-oauth-") as folder:
+        folder = Path(folder)
+        token_lua, trivial_lua = _lua_scripts(folder)
+        peer_basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+        with _oidc_provider(script, free_port(), folder / "oidc-provider.log") as peer:
+            check = requests.post(
+                f"{peer}/token", data={"grant_type": "client_credentials", "scope": SCOPE},
+                auth=(CLIENT_ID, CLIENT_SECRET), timeout=10,
+            )  # fmt: skip
+            assert check.ok and check.json()["access_token"].count(".") == 2, check.text
+            peer_cells = _measure(f"{peer}/token", token_lua, peer_basic, runs, seconds)
+
+        _recreate_database()
+        try:
+            port = free_port()
+            env = _fhirgate_env(f"http://127.0.0.1:{port}")
+            key_and_secret = _prepare_fhirgate(env)
+            basic = base64.b64encode(key_and_secret.encode()).decode()
+            with gunicorn(port, workers, env, folder / "gunicorn.log", ready_path="/healthz") as base:
+                check = requests.post(
+                    f"{base}/oauth/token", data={"grant_type": "client_credentials", "scope": SCOPE},
+                    headers={"Authorization": f"Basic {basic}"}, timeout=10,
+                )  # fmt: skip
+                assert check.ok and check.json()["access_token"].count(".") == 2, check.text
+                ours = _measure(f"{base}/oauth/token", token_lua, basic, runs, seconds)
+                ceiling = _measure(f"{base}/healthz", trivial_lua, None, runs, seconds)
+        finally:
+            _drop_database()
+
+    header = f"{'':<34} | " + " | ".join(f"{c:>2} connections: req/s  p50 ms  p99 ms" for c in CONNECTIONS)
+    lines = [
+        f"bench-oauth: wrk -t1, keep-alive, median of {runs} x {seconds:g} s; PostgreSQL; "
+        f"gunicorn --workers {workers}; oidc-provider {OIDC_PROVIDER_VERSION} on node {_node_version()}",
+        header,
+        _row(f"oidc-provider {OIDC_PROVIDER_VERSION} /token (JWT)", peer_cells),
+        _row("fhirgate /oauth/token (JWT)", ours),
+        _row("fhirgate GET /healthz (ceiling)", ceiling),
+    ]
+    for c in CONNECTIONS:
+        ratio = ours[c].rate / peer_cells[c].rate
+        of_ceiling = ours[c].rate / ceiling[c].rate
+        lines.append(
+            f"{c:>2} connections: fhirgate / oidc-provider = {ratio:.2f}x; "
+            f"fhirgate token / its ceiling = {of_ceiling:.2f}"
+        )
+    at4 = ours[4].rate / peer_cells[4].rate
+    ok = at4 >= TARGET_RATIO and ours[4].p99_ms <= peer_cells[4].p99_ms
+    lines.append(
+        f"target at 4 connections: >= {TARGET_RATIO}x and p99 <= oidc-provider's: "
+        f"{at4:.2f}x, p99 {ours[4].p99_ms:.2f} vs {peer_cells[4].p99_ms:.2f} ms"
+        f" -> {'ok' if ok else 'NOT MET'}"
+    )
+    print("\n".join(lines))
+    results = ROOT / "benchmarks" / "results"
+    results.mkdir(exist_ok=True)
+    (results / "oauth-latest.txt").write_text("\n".join(lines) + "\n")
+    return 0
+
+
+def _node_version() -> str:
+    return subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
