@@ -7,6 +7,7 @@ from app.models import HOSPITAL_ID, HOSPITAL_ID_PATTERN, ROLES, Hospital, User
 from app.passwords import MIN_PASSWORD_LENGTH, hash_password
 from app.sessions import find_user_by_email
 from app.timeutil import utcnow
+from oauth.validity import bump_epoch
 
 
 class AccountError(ValueError):
@@ -24,6 +25,7 @@ def create_hospital(hospital_id: str, name: str) -> Hospital:
         raise AccountError(f"hospital {hospital_id} already exists", conflict=True)
     hospital = Hospital(id=hospital_id, name=name, created_at=utcnow())
     db.session.add(hospital)
+    bump_epoch()  # workers cache which hospitals applications reach (the sandbox, at once)
     db.session.commit()
     return hospital
 

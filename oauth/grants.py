@@ -7,6 +7,7 @@ from datetime import timedelta
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError
 from flask import current_app
+from sqlalchemy import update
 
 from app.extensions import db
 from app.timeutil import as_utc, utcnow
@@ -16,6 +17,7 @@ from oauth.models import KEY_AUTH_METHOD, OAuthClient
 from oauth.reach import reachable_hospitals
 from oauth.scopes import ScopeError, covers, parse_scopes, split_scope
 from oauth.tokens import issue_access_token
+from oauth.validity import validity_cache
 
 # ``last_used_at`` is refreshed at most this often, so issuing tokens costs no write.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -33,7 +35,8 @@ def authenticate_endpoint_client(server, request, supported_methods, endpoint) -
 
 def choose_target(client: OAuthClient, resource: str | None) -> tuple[str, str]:
     """RFC 8707 §2: pick the hospital the token is for; return ``(hospital_id, granted)``."""
-    reach = reachable_hospitals(client)
+    cached = validity_cache().endpoint_client(client.client_id)
+    reach = cached[1] if cached is not None else reachable_hospitals(client)
     if resource is None:
         if len(reach) != 1:
             raise InvalidTargetError(
@@ -94,9 +97,15 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
 
 
 def note_client_used(client: OAuthClient) -> None:
-    """Record ``last_used_at`` at one-minute resolution: at most one write a minute."""
+    """Record ``last_used_at`` at one-minute resolution: at most one write a minute.
+
+    ``client`` is the worker's cached copy (detached): the row is updated by statement.
+    """
     now = utcnow()
     last = as_utc(client.last_used_at)
     if last is None or now - last >= LAST_USED_RESOLUTION:
         client.last_used_at = now
+        db.session.execute(
+            update(OAuthClient).where(OAuthClient.client_id == client.client_id).values(last_used_at=now)
+        )
         db.session.commit()

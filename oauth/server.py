@@ -31,9 +31,11 @@ class AuthorizationServer(_AuthorizationServer):
     """Authlib's server with our client lookup and strict request parsing."""
 
     def query_client(self, client_id: str) -> OAuthClient | None:
+        """The client from the worker's cache, which the revocation epoch keeps current."""
         if len(client_id) > _MAX_CLIENT_ID_LENGTH:
             return None
-        return db.session.get(OAuthClient, client_id)
+        found = current_app.extensions["fhirgate_validity"].endpoint_client(client_id)
+        return found[0] if found is not None else None
 
     def get_token_grant(self, request):
         try:
@@ -93,6 +95,9 @@ def _auth_failed(response: Response) -> bool:
 )
 def token():
     """RFC 6749 §3.2 token endpoint."""
+    # Reads, and single-statement writes only (last use, a refused assertion's reason): without
+    # a transaction the epoch read is one round trip, with no BEGIN and ROLLBACK around it.
+    db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     return _server().respond(None)
 
 

@@ -21,7 +21,7 @@ from app.extensions import db
 from app.models import SANDBOX_HOSPITAL_ID, Hospital
 from app.timeutil import as_utc
 from oauth.models import APPLICATION, AppGrant, OAuthClient, RevokedToken
-from oauth.reach import SANDBOX_SCOPE
+from oauth.reach import SANDBOX_SCOPE, reachable_hospitals
 
 MAX_REMEMBERED_JTIS = 100_000
 
@@ -70,6 +70,7 @@ class ValidityCache:
         self._clients: dict[str, ClientState | None] = {}
         self._grants: dict[tuple[str, str], tuple[str, int] | None] = {}
         self._revoked: dict[str, bool] = {}
+        self._endpoint_clients: dict[str, tuple[OAuthClient, dict[str, str]]] = {}
 
     def sync(self) -> None:
         """Read the epoch once per request; drop everything if it moved."""
@@ -81,6 +82,7 @@ class ValidityCache:
             with self._lock:
                 self._epoch = epoch
                 self._clients, self._grants, self._revoked = {}, {}, {}
+                self._endpoint_clients = {}
 
     def client(self, client_id: str) -> ClientState | None:
         self.sync()
@@ -102,6 +104,22 @@ class ValidityCache:
                 )
             )
         return self._clients[client_id]
+
+    def endpoint_client(self, client_id: str) -> tuple[OAuthClient, dict[str, str]] | None:
+        """The client row for the token, introspection and revocation endpoints, detached from
+        the session, with the hospitals it reaches; an unknown id is looked up every time."""
+        self.sync()
+        cached = self._endpoint_clients.get(client_id)
+        if cached is None:
+            row = db.session.get(OAuthClient, client_id)
+            if row is None:
+                return None
+            cached = (row, reachable_hospitals(row))
+            db.session.expunge(row)  # every column is loaded; the copy outlives the request
+            if len(self._endpoint_clients) > MAX_REMEMBERED_JTIS:
+                self._endpoint_clients = {}
+            self._endpoint_clients[client_id] = cached
+        return cached
 
     def grant(self, client: ClientState, hospital_id: str) -> tuple[str, int] | None:
         """The scopes the client holds at the hospital now, and since when (epoch seconds)."""
