@@ -6,6 +6,7 @@ import pytest
 
 from app.extensions import db
 from oauth.models import OAuthClient
+from oauth.validity import bump_epoch
 from tests.conftest import token_request
 from tests.fhir.conftest import FhirClient
 
@@ -36,6 +37,7 @@ def people(fhir, make, client, app):
         cred = make.patient_credential("general", pid)
         with app.app_context():
             db.session.get(OAuthClient, cred.key).scope = scope
+            bump_epoch()  # as every change to a client does: workers cache clients
             db.session.commit()
         return FhirClient(client, "general", token_request(client, cred).get_json()["access_token"])
 

@@ -6,6 +6,7 @@ import pytest
 
 from app.extensions import db
 from oauth.models import OAuthClient
+from oauth.validity import bump_epoch
 from tests.conftest import token_request
 from tests.fhir.conftest import FhirClient
 
@@ -100,6 +101,7 @@ def test_patient_token_without_write_scope_gets_403(world):
 def test_patient_writes_outside_the_compartment_are_403(world, app, client):
     with app.app_context():
         db.session.get(OAuthClient, world["patient_cred"].key).scope = "patient/*.cruds"
+        bump_epoch()  # as every change to a client does: workers cache clients
         db.session.commit()
     writer = FhirClient(
         client, "general", token_request(client, world["patient_cred"]).get_json()["access_token"]

@@ -20,6 +20,7 @@ from fhir.sandbox import generate
 from fhir.search.registry import indexed_params, patient_compartment_params
 from fhir.storage.sql import SqlRepository
 from oauth.models import OAuthClient
+from oauth.validity import bump_epoch
 from tests.conftest import BASE_URL, Credential, token_request
 from tests.fhir.conftest import FhirClient
 
@@ -102,6 +103,7 @@ def setting(app, client, make):
     writer_cred = make.patient_credential("h1", a)
     with app.app_context():
         db.session.get(OAuthClient, writer_cred.key).scope = "patient/*.cruds"
+        bump_epoch()  # as every change to a client does: workers cache clients
         db.session.commit()
     application = make.application()
     make.as_role("hospital-admin", "h1").put(
