@@ -78,17 +78,24 @@ class ValidityCache:
             return
         epoch = _read_epoch()
         g.auth_epoch_checked = True
+        g.auth_epoch = epoch
         if epoch != self._epoch:
             with self._lock:
                 self._epoch = epoch
                 self._clients, self._grants, self._revoked = {}, {}, {}
                 self._endpoint_clients = {}
 
+    def _still_current(self) -> bool:
+        """Whether this request's epoch is still the cache's: a row loaded under an epoch that
+        another thread has since replaced may predate the change, so it is used, not kept."""
+        return self._epoch == g.get("auth_epoch")
+
     def client(self, client_id: str) -> ClientState | None:
         self.sync()
-        if client_id not in self._clients:
+        state = self._clients.get(client_id, False)
+        if state is False:
             row = db.session.get(OAuthClient, client_id) if len(client_id) <= 64 else None
-            self._clients[client_id] = (
+            state = (
                 None
                 if row is None
                 else ClientState(
@@ -103,7 +110,10 @@ class ValidityCache:
                     row.secret_hash,
                 )
             )
-        return self._clients[client_id]
+            with self._lock:
+                if self._still_current():
+                    self._clients[client_id] = state
+        return state
 
     def endpoint_client(self, client_id: str) -> tuple[OAuthClient, dict[str, str]] | None:
         """The client row for the token, introspection and revocation endpoints, detached from
@@ -116,9 +126,11 @@ class ValidityCache:
                 return None
             cached = (row, reachable_hospitals(row))
             db.session.expunge(row)  # every column is loaded; the copy outlives the request
-            if len(self._endpoint_clients) > MAX_REMEMBERED_JTIS:
-                self._endpoint_clients = {}
-            self._endpoint_clients[client_id] = cached
+            with self._lock:
+                if len(self._endpoint_clients) > MAX_REMEMBERED_JTIS:
+                    self._endpoint_clients = {}
+                if self._still_current():
+                    self._endpoint_clients[client_id] = cached
         return cached
 
     def grant(self, client: ClientState, hospital_id: str) -> tuple[str, int] | None:
