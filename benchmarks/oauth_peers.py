@@ -27,13 +27,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 import requests
 from psycopg import sql
 
 from benchmarks.server import ROOT, free_port, gunicorn, server_env
-from benchmarks.settings import HIGH_LIMIT, KEK, PROTECTED_DATABASES, SECRET_KEY
+from benchmarks.settings import HIGH_LIMIT, KEK, LOOPBACK, PROTECTED_DATABASES, SECRET_KEY
 
 OIDC_PROVIDER_VERSION = "9.13.3"
 CACHE = ROOT / ".cache" / "oidc-provider"
@@ -145,10 +146,19 @@ def _oidc_provider(script: Path, port: int, log: Path) -> Iterator[str]:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+            process.wait(timeout=10)
+
+
+def _server() -> str:
+    """BENCH_PG, the PostgreSQL server (no database): loopback only, like every bench target."""
+    server = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432").rstrip("/")
+    if urlsplit(server).hostname not in LOOPBACK:
+        raise SystemExit(f"BENCH_PG must be a PostgreSQL server on this machine, got {server!r}")
+    return server
 
 
 def _admin_dsn() -> str:
-    return os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432") + "/postgres"
+    return _server() + "/postgres"
 
 
 def _recreate_database() -> None:
@@ -164,12 +174,7 @@ def _drop_database() -> None:
 
 
 def _fhirgate_env(base_url: str) -> dict[str, str]:
-    database_url = (
-        os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432").replace(
-            "postgresql://", "postgresql+psycopg://", 1
-        )
-        + f"/{DATABASE}"
-    )
+    database_url = _server().replace("postgresql://", "postgresql+psycopg://", 1) + f"/{DATABASE}"
     env = server_env(database_url, base_url, SECRET_KEY, KEK, HIGH_LIMIT, 300)
     env["FHIRGATE_ENV"] = "production"
     return env
@@ -178,9 +183,6 @@ def _fhirgate_env(base_url: str) -> dict[str, str]:
 def _prepare_fhirgate(env: dict[str, str]) -> str:
     """Migrate, create the sandbox hospital and one hospital API key; return ``key:secret``."""
     fhirgate = str(Path(sys.executable).with_name("fhirgate"))
-    subprocess.run(
-        [fhirgate, "db", "upgrade"], env=env, cwd=ROOT, check=True, capture_output=True, timeout=300
-    )
     code = (
         "from app.factory import create_app\n"
         "from app.accounts import create_hospital\n"
@@ -192,15 +194,12 @@ def _prepare_fhirgate(env: dict[str, str]) -> str:
         " require_key_headers=False, owner_user_id=None)\n"
         "    print(new.client.client_id + ':' + new.secret)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    quiet = {"env": env, "cwd": ROOT, "check": True, "capture_output": True, "text": True}
+    try:
+        subprocess.run([fhirgate, "db", "upgrade"], timeout=300, **quiet)
+        done = subprocess.run([sys.executable, "-c", code], timeout=120, **quiet)
+    except subprocess.CalledProcessError as error:
+        raise RuntimeError(f"preparing fhirgate failed:\n{error.stderr[-2000:]}") from None
     return done.stdout.strip().splitlines()[-1]
 
 

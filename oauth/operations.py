@@ -30,6 +30,8 @@ from oauth.tokens import IssuedToken, issue_access_token
 from oauth.validity import bump_epoch
 
 PATIENT_DEFAULT_SCOPE = "patient/*.rs"
+# What our client ids look like: anything else (a NUL, say) is no client, and no query.
+_CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,7 @@ def revoke_client(client: OAuthClient) -> None:
     client.revoked_at = utcnow()
     client.secret_hash = None
     db.session.execute(delete(AppGrant).where(AppGrant.client_id == client.client_id))
+    db.session.execute(delete(AccessRequest).where(AccessRequest.client_id == client.client_id))
     bump_epoch()
     db.session.commit()
 
@@ -211,6 +214,8 @@ def request_access(
 
 
 def decline_access_request(client_id: str, hospital_id: str) -> bool:
+    if not _CLIENT_ID.fullmatch(client_id):
+        return False
     deleted = db.session.execute(
         delete(AccessRequest).where(
             AccessRequest.client_id == client_id, AccessRequest.hospital_id == hospital_id
@@ -222,6 +227,8 @@ def decline_access_request(client_id: str, hospital_id: str) -> bool:
 
 def access_requests(**filters) -> list[tuple[AccessRequest, OAuthClient]]:
     """Waiting requests of active applications (by ``hospital_id`` or ``client_id``), oldest first."""
+    if "client_id" in filters and not _CLIENT_ID.fullmatch(filters["client_id"]):
+        return []
     query = (
         select(AccessRequest, OAuthClient)
         .join(OAuthClient, OAuthClient.client_id == AccessRequest.client_id)
@@ -237,9 +244,6 @@ def active_clients(kind: str, **filters) -> list[OAuthClient]:
     for name, value in filters.items():
         query = query.where(getattr(OAuthClient, name) == value)
     return list(db.session.scalars(query.order_by(OAuthClient.created_at)))
-
-
-_CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def find_active_client(kind: str, client_id: str, **filters) -> OAuthClient | None:

@@ -110,9 +110,7 @@ class ValidityCache:
                     row.secret_hash,
                 )
             )
-            with self._lock:
-                if self._still_current():
-                    self._clients[client_id] = state
+            self._keep("_clients", client_id, state)
         return state
 
     def endpoint_client(self, client_id: str) -> tuple[OAuthClient, dict[str, str]] | None:
@@ -129,25 +127,36 @@ class ValidityCache:
             with self._lock:
                 if len(self._endpoint_clients) > MAX_REMEMBERED_JTIS:
                     self._endpoint_clients = {}
-                if self._still_current():
-                    self._endpoint_clients[client_id] = cached
+            self._keep("_endpoint_clients", client_id, cached)
         return cached
 
     def grant(self, client: ClientState, hospital_id: str) -> tuple[str, int] | None:
         """The scopes the client holds at the hospital now, and since when (epoch seconds)."""
         self.sync()
         key = (client.client_id, hospital_id)
-        if key not in self._grants:
-            self._grants[key] = _load_grant(client, hospital_id)
-        return self._grants[key]
+        grant = self._grants.get(key, False)
+        if grant is False:
+            grant = _load_grant(client, hospital_id)
+            self._keep("_grants", key, grant)
+        return grant
 
     def jti_revoked(self, jti: str) -> bool:
         self.sync()
-        if len(self._revoked) > MAX_REMEMBERED_JTIS:
-            self._revoked = {}  # one entry per token seen: bound it between revocations
-        if jti not in self._revoked:
-            self._revoked[jti] = db.session.get(RevokedToken, jti) is not None
-        return self._revoked[jti]
+        revoked = self._revoked.get(jti)
+        if revoked is None:
+            revoked = db.session.get(RevokedToken, jti) is not None
+            with self._lock:
+                if len(self._revoked) > MAX_REMEMBERED_JTIS:
+                    self._revoked = {}  # one entry per token seen: bound it between revocations
+            self._keep("_revoked", jti, revoked)
+        return revoked
+
+    def _keep(self, store: str, key, value) -> None:
+        """Remember a loaded value in the dict named ``store``, unless the epoch moved meanwhile
+        (see ``_still_current``); the dict is looked up under the lock, as ``sync`` replaces it."""
+        with self._lock:
+            if self._still_current():
+                getattr(self, store)[key] = value
 
 
 def _load_grant(client: ClientState, hospital_id: str) -> tuple[str, int] | None:

@@ -42,7 +42,7 @@ def json_body(*, required: set[str] = frozenset(), optional: set[str] = frozense
     return body
 
 
-def _storable(value: str) -> bool:
+def storable(value: str) -> bool:
     """No control characters (NUL breaks PostgreSQL) and no lone surrogates."""
     return not any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value)
 
@@ -54,7 +54,7 @@ def text_field(body: dict, name: str, *, max_length: int = 200, default: str | N
     value = value.strip()
     if len(value) > max_length:
         raise ApiError(400, f"'{name}' is longer than {max_length} characters.")
-    if not _storable(value):
+    if not storable(value):
         raise ApiError(400, f"'{name}' contains control characters.")
     return value
 
@@ -64,7 +64,7 @@ def password_field(body: dict, name: str = "password") -> str:
     value = body.get(name)
     if not isinstance(value, str) or not value:
         raise ApiError(400, f"'{name}' must be a non-empty string.")
-    if len(value) > 1024 or not _storable(value):
+    if len(value) > 1024 or not storable(value):
         raise ApiError(400, f"'{name}' must be at most 1024 characters, without control characters.")
     return value
 

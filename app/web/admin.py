@@ -235,6 +235,9 @@ def grant_request(hid: str, client_id: str):
     if not waiting:
         raise WebError(404, "This application has no request waiting.")
     asked, client = waiting[0]
+    if request.form.get("scope") != asked.scope:
+        # The developer changed the request after this page was shown: grant nothing unseen.
+        raise WebError(409, "The application changed its request meanwhile; look at it again.")
     grant_application(client, hospital.id, asked.scope.split())
     return redirect(url_for("web.admin_home", hid=hospital.id, notice="granted"), code=303)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import redirect, render_template, request, url_for
 
 from app.api.apps import access_request_json, access_request_problem, given_secret_problem, hospital_reach
+from app.api.body import storable
 from app.api.serialize import credential, key_fields
 from app.web import bp
 from app.web.auth import signed_in
@@ -178,8 +179,9 @@ def ask_for_access(client_id: str):
         permissions = normalize_scope_list(permissions_from_grid(request.form), context="system")
     except ScopeError:
         return _app_page(user, client, error="Tick the permissions the application needs.", status=400)
-    if message is not None and len(message) > 500:
-        return _app_page(user, client, error="The message has more than 500 characters.", status=400)
+    if message is not None and (len(message) > 500 or not storable(message)):
+        problem = "The message needs at most 500 characters, without control characters."
+        return _app_page(user, client, error=problem, status=400)
     request_access(client, hospital_id, permissions, message)
     return redirect(url_for("web.app_details", client_id=client.client_id, notice="asked"), code=303)
 

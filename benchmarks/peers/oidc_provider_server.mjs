@@ -1,7 +1,8 @@
 // oidc-provider (npm, https://github.com/panva/node-oidc-provider) as the peer of fhirgate's
 // token endpoint: one confidential client, the client-credentials grant, JWT (ES256) access
 // tokens through resource indicators. Arguments: port, client id, client secret.
-// Run by benchmarks/oauth_peers.py with NODE_PATH pointing at the npm cache folder.
+// benchmarks/oauth_peers.py copies it next to the npm install in .cache/oidc-provider and runs it
+// there (ES modules find packages from the script's own folder).
 import { generateKeyPairSync } from "node:crypto";
 import Provider from "oidc-provider";
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import BASE_URL, token_request
+from tests.conftest import BASE_URL, count_rows, token_request
 
 
 @pytest.fixture
@@ -53,6 +53,7 @@ def test_a_declined_request_disappears(setup):
     assert admin.delete(f"/api/hospitals/general/access-requests/{application.key}").status_code == 204
     assert admin.get("/api/hospitals/general/access-requests").get_json() == []
     assert admin.delete(f"/api/hospitals/general/access-requests/{application.key}").status_code == 404
+    assert admin.delete("/api/hospitals/general/access-requests/app%00x").status_code == 404
 
 
 def test_another_hospitals_admin_sees_nothing_and_cannot_decline(make, setup):
@@ -88,8 +89,10 @@ def test_bad_requests_are_refused(setup, body, status):
     assert response.status_code == status and response.get_json()["error"]
 
 
-def test_a_deleted_application_s_request_is_gone(setup):
+def test_a_deleted_application_s_request_is_gone(app, setup):
     developer, application, admin = setup
     ask(developer, application.key)
     developer.delete(f"/api/apps/{application.key}")
     assert admin.get("/api/hospitals/general/access-requests").get_json() == []
+    with app.app_context():
+        assert count_rows("app_access_requests") == 0

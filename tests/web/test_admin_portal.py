@@ -158,14 +158,18 @@ def test_an_application_asks_in_the_developer_portal_and_the_admin_grants_as_ask
     home = admin.get("/admin/general").data.decode()
     assert "Asking for access" in home and created.key in home and "Reminders" in home
     token = hidden(home, "csrf_token")
-    assert (
-        admin.post(f"/admin/general/requests/{created.key}/grant", data={"csrf_token": token}).status_code
-        == 303
-    )
+    shown = hidden(home, "scope")
+    assert shown == "system/Patient.rs"
+    # The developer asks for more after the admin's page was drawn: "grant as asked" grants nothing.
+    developer.post(f"/developer/apps/{created.key}/access-requests", data={**ask, "perm:*:c": "on"})
+    grant = f"/admin/general/requests/{created.key}/grant"
+    assert admin.post(grant, data={"csrf_token": token, "scope": shown}).status_code == 409
+    home = admin.get("/admin/general").data.decode()
+    assert admin.post(grant, data={"csrf_token": token, "scope": hidden(home, "scope")}).status_code == 303
     after = admin.get("/admin/general").data.decode()
-    assert "Asking for access" not in after and "system/Patient.rs" in after
+    assert "Asking for access" not in after and "system/*.c" in after
     access = token_request(app.test_client(), created, resource="http://localhost/fhir/general")
-    assert access.status_code == 200 and access.get_json()["scope"] == "system/Patient.rs"
+    assert access.status_code == 200 and access.get_json()["scope"] == "system/*.c system/Patient.rs"
 
 
 def test_the_admin_declines_a_request_and_others_cannot(app, make, admin, browser_login):
@@ -186,3 +190,5 @@ def test_the_admin_declines_a_request_and_others_cannot(app, make, admin, browse
     assert b"request was declined" in admin.get(declined.headers["Location"]).data
     again = admin.post(f"/admin/general/requests/{application.key}/grant", data={"csrf_token": token})
     assert again.status_code == 404
+    nul = admin.post("/admin/general/requests/app%00x/decline", data={"csrf_token": token})
+    assert nul.status_code == 404

@@ -135,3 +135,14 @@ def test_a_secret_application_switches_to_a_jwks_url_and_back(client, developer)
         ).status_code
         == 200
     )
+
+
+def test_a_request_message_with_control_characters_is_refused(make, developer):
+    make.hospital("clinic")
+    mine = make.application(developer)
+    page = developer.get(f"/developer/apps/{mine.key}")
+    form = {"csrf_token": hidden(page.data, "csrf_token"), "hospital": "clinic", "perm:Patient:r": "on"}
+    refused = developer.post(
+        f"/developer/apps/{mine.key}/access-requests", data={**form, "message": "hi\x00"}
+    )
+    assert refused.status_code == 400 and b"control characters" in refused.data
