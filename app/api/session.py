@@ -2,40 +2,28 @@
 
 from __future__ import annotations
 
-from flask import current_app, jsonify, make_response, request
+from flask import jsonify, make_response
 
 from app.api import bp
 from app.api.body import json_body, parsed_json, password_field, text_field
 from app.errors import ApiError
-from app.extensions import limiter
 from app.sessions import (
     check_login,
     current_user,
     end_session,
     forget_current_session,
+    login_rate_limits,
     start_session,
 )
 
 
-def _failed(response) -> bool:
-    return response.status_code == 401
-
-
-def _email_key() -> str:
+def _submitted_email():
     body = parsed_json()
-    email = body.get("email") if isinstance(body, dict) else None
-    return f"login:{str(email).strip().lower()[:320]}" if email else f"login-addr:{request.remote_addr}"
+    return body.get("email") if isinstance(body, dict) else None
 
 
 @bp.post("/session")
-@limiter.limit(
-    lambda: current_app.config["FHIRGATE_LOGIN_FAILURE_LIMIT"],
-    key_func=lambda: f"login-addr:{request.remote_addr}",
-    deduct_when=_failed,
-)
-@limiter.limit(
-    lambda: current_app.config["FHIRGATE_LOGIN_FAILURE_LIMIT"], key_func=_email_key, deduct_when=_failed
-)
+@login_rate_limits(_submitted_email)
 def login():
     """Log in; failures slow down by address and by account, but never lock forever."""
     body = json_body(required={"email", "password"})

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from flask import current_app, redirect, render_template, request, url_for
+from flask import redirect, render_template, request, url_for
 
-from app.extensions import limiter
-from app.sessions import check_login, current_user, end_session, forget_current_session, start_session
+from app.sessions import (
+    MAX_EMAIL,
+    check_login,
+    current_user,
+    end_session,
+    forget_current_session,
+    login_rate_limits,
+    start_session,
+)
 from app.web import bp
 from app.web.pages import WebError
 
-MAX_EMAIL = 320
 MAX_PASSWORD = 1024
 
 
@@ -32,15 +38,6 @@ def safe_next(target: str | None) -> str | None:
     return target
 
 
-def _failed(response) -> bool:
-    return response.status_code == 401
-
-
-def _email_key() -> str:
-    email = request.form.get("email", "")[:MAX_EMAIL].strip().lower()
-    return f"login:{email}" if email else f"login-addr:{request.remote_addr}"
-
-
 @bp.get("/login")
 def login_form():
     user = current_user()
@@ -50,14 +47,7 @@ def login_form():
 
 
 @bp.post("/login")
-@limiter.limit(
-    lambda: current_app.config["FHIRGATE_LOGIN_FAILURE_LIMIT"],
-    key_func=lambda: f"login-addr:{request.remote_addr}",
-    deduct_when=_failed,
-)
-@limiter.limit(
-    lambda: current_app.config["FHIRGATE_LOGIN_FAILURE_LIMIT"], key_func=_email_key, deduct_when=_failed
-)
+@login_rate_limits(lambda: request.form.get("email"))
 def login():
     """The same message and the same work for an unknown e-mail and a wrong password."""
     email = request.form.get("email", "")
@@ -102,7 +92,7 @@ def signed_in(*roles: str):
 
 
 class _LoginRequired(Exception):
-    pass
+    """No one is logged in: the error handler below sends the browser to the login form."""
 
 
 @bp.errorhandler(_LoginRequired)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import PASSWORD
 from tests.servers import threaded_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,6 +75,14 @@ def page(chromium, live_url):
     page.set_default_timeout(15_000)
     yield page
     context.close()
+
+
+def log_in(page, email: str) -> None:
+    """Through the login form, as a person would (the test users share one password)."""
+    page.goto("/login")
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
 
 
 def check_page(page, name: str) -> None:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import requests
 
-from tests.browser.conftest import check_page
-from tests.conftest import PASSWORD
+from tests.browser.conftest import check_page, log_in
 
 
 def test_an_admin_creates_a_read_only_key_for_patients_and_observations(page, live_url, make):
@@ -18,10 +17,7 @@ def test_an_admin_creates_a_read_only_key_for_patients_and_observations(page, li
         json={"hospital": "general", "permissions": ["system/Appointment.rs"], "message": "Reminders"},
     )
 
-    page.goto("/login")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, email)
     page.get_by_role("heading", name="API keys").wait_for()
     page.get_by_role("heading", name="Asking for access").wait_for()
     check_page(page, "admin-home")

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from tests.browser.conftest import check_page
-from tests.conftest import PASSWORD
+from tests.browser.conftest import check_page, log_in
 
 
 def test_the_account_page_and_an_error_page_are_readable_and_accessible(page, make):
     email = make.user("superadmin")
-    page.goto("/login")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, email)
     page.get_by_role("heading", name="Your account").wait_for()
     check_page(page, "account")
 

@@ -7,8 +7,7 @@ import re
 
 import requests
 
-from tests.browser.conftest import check_page
-from tests.conftest import PASSWORD
+from tests.browser.conftest import check_page, log_in
 from tests.oauth.signing import ClientKey, assertion_form
 
 
@@ -17,10 +16,7 @@ def test_a_developer_adds_an_application_and_reads_the_sandbox(page, live_url, m
     make.patient("sandbox", "sb-p1")
     email = make.user("developer")
 
-    page.goto("/login")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, email)
     page.get_by_role("heading", name="Applications").wait_for()
     check_page(page, "developer-home")
 
@@ -68,10 +64,7 @@ def test_a_developer_registers_public_keys_and_reads_the_sandbox_with_an_asserti
     email = make.user("developer")
     signer = ClientKey("ES384")
 
-    page.goto("/login")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, email)
     page.get_by_role("link", name="Add new application").click()
     page.get_by_label("Name").fill("Nightly export")
     page.get_by_label("JWK Set (public keys, JSON)").fill(json.dumps(signer.jwks()))

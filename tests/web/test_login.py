@@ -91,3 +91,18 @@ def test_every_form_of_every_portal_refuses_a_post_without_its_token(app, make, 
             data = {"form_id": "f" * 24, "name": "X"} | ({"csrf_token": token} if token else {})
             response = client.post(path, data=data)
             assert response.status_code == 400 and b"did not come from this site" in response.data, path
+
+
+def test_failed_form_logins_slow_down(app, make, monkeypatch):
+    monkeypatch.setitem(app.config, "FHIRGATE_LOGIN_FAILURE_LIMIT", "3/minute")
+    email = make.user("developer")
+    client = app.test_client()
+    token = hidden(client.get("/login").data, "csrf_token")
+    form = {"email": email, "password": "wrong" * 4, "csrf_token": token}
+    statuses = [client.post("/login", data=form).status_code for _ in range(3)]
+    # From another address, the right password, the e-mail in capitals: the account's counter holds.
+    later = client.post(
+        "/login", data={**form, "email": email.upper(), "password": PASSWORD},
+        environ_base={"REMOTE_ADDR": "10.9.8.7"},
+    )  # fmt: skip
+    assert statuses + [later.status_code] == [401, 401, 401, 429]
