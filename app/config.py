@@ -14,6 +14,8 @@ import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from app.rate_limit_storage import SCHEME as MEMORY_RATE_LIMITS
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_INSTANCE_PATH = PROJECT_ROOT / "instance"
 
@@ -107,13 +109,15 @@ def load_config(instance_path: Path = DEFAULT_INSTANCE_PATH) -> dict:
         "REDIS_URL": redis_url,
         # A client's jwks_uri may be plain http or a local address only in development.
         "FHIRGATE_JWKS_URI_LOCAL_OK": not production,
-        "RATELIMIT_STORAGE_URI": redis_url or "memory://",
+        "RATELIMIT_STORAGE_URI": redis_url or f"{MEMORY_RATE_LIMITS}://",
         "FHIRGATE_TOKEN_TTL": token_ttl,
         "FHIRGATE_API_KEY_TOKEN_TTL": api_key_token_ttl,
         "FHIRGATE_API_KEY_TOKEN_TTL_MAX": api_key_token_ttl_max,
         "FHIRGATE_TOKEN_RATE_LIMIT": os.environ.get("FHIRGATE_TOKEN_RATE_LIMIT", "1200/minute"),
         "FHIRGATE_AUTH_FAILURE_LIMIT": os.environ.get("FHIRGATE_AUTH_FAILURE_LIMIT", "30/minute"),
         "FHIRGATE_LOGIN_FAILURE_LIMIT": os.environ.get("FHIRGATE_LOGIN_FAILURE_LIMIT", "10/minute"),
+        # The common token request answered beneath Flask (oauth/token_fast_path.py); 0 = off.
+        "FHIRGATE_TOKEN_FAST_PATH": os.environ.get("FHIRGATE_TOKEN_FAST_PATH", "1") != "0",
         "MAX_CONTENT_LENGTH": _env_int("FHIRGATE_MAX_BODY_BYTES", 10 * 1024 * 1024),
         "FHIRGATE_SESSION_TTL": _env_int("FHIRGATE_SESSION_TTL", 8 * 3600),
         "FHIRGATE_TRUSTED_PROXIES": _env_int("FHIRGATE_TRUSTED_PROXIES", 0),

@@ -30,7 +30,7 @@ def test_development_defaults_are_random_and_kept(env, tmp_path):
     assert first["FHIRGATE_KEK"] != first["SECRET_KEY"]
     assert load_config(tmp_path / "elsewhere")["SECRET_KEY"] != first["SECRET_KEY"]
     assert first["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'fhirgate.db'}"
-    assert first["RATELIMIT_STORAGE_URI"] == "memory://"
+    assert first["RATELIMIT_STORAGE_URI"] == "fhirgate-memory://"
     assert (tmp_path / "dev-secrets.json").stat().st_mode & 0o077 == 0
 
 
