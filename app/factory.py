@@ -28,10 +28,6 @@ def create_app(config: dict | None = None, instance_path: Path | None = None) ->
         app.config.update(config)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    if app.config["FHIRGATE_TRUSTED_PROXIES"]:
-        hops = app.config["FHIRGATE_TRUSTED_PROXIES"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
-
     db.init_app(app)
     init_pool_checks(app)
     migrate.init_app(app, db)
@@ -58,4 +54,8 @@ def create_app(config: dict | None = None, instance_path: Path | None = None) ->
     from app.cli import register_commands
 
     register_commands(app)
+    # Outermost, so that everything inside (the token fast path too) sees the client's address.
+    if app.config["FHIRGATE_TRUSTED_PROXIES"]:
+        hops = app.config["FHIRGATE_TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
     return app

@@ -25,7 +25,7 @@ from oauth.errors import ClientAuthenticationFailed, RequestTooLargeError
 
 MAX_BODY_BYTES = 64 * 1024
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
-_PRINTABLE = re.compile(r"[\x21-\x7e]{1,200}")
+PRINTABLE_ID = re.compile(r"[\x21-\x7e]{1,200}")
 
 BASIC = "client_secret_basic"
 POST = "client_secret_post"
@@ -71,7 +71,7 @@ class EndpointRequest(FlaskOAuth2Request):
         return {}
 
 
-def _basic_credentials(header: str) -> tuple[str, str]:
+def basic_credentials(header: str) -> tuple[str, str]:
     scheme, _, encoded = header.partition(" ")
     if scheme.lower() != "basic" or not encoded.strip():
         raise ClientAuthenticationFailed("The Authorization header is not HTTP Basic.", basic=True)
@@ -91,7 +91,7 @@ def claimed_client_id(request: Request) -> str | None:
     header = request.headers.get("Authorization")
     if header:
         try:
-            return _basic_credentials(header)[0][:64]
+            return basic_credentials(header)[0][:64]
         except ClientAuthenticationFailed:
             return None
     if request.mimetype == FORM_CONTENT_TYPE and (request.content_length or 0) <= MAX_BODY_BYTES:
@@ -110,7 +110,7 @@ def _assertion_subject(assertion: str | None) -> str | None:
     except (binascii.Error, ValueError):
         return None
     subject = payload.get("sub") if isinstance(payload, dict) else None
-    return subject if isinstance(subject, str) and _PRINTABLE.fullmatch(subject) else None
+    return subject if isinstance(subject, str) and PRINTABLE_ID.fullmatch(subject) else None
 
 
 def parse_endpoint_request(request: Request) -> EndpointRequest:
@@ -144,7 +144,7 @@ def parse_endpoint_request(request: Request) -> EndpointRequest:
 
     method = methods[0]
     if method == BASIC:
-        client_id, secret = _basic_credentials(request.headers["Authorization"])
+        client_id, secret = basic_credentials(request.headers["Authorization"])
         if "client_id" in form and form["client_id"] != client_id:
             raise InvalidRequestError("client_id in the body differs from the Basic credentials.")
     elif method == POST:
@@ -156,6 +156,6 @@ def parse_endpoint_request(request: Request) -> EndpointRequest:
         client_id, secret = form.get("client_id") or None, None
         if client_id is None:
             return EndpointRequest(request, (method, None, None))
-    if not _PRINTABLE.fullmatch(client_id):
+    if not PRINTABLE_ID.fullmatch(client_id):
         raise ClientAuthenticationFailed(basic=method == BASIC)
     return EndpointRequest(request, (method, client_id, secret))

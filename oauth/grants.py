@@ -36,7 +36,11 @@ def authenticate_endpoint_client(server, request, supported_methods, endpoint) -
 def choose_target(client: OAuthClient, resource: str | None) -> tuple[str, str]:
     """RFC 8707 §2: pick the hospital the token is for; return ``(hospital_id, granted)``."""
     cached = validity_cache().endpoint_client(client.client_id)
-    reach = cached[1] if cached is not None else reachable_hospitals(client)
+    return target_within(cached[1] if cached is not None else reachable_hospitals(client), resource)
+
+
+def target_within(reach: dict[str, str], resource: str | None) -> tuple[str, str]:
+    """``choose_target`` given the hospitals the client reaches, with their granted scopes."""
     if resource is None:
         if len(reach) != 1:
             raise InvalidTargetError(
@@ -88,12 +92,23 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
     def create_token_response(self):
         """RFC 6749 §4.4.3: a token, no refresh token, nothing written per token."""
         client = self.request.client
-        lifetime = current_app.config["FHIRGATE_TOKEN_TTL"]
-        if self.request.client_credentials[0] == KEY_AUTH_METHOD:
-            lifetime = min(lifetime, BACKEND_SERVICES_MAX_TTL)
+        lifetime = token_lifetime(self.request.client_credentials[0])
         token = issue_access_token(client, self.hospital_id, self.scope, lifetime)
         note_client_used(client)
         return 200, token.response(), self.TOKEN_RESPONSE_HEADER
+
+
+def token_lifetime(auth_method: str) -> int:
+    lifetime = current_app.config["FHIRGATE_TOKEN_TTL"]
+    if auth_method == KEY_AUTH_METHOD:
+        lifetime = min(lifetime, BACKEND_SERVICES_MAX_TTL)
+    return lifetime
+
+
+def last_use_due(client: OAuthClient) -> bool:
+    """Whether ``note_client_used`` would write now."""
+    last = as_utc(client.last_used_at)
+    return last is None or utcnow() - last >= LAST_USED_RESOLUTION
 
 
 def note_client_used(client: OAuthClient) -> None:
@@ -101,9 +116,8 @@ def note_client_used(client: OAuthClient) -> None:
 
     ``client`` is the worker's cached copy (detached): the row is updated by statement.
     """
-    now = utcnow()
-    last = as_utc(client.last_used_at)
-    if last is None or now - last >= LAST_USED_RESOLUTION:
+    if last_use_due(client):
+        now = utcnow()
         client.last_used_at = now
         db.session.execute(
             update(OAuthClient).where(OAuthClient.client_id == client.client_id).values(last_used_at=now)

@@ -79,6 +79,10 @@ class ValidityCache:
         epoch = _read_epoch()
         g.auth_epoch_checked = True
         g.auth_epoch = epoch
+        self.refresh(epoch)
+
+    def refresh(self, epoch: int) -> None:
+        """Drop everything cached if ``epoch``, just read, differs from the cache's."""
         if epoch != self._epoch:
             with self._lock:
                 self._epoch = epoch
@@ -129,6 +133,15 @@ class ValidityCache:
                     self._endpoint_clients = {}
             self._keep("_endpoint_clients", client_id, cached)
         return cached
+
+    def cached_endpoint_client(self, client_id: str) -> tuple[OAuthClient, dict[str, str], int | None] | None:
+        """What ``endpoint_client`` holds for ``client_id``, with the epoch it is valid for,
+        loading nothing: None on a miss. The caller uses it only if the epoch it reads is
+        that one (``refresh`` otherwise). Looked up under the lock, so that the entry and
+        the epoch belong together."""
+        with self._lock:
+            cached = self._endpoint_clients.get(client_id)
+            return None if cached is None else (*cached, self._epoch)
 
     def grant(self, client: ClientState, hospital_id: str) -> tuple[str, int] | None:
         """The scopes the client holds at the hospital now, and since when (epoch seconds)."""

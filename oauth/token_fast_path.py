@@ -1,0 +1,178 @@
+"""The common token request, answered beneath Flask.
+
+Nearly every token request looks the same: the client-credentials grant, HTTP Basic (or
+``client_secret_post``), perhaps a scope and a resource, from a client that asked a moment
+ago. Flask's request handling, Flask-Limiter and Authlib's dispatch cost about two thirds of
+such an answer, so this WSGI middleware answers it itself, with the functions the Authlib
+grant uses: the worker's client cache under the revocation epoch (read fresh for every
+request, while the token is being made), the keyed secret check, ``target_within``,
+``narrow_scope``, ``issue_access_token`` and the endpoint's rate limits (``oauth.token_limits``).
+
+It answers successes only. Anything else — a client not yet in the worker's cache, a wrong
+secret, a parameter it does not know, a limit reached, ``last_used_at`` due to be written,
+the epoch unreadable — goes on untouched to the Flask view, which decides and renders it
+(and caches the client for the next request). Every error answer, and every client
+authentication method other than the two secret ones, therefore stays Authlib's.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from urllib.parse import parse_qsl
+
+import orjson
+from authlib.consts import default_json_headers
+from authlib.oauth2.rfc6749.errors import OAuth2Error
+from flask import Flask
+
+from app.extensions import db
+from oauth import token_limits
+from oauth.credentials import secret_matches
+from oauth.endpoint_request import BASIC, FORM_CONTENT_TYPE, POST, PRINTABLE_ID, basic_credentials
+from oauth.epoch_reader import EpochReader
+from oauth.errors import ClientAuthenticationFailed
+from oauth.grants import last_use_due, narrow_scope, target_within, token_lifetime
+from oauth.tokens import issue_access_token
+from oauth.validity import validity_cache
+
+TOKEN_PATH = "/oauth/token"
+# A common request is a few hundred bytes; anything longer is left to the view's checks.
+MAX_COMMON_BODY = 4096
+KNOWN_PARAMETERS = frozenset({"grant_type", "scope", "resource", "client_id", "client_secret"})
+MAX_FIELDS = len(KNOWN_PARAMETERS)
+# Values the view would read identically: printable ASCII (a scope has spaces).
+_PLAIN_VALUE = re.compile(r"[\x20-\x7e]*")
+_SECURITY_HEADERS = [("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer")]
+_HSTS = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+
+
+class TokenFastPath:
+    """WSGI middleware in front of the Flask app (inside ``ProxyFix``, so that the address
+    and scheme it sees are the client's)."""
+
+    def __init__(self, app: Flask, wsgi_app) -> None:
+        self.app = app
+        self.wsgi_app = wsgi_app
+        with app.app_context():
+            self.epochs = EpochReader(db.engine)
+
+    def __call__(self, environ, start_response):
+        if (
+            environ.get("PATH_INFO") == TOKEN_PATH
+            and environ.get("REQUEST_METHOD") == "POST"
+            and self.app.config["FHIRGATE_TOKEN_FAST_PATH"]
+        ):
+            answered = self._answer(environ)
+            if answered is not None:
+                body, headers = answered
+                start_response("200 OK", headers)
+                return [body]
+        return self.wsgi_app(environ, start_response)
+
+    def _answer(self, environ) -> tuple[bytes, list[tuple[str, str]]] | None:
+        common = common_token_request(environ)
+        if common is None:
+            return None
+        # The epoch is asked for first and awaited last: the token is made meanwhile from
+        # what the cache holds, and given out only if the epoch read is the cache's.
+        epoch_now = self.epochs.start()
+        with self.app.app_context():
+            try:
+                made = self._make_token(environ, *common)
+            finally:
+                epoch = epoch_now()
+            if made is None or epoch is None:
+                return None
+            token, cached_epoch, client_id, address = made
+            if epoch != cached_epoch:
+                validity_cache().refresh(epoch)  # something changed: the view reloads
+                return None
+            token_limits.count(client_id, address, 200)
+        body = orjson.dumps(token.response())
+        headers = [*default_json_headers, ("Content-Length", str(len(body))), *_SECURITY_HEADERS]
+        if environ.get("wsgi.url_scheme") == "https":
+            headers.append(_HSTS)
+        return body, headers
+
+    @staticmethod
+    def _make_token(environ, method: str, client_id: str, secret: str, form: dict[str, str]):
+        """``(token, epoch, client_id, address)`` from the cached client, or None."""
+        cached = validity_cache().cached_endpoint_client(client_id)
+        if cached is None:
+            return None
+        client, reach, cached_epoch = cached
+        if not (
+            client.active
+            and secret_matches(secret, client.secret_hash)
+            and client.check_endpoint_auth_method(method, "token")
+            and not last_use_due(client)
+        ):
+            return None
+        address = environ.get("REMOTE_ADDR")
+        if token_limits.retry_after(client_id, address) is not None:
+            return None
+        try:
+            hospital_id, granted = target_within(reach, form.get("resource"))
+            scope = narrow_scope(granted, form.get("scope"))
+        except OAuth2Error:
+            return None
+        token = issue_access_token(client, hospital_id, scope, token_lifetime(method))
+        return token, cached_epoch, client_id, address
+
+
+def common_token_request(environ) -> tuple[str, str, str, dict[str, str]] | None:
+    """``(method, client_id, secret, form)`` if the request is a plain client-credentials
+    request with a secret, every part of which the view would read the same way; else None.
+
+    The body, once read, is put back for the view.
+    """
+    if environ.get("QUERY_STRING"):
+        return None
+    if environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower() != FORM_CONTENT_TYPE:
+        return None
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or "")
+    except ValueError:
+        return None
+    if not 0 < length <= MAX_COMMON_BODY:
+        return None
+    body = environ["wsgi.input"].read(length)
+    environ["wsgi.input"] = io.BytesIO(body)
+    if len(body) != length or not body.isascii():
+        return None
+    try:
+        text = body.decode("ascii")
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=True, max_num_fields=MAX_FIELDS)
+    except ValueError:
+        return None
+    form = dict(pairs)
+    if (
+        len(form) != len(pairs)
+        or not form.keys() <= KNOWN_PARAMETERS
+        or form.get("grant_type") != "client_credentials"
+        or "resource" in form
+        and not form["resource"]
+        or not all(_PLAIN_VALUE.fullmatch(value) for value in form.values())
+    ):
+        return None
+
+    header = environ.get("HTTP_AUTHORIZATION")
+    if header is not None:
+        if "client_secret" in form:
+            return None  # two methods: the view refuses it
+        try:
+            client_id, secret = basic_credentials(header)
+        except ClientAuthenticationFailed:
+            return None
+        if form.get("client_id", client_id) != client_id:
+            return None
+        method = BASIC
+    else:
+        client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
+        if not client_id or not secret:
+            return None
+        method = POST
+    if not PRINTABLE_ID.fullmatch(client_id):
+        return None
+    return method, client_id, secret, form
