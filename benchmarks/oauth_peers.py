@@ -3,7 +3,8 @@
 Both issue ES256 JWT access tokens to one confidential client (``client_secret_basic``, the
 client-credentials grant). The same load generator (``wrk``, one thread, keep-alive, a Lua
 script that POSTs the token request) drives oidc-provider, then fhirgate on PostgreSQL as
-production runs it (``FHIRGATE_ENV=production``, gunicorn), at 1, 4 and 16 connections;
+production runs it (``FHIRGATE_ENV=production``, granian; ``BENCH_OAUTH_SERVER=gunicorn`` for
+gunicorn's sync workers), at 1, 4 and 16 connections;
 each cell is the median of ``BENCH_OAUTH_RUNS`` runs of ``BENCH_OAUTH_SECONDS``. A trivial
 endpoint of the same fhirgate server setup (``GET /healthz``) gives the stack's ceiling.
 
@@ -33,7 +34,7 @@ import psycopg
 import requests
 from psycopg import sql
 
-from benchmarks.server import ROOT, free_port, gunicorn, server_env
+from benchmarks.server import GRANIAN_OPTIONS, ROOT, free_port, granian, gunicorn, server_env
 from benchmarks.settings import HIGH_LIMIT, KEK, LOOPBACK, PROTECTED_DATABASES, SECRET_KEY
 
 OIDC_PROVIDER_VERSION = "9.13.3"
@@ -44,6 +45,7 @@ CONNECTIONS = (1, 4, 16)
 TARGET_RATIO = 1.5  # fhirgate / oidc-provider req/s at 4 connections
 CLIENT_ID, CLIENT_SECRET = "bench-client", "bench-client-secret-0123456789abcdef"
 SCOPE = "system/Patient.rs"
+SERVERS = {"granian": granian, "gunicorn": gunicorn}  # BENCH_OAUTH_SERVER; granian in production
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
@@ -219,6 +221,10 @@ def main() -> int:
     runs = int(_env_number("BENCH_OAUTH_RUNS", 3))
     seconds = _env_number("BENCH_OAUTH_SECONDS", 10)
     workers = int(_env_number("BENCH_OAUTH_WORKERS", 2))
+    server_name = os.environ.get("BENCH_OAUTH_SERVER", "granian")
+    if server_name not in SERVERS:
+        print(f"BENCH_OAUTH_SERVER must be one of {', '.join(SERVERS)}", file=sys.stderr)
+        return 2
     script = _install_oidc_provider()
     with tempfile.TemporaryDirectory(prefix="bench-oauth-") as folder:
         folder = Path(folder)
@@ -238,7 +244,8 @@ def main() -> int:
             env = _fhirgate_env(f"http://127.0.0.1:{port}")
             key_and_secret = _prepare_fhirgate(env)
             basic = base64.b64encode(key_and_secret.encode()).decode()
-            with gunicorn(port, workers, env, folder / "gunicorn.log", ready_path="/healthz") as base:
+            serve = SERVERS[server_name]
+            with serve(port, workers, env, folder / f"{server_name}.log", ready_path="/healthz") as base:
                 check = requests.post(
                     f"{base}/oauth/token", data={"grant_type": "client_credentials", "scope": SCOPE},
                     headers={"Authorization": f"Basic {basic}"}, timeout=10,
@@ -252,7 +259,8 @@ def main() -> int:
     header = f"{'':<34} | " + " | ".join(f"{c:>2} connections: req/s  p50 ms  p99 ms" for c in CONNECTIONS)
     lines = [
         f"bench-oauth: wrk -t1, keep-alive, median of {runs} x {seconds:g} s; PostgreSQL; "
-        f"gunicorn --workers {workers}; oidc-provider {OIDC_PROVIDER_VERSION} on node {_node_version()}",
+        f"{_server_description(server_name, workers)}; "
+        f"oidc-provider {OIDC_PROVIDER_VERSION} on node {_node_version()}",
         header,
         _row(f"oidc-provider {OIDC_PROVIDER_VERSION} /token (JWT)", peer_cells),
         _row("fhirgate /oauth/token (JWT)", ours),
@@ -277,6 +285,11 @@ def main() -> int:
     results.mkdir(exist_ok=True)
     (results / "oauth-latest.txt").write_text("\n".join(lines) + "\n")
     return 0
+
+
+def _server_description(name: str, workers: int) -> str:
+    options = " ".join(GRANIAN_OPTIONS) + " " if name == "granian" else ""
+    return f"fhirgate under {name} {options}--workers {workers}"
 
 
 def _node_version() -> str:

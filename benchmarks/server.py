@@ -1,4 +1,4 @@
-"""gunicorn as a subprocess on 127.0.0.1, started from the repository root and always stopped."""
+"""gunicorn or granian as a subprocess on 127.0.0.1, started from the repository root and always stopped."""
 
 from __future__ import annotations
 
@@ -32,11 +32,20 @@ def _tail(path: Path, lines: int = 30) -> str:
         return ""
 
 
+# fhirgate's production setup for the token endpoint, chosen by measurement (README,
+# "Performance"): granian's WSGI interface, one Python thread per worker on a single-threaded
+# Rust runtime, HTTP/1.1 with keep-alive.
+GRANIAN_OPTIONS = (
+    *("--interface", "wsgi", "--http", "1", "--no-ws"),
+    *("--runtime-mode", "st", "--blocking-threads", "1"),
+)
+
+
 @contextlib.contextmanager
 def gunicorn(
     port: int, workers: int, env: dict[str, str], log_path: Path, ready_path: str = "/fhir/sandbox/metadata"
 ) -> Iterator[str]:
-    """Serve ``wsgi:app``; yield the base URL once it answers; stop it whatever happens."""
+    """Serve ``wsgi:app`` under gunicorn; yield the base URL once it answers; stop it whatever happens."""
     gunicorn_bin = str(Path(sys.executable).with_name("gunicorn"))
     command = [gunicorn_bin, "--workers", str(workers), "--bind", f"127.0.0.1:{port}", "wsgi:app"]
     usage = subprocess.run([gunicorn_bin, "--help"], capture_output=True, text=True).stdout
@@ -44,6 +53,22 @@ def gunicorn(
         # gunicorn 24+ opens a control socket at ~/.gunicorn/gunicorn.ctl, shared with any other
         # gunicorn on the machine (make run, other benchmarks); the benchmark needs none.
         command.insert(1, "--no-control-socket")
+    with _served("gunicorn", command, port, env, log_path, ready_path) as base:
+        yield base
+
+
+@contextlib.contextmanager
+def granian(port: int, workers: int, env: dict[str, str], log_path: Path, ready_path: str) -> Iterator[str]:
+    """Serve ``wsgi:app`` under granian (``GRANIAN_OPTIONS``), like ``gunicorn``."""
+    granian_bin = str(Path(sys.executable).with_name("granian"))
+    command = [granian_bin, *GRANIAN_OPTIONS, "--workers", str(workers), "--host", "127.0.0.1",
+               "--port", str(port), "wsgi:app"]  # fmt: skip
+    with _served("granian", command, port, env, log_path, ready_path) as base:
+        yield base
+
+
+@contextlib.contextmanager
+def _served(name: str, command: list[str], port: int, env: dict[str, str], log_path: Path, ready_path: str):
     base = f"http://127.0.0.1:{port}"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
@@ -52,14 +77,14 @@ def gunicorn(
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with {process.returncode}:\n{_tail(log_path)}")
+                raise RuntimeError(f"{name} exited with {process.returncode}:\n{_tail(log_path)}")
             try:
                 if requests.get(f"{base}{ready_path}", timeout=5).status_code == 200:
                     break
             except requests.RequestException:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn did not answer within {START_TIMEOUT_S} s:\n{_tail(log_path)}")
+                raise RuntimeError(f"{name} did not answer within {START_TIMEOUT_S} s:\n{_tail(log_path)}")
             time.sleep(0.2)
         yield base
     finally:
