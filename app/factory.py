@@ -11,6 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 # Models must be imported before Alembic or create_all look at the metadata.
 from app import models as _app_models  # noqa: E402,F401
 from app.config import DEFAULT_INSTANCE_PATH, load_config
+from app.direct_reads import init_direct_reads
 from app.errors import register_error_handlers
 from app.extensions import db, limiter, migrate
 from app.headers import add_security_headers
@@ -30,6 +31,8 @@ def create_app(config: dict | None = None, instance_path: Path | None = None) ->
 
     db.init_app(app)
     init_pool_checks(app)
+    with app.app_context():
+        init_direct_reads(app, db.engine)
     migrate.init_app(app, db)
     limiter.init_app(app)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import g, request
 
+from app.direct_reads import direct_reads
 from app.extensions import db
 from fhir.errors import FhirError, Issue
 from fhir.http import base_url
@@ -35,12 +36,18 @@ def current_principal(hospital_id: str) -> Principal:
     return principal
 
 
-def repository_for(principal: Principal) -> ScopedRepository:
-    """The hospital's store as the caller may see it: its scopes, its patient compartment."""
+def repository_for(principal: Principal, *, committed_only: bool = False) -> ScopedRepository:
+    """The hospital's store as the caller may see it: its scopes, its patient compartment.
+
+    ``committed_only``: the request reads and writes nothing else (a GET read), so the
+    current row may come over a direct connection (``app.direct_reads``).
+    """
+    reads = direct_reads()
     inner = SqlRepository(
         db.session,
         principal.hospital_id,
         client_id=principal.client_id,
         base_url=base_url(principal.hospital_id),
+        direct=reads if committed_only and reads.available else None,
     )
     return ScopedRepository(inner, AccessPolicy(principal))

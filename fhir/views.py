@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 from flask import Blueprint, current_app, g, request
 
+from app.direct_reads import direct_reads
 from app.extensions import db
 from app.models import Hospital
 from fhir import interactions
@@ -41,12 +42,15 @@ def _pull_hospital(endpoint, values):
 
 # A read is single statements (the revocation epoch, the resource): without a transaction it
 # saves the BEGIN and ROLLBACK round trips. Searches keep theirs for their SET LOCAL timeout.
+# On PostgreSQL a read's statements go over app.direct_reads and need no session connection.
 _SINGLE_STATEMENT_READS = frozenset({"fhir.read", "fhir.vread"})
 
 
 @bp.before_request
 def _check_hospital_and_format():
-    if request.endpoint in _SINGLE_STATEMENT_READS:
+    if request.endpoint in _SINGLE_STATEMENT_READS and not (
+        request.endpoint == "fhir.read" and direct_reads().available
+    ):
         db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     hospital_id = g.hospital_id
     if not _clean_text(request.path) or not all(_clean_text(v) for v in request.args.values()):
@@ -78,7 +82,8 @@ def _type(resource_type: str) -> str:
 
 @bp.get("/<resource_type>/<resource_id>")
 def read(resource_type, resource_id):
-    return resource_response(interactions.read(_repo(), _type(resource_type), resource_id), g.hospital_id)
+    repo = repository_for(current_principal(g.hospital_id), committed_only=True)
+    return resource_response(interactions.read(repo, _type(resource_type), resource_id), g.hospital_id)
 
 
 @bp.get("/<resource_type>/<resource_id>/_history/<version>")

@@ -14,6 +14,7 @@ from oauth.client_assertion import authenticate_private_key_jwt
 from oauth.client_auth import authenticate_client_secret_basic, authenticate_client_secret_post
 from oauth.client_jwk import ASSERTION_ALGORITHMS
 from oauth.endpoint_request import EndpointRequest, claimed_client_id, parse_endpoint_request
+from oauth.epoch_reader import init_epoch_reader
 from oauth.errors import RateLimitedError, UnsupportedGrantError
 from oauth.grants import ClientCredentialsGrant
 from oauth.introspection import IntrospectionEndpoint, RevocationEndpoint
@@ -187,6 +188,8 @@ def init_oauth(app: Flask) -> None:
     """Wire the authorization server, its endpoints and signing keys into ``app``."""
     init_keyring(app)
     app.extensions["fhirgate_validity"] = ValidityCache()
+    with app.app_context():
+        init_epoch_reader(app, db.engine)
     app.extensions["fhirgate_jwks_cache"] = JwksCache()
     server = AuthorizationServer(app)
     server.register_client_auth_method("client_secret_basic", authenticate_client_secret_basic)

@@ -26,7 +26,6 @@ from authlib.consts import default_json_headers
 from authlib.oauth2.rfc6749.errors import OAuth2Error
 from flask import Flask
 
-from app.extensions import db
 from oauth import token_limits
 from oauth.credentials import secret_matches
 from oauth.endpoint_request import BASIC, FORM_CONTENT_TYPE, POST, PRINTABLE_ID, basic_credentials
@@ -54,8 +53,7 @@ class TokenFastPath:
     def __init__(self, app: Flask, wsgi_app) -> None:
         self.app = app
         self.wsgi_app = wsgi_app
-        with app.app_context():
-            self.epochs = EpochReader(db.engine)
+        self.epochs: EpochReader = app.extensions["fhirgate_epoch_reader"]
 
     def __call__(self, environ, start_response):
         if (

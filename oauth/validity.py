@@ -20,6 +20,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.extensions import db
 from app.models import SANDBOX_HOSPITAL_ID, Hospital
 from app.timeutil import as_utc
+from oauth.epoch_reader import EPOCH_QUERY, epoch_reader
 from oauth.models import APPLICATION, AppGrant, OAuthClient, RevokedToken
 from oauth.reach import SANDBOX_SCOPE, reachable_hospitals
 
@@ -43,8 +44,15 @@ def bump_epoch() -> None:
 
 
 def _read_epoch() -> int:
-    # Once per request: driver SQL, which skips the ~0.45 ms SQLAlchemy Core spends per statement.
-    value = db.session.connection().exec_driver_sql("SELECT value FROM oauth_epoch WHERE id = 1").scalar()
+    # Once per request. On PostgreSQL over libpq, without checking out a session connection
+    # (~0.3 ms of CPU less); else, or if that fails, driver SQL (SQLAlchemy Core would add
+    # ~0.45 ms a statement).
+    reader = epoch_reader()
+    if reader.direct:
+        value = reader.read()
+        if value is not None:
+            return value
+    value = db.session.connection().exec_driver_sql(EPOCH_QUERY).scalar()
     return value or 0
 
 
