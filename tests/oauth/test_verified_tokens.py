@@ -54,6 +54,7 @@ def test_a_changed_signature_is_verified_and_refused(client, make):
     headers = _bearer(client, make)
     assert client.get("/fhir/general/Patient/p1", headers=headers).status_code == 200
     token = headers["Authorization"].removeprefix("Bearer ")
-    last = "A" if token[-1] != "A" else "B"
-    forged = {"Authorization": f"Bearer {token[:-1]}{last}"}
+    # A character well inside the signature: the last one also carries unused padding bits.
+    changed = "A" if token[-10] != "A" else "B"
+    forged = {"Authorization": f"Bearer {token[:-10]}{changed}{token[-9:]}"}
     assert client.get("/fhir/general/Patient/p1", headers=forged).status_code == 401
