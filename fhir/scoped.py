@@ -139,7 +139,13 @@ class ScopedRepository:
     # -- reads ------------------------------------------------------------------------
     def read(self, resource_type: str, resource_id: str) -> StoredResource:
         restrictions = self.policy.require("read", resource_type)
-        self._check_visible(resource_type, resource_id, restrictions)
+        if resource_type == "Patient" and restrictions is None and self.policy.patient_id is not None:
+            # Only the compartment restricts, and a patient's holds its own Patient alone:
+            # the id decides, without a query.
+            if resource_id != self.policy.patient_id:
+                raise FhirError.not_found(f"No such {resource_type}.")
+        else:
+            self._check_visible(resource_type, resource_id, restrictions)
         return self.inner.read(resource_type, resource_id)
 
     def read_for_update(self, resource_type: str, resource_id: str) -> StoredResource:
