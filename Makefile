@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install browser run test test-sqlite test-postgres lint format clean bench bench-oauth
+.PHONY: install browser run test test-sqlite test-postgres lint format clean bench bench-oauth wrk
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,15 +49,18 @@ format: install
 ## quick run; the other BENCH_* knobs are in benchmarks/README.md. Results: benchmarks/results/latest.txt
 BENCH_PATIENTS ?= 1000
 
-bench: install
+bench: install wrk
 	BENCH_PATIENTS=$(BENCH_PATIENTS) $(BIN)/python -m benchmarks.run
 
 ## make bench-oauth: the token endpoint against node oidc-provider (npm, into .cache/) under the same
 ## load generator (wrk, from apt), on PostgreSQL; prints req/s, p50, p99 and the ratio.
-bench-oauth: install
+bench-oauth: install wrk
+	$(BIN)/python -m benchmarks.oauth_peers
+
+## The benchmarks' load generator, from apt.
+wrk:
 	@command -v wrk >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk >/dev/null; }
-	$(BIN)/python -m benchmarks.oauth_peers
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .cache *.egg-info

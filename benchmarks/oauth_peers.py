@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -26,7 +25,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -36,6 +34,7 @@ from psycopg import sql
 
 from benchmarks.server import GRANIAN_OPTIONS, ROOT, free_port, granian, gunicorn, server_env
 from benchmarks.settings import HIGH_LIMIT, KEK, LOOPBACK, PROTECTED_DATABASES, SECRET_KEY
+from benchmarks.wrk import Cell, median_cell, wrk
 
 OIDC_PROVIDER_VERSION = "9.13.3"
 CACHE = ROOT / ".cache" / "oidc-provider"
@@ -46,15 +45,6 @@ TARGET_RATIO = 1.5  # fhirgate / oidc-provider req/s at 4 connections
 CLIENT_ID, CLIENT_SECRET = "bench-client", "bench-client-secret-0123456789abcdef"
 SCOPE = "system/Patient.rs"
 SERVERS = {"granian": granian, "gunicorn": gunicorn}  # BENCH_OAUTH_SERVER; granian in production
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
-
-
-@dataclass(frozen=True)
-class Cell:
-    rate: float
-    p50_ms: float
-    p99_ms: float
-    errors: int
 
 
 def _env_number(name: str, default: float) -> float:
@@ -62,36 +52,10 @@ def _env_number(name: str, default: float) -> float:
     return float(raw) if raw else default
 
 
-def _wrk(url: str, connections: int, seconds: float, script: Path, basic: str | None) -> Cell:
-    env = {**os.environ, "BENCH_BASIC": basic or ""}
-    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", "-s", str(script), url]
-    out = subprocess.run(command, capture_output=True, text=True, env=env, timeout=seconds + 60).stdout
-    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    p50 = re.search(r"^\s+50%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
-    p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
-    if not (rate and p50 and p99):
-        raise RuntimeError(f"unexpected wrk output:\n{out}")
-    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    socket_errors = re.search(r"Socket errors:.*", out)
-    count = int(errors.group(1)) if errors else 0
-    if socket_errors and re.search(r"(connect|read|write|timeout) [1-9]", socket_errors.group(0)):
-        count += 1
-    return Cell(
-        float(rate.group(1)),
-        float(p50.group(1)) * _UNITS[p50.group(2)],
-        float(p99.group(1)) * _UNITS[p99.group(2)],
-        count,
-    )
-
-
-def _median_cell(cells: list[Cell]) -> Cell:
-    """The run with the median rate (its latencies belong with it)."""
-    return sorted(cells, key=lambda cell: cell.rate)[len(cells) // 2]
-
-
 def _measure(url: str, script: Path, basic: str | None, runs: int, seconds: float) -> dict[int, Cell]:
-    _wrk(url, 4, min(seconds, 2), script, basic)  # warm-up: connections, caches, JIT
-    return {c: _median_cell([_wrk(url, c, seconds, script, basic) for _ in range(runs)]) for c in CONNECTIONS}
+    env = {"BENCH_BASIC": basic or ""}
+    wrk(url, 4, min(seconds, 2), script, env)  # warm-up: connections, caches, JIT
+    return {c: median_cell([wrk(url, c, seconds, script, env) for _ in range(runs)]) for c in CONNECTIONS}
 
 
 def _lua_scripts(folder: Path) -> tuple[Path, Path]:

@@ -1,6 +1,7 @@
 """``make bench``: load the sandbox data set into PostgreSQL through transaction Bundles, then time
-reads and typical searches, in process (Flask test client) and over a socket (gunicorn), and the
-same reads and searches with patient tokens against the system token (authorization overhead).
+reads and typical searches, in process (Flask test client) and over a socket (gunicorn), the
+same reads and searches with patient tokens against the system token (authorization overhead),
+and a Patient read against the trivial endpoint of the production server setup (``ceiling``).
 
 Every figure is measured from the client's side of one request: the test client's call into the
 WSGI app, or a round trip to 127.0.0.1 (``requests.Session`` for the Bundle POSTs, ``http.client``
@@ -23,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import app  # noqa: F401  (puts this repository's ``fhir`` package first on sys.path)
-from benchmarks import authz, database, report
+from benchmarks import authz, ceiling, database, report
 from benchmarks.dataset import Dataset, Scenario, build, scenarios
 from benchmarks.measure import (
     Call,
@@ -136,6 +137,7 @@ class Results:
     auth: list[authz.AuthGroup] = field(default_factory=list)
     auth_facts: dict = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    ceiling: ceiling.Ceiling | None = None
 
 
 def _load(settings: Settings, data: Dataset, results: Results, local: Sender, remote: SenderFactory) -> None:
@@ -240,10 +242,17 @@ def _against_servers(settings: Settings, data: Dataset, results: Results, port: 
                     args = (settings, data, results, flask_app, local, remote, headers)
                     _timed(results, "authorization", _authorization, *args)
             say("gunicorn stopped")
+            say("read vs the ceiling under granian (wrk)")
+            args = (dict(os.environ), Path(instance), fhir_path, token, data.pools.patients, settings.seed)
+            _timed(results, "ceiling", _ceiling, results, *args, settings.workers)
         finally:
             with flask_app.app_context():
                 db.session.remove()
                 db.engine.dispose()
+
+
+def _ceiling(results: Results, *args) -> None:
+    results.ceiling = ceiling.measure(*args)
 
 
 def cpu_probe() -> float:
@@ -363,14 +372,21 @@ def _render(settings: Settings, data: Dataset, results: Results) -> tuple[list[s
         " client and server sharing the CPUs)",
         *report.query_table(groups),
         *_authorization_section(settings, results),
+        *ceiling.section(results.ceiling),
         "",
         "Targets",
         *report.summary(ingest, groups),
         *report.auth_summary(results.auth),
+        *ceiling.summary(results.ceiling),
     ]
     auth_rows = [s for group in results.auth for _, system, patient in group.rows for s in (system, patient)]
     all_rows = ingest + [s for _, _, rows in groups for s in rows] + auth_rows
     failures = report.errors_of(all_rows)
+    if results.ceiling and (results.ceiling.read.errors or results.ceiling.trivial.errors):
+        failures.append(
+            f"  the ceiling runs had errors: read {results.ceiling.read.errors}, "
+            f"trivial {results.ceiling.trivial.errors}"
+        )
     if any(s.stopped_early for s in all_rows):
         lines.append("  * stopped at the time limit before the request count was reached")
     if failures:
