@@ -86,7 +86,8 @@ class TokenFastPath:
             if epoch != cached_epoch:
                 validity_cache().refresh(epoch)  # something changed: the view reloads
                 return None
-            token_limits.count(client_id, address, 200)
+            if not token_limits.admit(client_id, address):
+                return None  # a limit is reached: the view answers 429
         body = orjson.dumps(token.response())
         headers = [*default_json_headers, ("Content-Length", str(len(body))), *_SECURITY_HEADERS]
         if environ.get("wsgi.url_scheme") == "https":
@@ -108,8 +109,6 @@ class TokenFastPath:
         ):
             return None
         address = environ.get("REMOTE_ADDR")
-        if token_limits.retry_after(client_id, address) is not None:
-            return None
         try:
             hospital_id, granted = target_within(reach, form.get("resource"))
             scope = narrow_scope(granted, form.get("scope"))

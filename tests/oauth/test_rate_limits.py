@@ -9,7 +9,7 @@ import redis
 
 from app import create_app
 from app.extensions import limiter
-from tests.conftest import app_config, basic_auth, token_request
+from tests.conftest import Credential, app_config, basic_auth, token_request
 
 
 @pytest.fixture
@@ -87,4 +87,36 @@ def test_redis_backed_limits_are_shared_between_app_instances(tmp_path, make):
         redis.Redis.from_url(redis_url).flushdb()
         # The limiter is one object per process (one app in production): hand its
         # storage back to the suite's app.
+        limiter.init_app(make.app)
+
+
+def test_on_redis_the_fast_path_checks_and_counts_in_one_step(tmp_path, make):
+    """The fast path's success counts once in Redis, the failure limit stops it, and a refused
+    request is left to the view (which answers 429 and counts nothing)."""
+    redis_url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    store = redis.Redis.from_url(redis_url)
+    store.flushdb()
+    config = app_config(make.app.config["SQLALCHEMY_DATABASE_URI"])
+    config.update(RATELIMIT_STORAGE_URI=redis_url, FHIRGATE_TOKEN_RATE_LIMIT="3/minute")
+    config.update(FHIRGATE_AUTH_FAILURE_LIMIT="1/minute")
+    config.update(SECRET_KEY=make.app.config["SECRET_KEY"], FHIRGATE_KEK=make.app.config["FHIRGATE_KEK"])
+    make.hospital("general")
+    cred, other = make.api_key("general"), make.api_key("general")
+    try:
+        worker = create_app(config, instance_path=tmp_path)
+        calls = []
+        view = worker.view_functions["oauth.token"]
+        worker.view_functions["oauth.token"] = lambda: calls.append(1) or view()
+        client = worker.test_client()
+        assert [token_request(client, cred).status_code for _ in range(4)] == [200, 200, 200, 429]
+        assert len(calls) == 2  # the first (caching the client) and the refused one
+        counts = [int(store.get(key)) for key in store.keys("LIMITS:*client:*")]
+        assert counts == [3]
+
+        assert token_request(client, other).status_code == 200  # cached now
+        bad = token_request(client, Credential(other.key, "wrong", other.body))
+        assert bad.status_code == 401
+        assert token_request(client, other).status_code == 429  # the address failed: no fast pass
+    finally:
+        store.flushdb()
         limiter.init_app(make.app)
