@@ -118,6 +118,8 @@ def load_config(instance_path: Path = DEFAULT_INSTANCE_PATH) -> dict:
         "FHIRGATE_LOGIN_FAILURE_LIMIT": os.environ.get("FHIRGATE_LOGIN_FAILURE_LIMIT", "10/minute"),
         # The common token request answered beneath Flask (oauth/token_fast_path.py); 0 = off.
         "FHIRGATE_TOKEN_FAST_PATH": os.environ.get("FHIRGATE_TOKEN_FAST_PATH", "1") != "0",
+        # The common FHIR read answered beneath Flask (fhir/read_fast_path.py); 0 = off.
+        "FHIRGATE_READ_FAST_PATH": os.environ.get("FHIRGATE_READ_FAST_PATH", "1") != "0",
         "MAX_CONTENT_LENGTH": _env_int("FHIRGATE_MAX_BODY_BYTES", 10 * 1024 * 1024),
         "FHIRGATE_SESSION_TTL": _env_int("FHIRGATE_SESSION_TTL", 8 * 3600),
         "FHIRGATE_TRUSTED_PROXIES": _env_int("FHIRGATE_TRUSTED_PROXIES", 0),

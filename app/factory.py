@@ -57,7 +57,10 @@ def create_app(config: dict | None = None, instance_path: Path | None = None) ->
     from app.cli import register_commands
 
     register_commands(app)
-    # Outermost, so that everything inside (the token fast path too) sees the client's address.
+    from fhir.read_fast_path import ReadFastPath
+
+    app.wsgi_app = ReadFastPath(app, app.wsgi_app)
+    # Outermost, so that everything inside (the fast paths too) sees the client's address.
     if app.config["FHIRGATE_TRUSTED_PROXIES"]:
         hops = app.config["FHIRGATE_TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)

@@ -36,7 +36,8 @@ def by_post(cred, **form) -> dict:
 def fast_path(app) -> TokenFastPath:
     layer = app.wsgi_app
     while not isinstance(layer, TokenFastPath):
-        layer = layer.app  # ProxyFix, when configured
+        # The read fast path (outside it) keeps the next layer as wsgi_app, ProxyFix as app.
+        layer = layer.wsgi_app if hasattr(layer, "wsgi_app") else layer.app
     return layer
 
 

@@ -1,0 +1,113 @@
+"""The common FHIR read, answered beneath Flask.
+
+``GET /fhir/{hospital}/{Type}/{id}`` with a bearer token is the API's most frequent request.
+Flask's request handling, the blueprint's hooks and the response object cost about two
+thirds of its answer, so this WSGI middleware answers it itself with the functions the view
+path uses: ``authenticate_bearer`` (token, audience, revocation, three-locks headers), the
+``AccessPolicy``'s scope check, ``SqlRepository.read`` over the direct connection, the same
+headers, and the same AuditEvent facts for the audit writer.
+
+It answers a 200 only, and only when nothing narrows the read beyond the scope check: no
+query string, no XML in ``Accept``, a hospital this worker has seen, a scope without search
+restrictions, and for a patient token only its own Patient (the compartment of any other
+type needs a query the view makes). Everything else — every error, every other request —
+goes on untouched to the Flask view, which decides and renders it. PostgreSQL only (direct
+reads); ``FHIRGATE_READ_FAST_PATH=0`` turns it off.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from flask import Flask
+
+from app.direct_reads import direct_reads
+from app.extensions import db
+from fhir.audit import INTERACTIONS, RequestFacts, audit_writer
+from fhir.errors import FhirError
+from fhir.http import resource_headers
+from fhir.policy import AccessPolicy
+from fhir.storage.sql import SqlRepository
+from fhir.validation import is_resource_type
+from fhir.version import FHIR_JSON
+from oauth import InvalidTokenError, authenticate_bearer
+
+# Hospital ids and FHIR ids (R4B datatypes.html#id) only: anything else is the view's to judge.
+_READ_PATH = re.compile(r"/fhir/([A-Za-z0-9\-.]{1,40})/([A-Z][A-Za-z]{1,63})/([A-Za-z0-9\-.]{1,64})")
+_CONTENT_TYPE = ("Content-Type", f"{FHIR_JSON}; charset=utf-8")
+_SECURITY_HEADERS = [("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer")]
+_HSTS = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+
+
+class ReadFastPath:
+    """WSGI middleware in front of the Flask app (inside ``ProxyFix``)."""
+
+    def __init__(self, app: Flask, wsgi_app) -> None:
+        self.app = app
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        if (
+            environ.get("REQUEST_METHOD") == "GET"
+            and environ.get("PATH_INFO", "").startswith("/fhir/")
+            and self.app.config["FHIRGATE_READ_FAST_PATH"]
+        ):
+            answered = self._answer(environ)
+            if answered is not None:
+                body, headers = answered
+                start_response("200 OK", headers)
+                return [body]
+        return self.wsgi_app(environ, start_response)
+
+    def _answer(self, environ) -> tuple[bytes, list[tuple[str, str]]] | None:
+        matched = _READ_PATH.fullmatch(environ["PATH_INFO"])
+        if matched is None or environ.get("QUERY_STRING") or "xml" in environ.get("HTTP_ACCEPT", ""):
+            return None
+        hospital_id, resource_type, resource_id = matched.groups()
+        if hospital_id not in self.app.extensions.get("fhirgate_known_hospitals", ()):
+            return None
+        with self.app.app_context():
+            reads = direct_reads()
+            if not reads.available or not is_resource_type(resource_type):
+                return None
+            try:
+                principal = authenticate_bearer(
+                    environ.get("HTTP_AUTHORIZATION"),
+                    hospital_id,
+                    api_key=environ.get("HTTP_X_API_KEY"),
+                    api_secret=environ.get("HTTP_X_API_SECRET"),
+                )
+                policy = AccessPolicy(principal)
+                if policy.require("read", resource_type) is not None:
+                    return None  # v2 search restrictions: the view's query applies them
+                own_record = (resource_type, resource_id) == ("Patient", policy.patient_id)
+                if policy.patient_id is not None and not own_record:
+                    return None  # the compartment decides: the view's query
+                stored = SqlRepository(db.session, hospital_id, direct=reads).read(resource_type, resource_id)
+            except (InvalidTokenError, FhirError):
+                return None
+            audit_writer().record(
+                RequestFacts(
+                    hospital_id=hospital_id,
+                    recorded=datetime.now(UTC),
+                    interaction=INTERACTIONS["fhir.read"],
+                    method="GET",
+                    path=environ["PATH_INFO"],
+                    query="",
+                    status=200,
+                    address=environ.get("REMOTE_ADDR"),
+                    client_id=principal.client_id,
+                    client_kind=principal.kind,
+                    patient_id=principal.patient_id,
+                    resource_type=resource_type,
+                    resource_id=resource_id,
+                )
+            )
+            body = (stored.content or "").encode()
+            headers = [_CONTENT_TYPE, ("Content-Length", str(len(body)))]
+            headers += resource_headers(stored, hospital_id).items()
+        headers += _SECURITY_HEADERS
+        if environ.get("wsgi.url_scheme") == "https":
+            headers.append(_HSTS)
+        return body, headers
