@@ -18,6 +18,7 @@ authentication method other than the two secret ones, therefore stays Authlib's.
 from __future__ import annotations
 
 import io
+import logging
 import re
 from urllib.parse import parse_qsl
 
@@ -36,6 +37,7 @@ from oauth.tokens import issue_access_token
 from oauth.validity import validity_cache
 
 TOKEN_PATH = "/oauth/token"
+log = logging.getLogger(__name__)
 # A common request is a few hundred bytes; anything longer is left to the view's checks.
 MAX_COMMON_BODY = 4096
 KNOWN_PARAMETERS = frozenset({"grant_type", "scope", "resource", "client_id", "client_secret"})
@@ -61,7 +63,11 @@ class TokenFastPath:
             and environ.get("REQUEST_METHOD") == "POST"
             and self.app.config["FHIRGATE_TOKEN_FAST_PATH"]
         ):
-            answered = self._answer(environ)
+            try:
+                answered = self._answer(environ)
+            except Exception as error:  # noqa: BLE001 - whatever broke, the view answers (and logs it)
+                log.warning("token fast path gave way (%s)", type(error).__name__)
+                answered = None
             if answered is not None:
                 body, headers = answered
                 start_response("200 OK", headers)
@@ -84,8 +90,7 @@ class TokenFastPath:
                 return None
             token, cached_epoch, client_id, address = made
             if epoch != cached_epoch:
-                validity_cache().refresh(epoch)  # something changed: the view reloads
-                return None
+                return None  # something changed: the view reads the epoch and reloads
             if not token_limits.admit(client_id, address):
                 return None  # a limit is reached: the view answers 429
         body = orjson.dumps(token.response())
@@ -101,14 +106,17 @@ class TokenFastPath:
         if cached is None:
             return None
         client, reach, cached_epoch = cached
+        address = environ.get("REMOTE_ADDR")
+        # An address locked out by failures is refused before its secret is looked at, as in the
+        # view: answering a right secret later than a wrong one would let guessing go on.
+        if not client.active or token_limits.address_locked(address):
+            return None
         if not (
-            client.active
-            and secret_matches(secret, client.secret_hash)
+            secret_matches(secret, client.secret_hash)
             and client.check_endpoint_auth_method(method, "token")
             and not last_use_due(client)
         ):
             return None
-        address = environ.get("REMOTE_ADDR")
         try:
             hospital_id, granted = target_within(reach, form.get("resource"))
             scope = narrow_scope(granted, form.get("scope"))

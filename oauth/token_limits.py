@@ -20,8 +20,9 @@ import time
 from functools import lru_cache
 
 from flask import current_app
-from limits import RateLimitItem, parse
+from limits import RateLimitItem, parse_many
 from limits.storage import RedisStorage
+from limits.strategies import FixedWindowRateLimiter
 
 from app.extensions import limiter
 
@@ -42,16 +43,16 @@ return 1
 
 
 @lru_cache(maxsize=32)
-def _limit(text: str) -> RateLimitItem:
-    return parse(text)
+def _limits(text: str) -> tuple[RateLimitItem, ...]:
+    return tuple(parse_many(text))  # "1200/minute;20/second": every item holds
 
 
 def _checks(client_id: str | None, address: str | None) -> list[tuple[RateLimitItem, str]]:
+    """``(limit, key)`` for every item of both settings, the client's first."""
     config = current_app.config
     claimed = f"client:{client_id}" if client_id else f"addr:{address}"
-    return [
-        (_limit(config["FHIRGATE_TOKEN_RATE_LIMIT"]), claimed),
-        (_limit(config["FHIRGATE_AUTH_FAILURE_LIMIT"]), f"authfail:{address}"),
+    return [(item, claimed) for item in _limits(config["FHIRGATE_TOKEN_RATE_LIMIT"])] + [
+        (item, f"authfail:{address}") for item in _limits(config["FHIRGATE_AUTH_FAILURE_LIMIT"])
     ]
 
 
@@ -65,25 +66,45 @@ def retry_after(client_id: str | None, address: str | None) -> int | None:
     return None
 
 
+def address_locked(address: str | None) -> bool:
+    """Whether the address has used up its failed authentications. Counts nothing."""
+    strategy = limiter.limiter
+    failed = f"authfail:{address}"
+    return any(
+        not strategy.test(item, _SCOPE, failed)
+        for item in _limits(current_app.config["FHIRGATE_AUTH_FAILURE_LIMIT"])
+    )
+
+
 def count(client_id: str | None, address: str | None, status: int) -> None:
     """Count an answered request: against the client unless 401, against the address if 401."""
     if status == 429:
         return  # refused before any work was done
-    client_limit, failure_limit = _checks(client_id, address)
-    limit, key = failure_limit if status == 401 else client_limit
-    limiter.limiter.hit(limit, _SCOPE, key)
+    failures = status == 401
+    for limit, key in _checks(client_id, address):
+        if key.startswith("authfail:") == failures:
+            limiter.limiter.hit(limit, _SCOPE, key)
 
 
 def admit(client_id: str, address: str | None) -> bool:
     """Check both limits and count a success against the client, as one step: False (and
     nothing counted) if either limit is used up."""
-    (client_limit, claimed), (failure_limit, failed) = _checks(client_id, address)
+    checks = _checks(client_id, address)
     storage = limiter.storage
-    if not isinstance(storage, RedisStorage):
+    # The script speaks plain Redis and the fixed window; a cluster (keys in two slots),
+    # several items per setting or another strategy take the general way.
+    if (
+        type(storage) is not RedisStorage
+        or type(limiter.limiter) is not FixedWindowRateLimiter
+        or len(checks) != 2
+    ):
         if retry_after(client_id, address) is not None:
             return False
-        limiter.limiter.hit(client_limit, _SCOPE, claimed)
+        for limit, key in checks:
+            if not key.startswith("authfail:"):
+                limiter.limiter.hit(limit, _SCOPE, key)
         return True
+    (client_limit, claimed), (failure_limit, failed) = checks
     script = current_app.extensions.get("fhirgate_admit_script")
     if script is None or script.registered_client is not storage.get_connection():
         script = storage.get_connection().register_script(_ADMIT_SCRIPT)

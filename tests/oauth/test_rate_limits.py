@@ -120,3 +120,11 @@ def test_on_redis_the_fast_path_checks_and_counts_in_one_step(tmp_path, make):
     finally:
         store.flushdb()
         limiter.init_app(make.app)
+
+
+def test_every_item_of_a_multi_item_limit_holds_on_both_paths(client, make, app, monkeypatch):
+    monkeypatch.setitem(app.config, "FHIRGATE_TOKEN_RATE_LIMIT", "100/minute;2/hour")
+    make.hospital("general")
+    cred = make.api_key("general")
+    statuses = [token_request(client, cred).status_code for _ in range(3)]  # view, then fast path
+    assert statuses == [200, 200, 429]

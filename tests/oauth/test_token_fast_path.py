@@ -4,12 +4,14 @@ every limit and every revocation to it."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import text
 
+from app.direct_reads import REST_AFTER_FAILURE_S
 from app.extensions import db
 from app.timeutil import as_utc, utcnow
 from oauth.epoch_reader import EPOCH_QUERY, EpochReader, epoch_reader
@@ -349,7 +351,7 @@ def test_a_failed_pooled_epoch_read_answers_none_and_the_next_one_works(reader, 
     assert reader.read() == before
 
 
-def test_an_epoch_read_on_a_killed_connection_answers_none_and_the_next_reconnects(reader):
+def test_an_epoch_read_on_a_killed_connection_answers_none_and_a_later_one_reconnects(reader, monkeypatch):
     if dialect() != "postgresql":
         pytest.skip("only PostgreSQL reads over a connection of its own")
     before = reader.read()
@@ -357,5 +359,19 @@ def test_an_epoch_read_on_a_killed_connection_answers_none_and_the_next_reconnec
     db.session.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": killed.info.backend_pid})
     db.session.commit()
     assert reader.read() is None
+    assert reader.read() is None  # direct reads rest a while after a failure
+    later = time.monotonic() + REST_AFTER_FAILURE_S + 1
+    monkeypatch.setattr(time, "monotonic", lambda: later)
     assert reader.read() == before
     assert reader._reads._local.held[1] is not killed
+
+
+def test_a_failure_inside_the_fast_path_leaves_the_request_to_the_view(
+    post, cached_key, monkeypatch, view_calls
+):
+    def broken(*args):
+        raise ConnectionError("the limits' store is down")
+
+    monkeypatch.setattr("oauth.token_limits.admit", broken)
+    assert post(True, **by_basic(cached_key)).status_code == 200
+    assert len(view_calls) == 1
