@@ -10,7 +10,9 @@ through libpq directly: ~20 us of client CPU.
 caller can work while the database answers (waiting costs the worker more CPU than the
 query itself: being switched out and back). A read that fails answers ``None``, logged by
 error type only, and the connection is dropped; the caller then goes the ordinary way,
-which has the pool's reconnect handling. PostgreSQL only (``available``).
+which has the pool's reconnect handling; for ``REST_AFTER_FAILURE_S`` the process then reads
+that way only, so that a database in trouble is not met with a reconnect per request.
+Each thread holds one connection beside the pool's. PostgreSQL only (``available``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import logging
 import os
 import select
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 import psycopg
@@ -29,6 +32,7 @@ from sqlalchemy.engine import Engine
 
 CONNECT_TIMEOUT_S = 3
 ANSWER_TIMEOUT_S = 3
+REST_AFTER_FAILURE_S = 5  # after a failure, this process reads the ordinary way for a while
 
 Rows = list[tuple[str | None, ...]]  # libpq's text format: the caller converts
 log = logging.getLogger(__name__)
@@ -39,6 +43,7 @@ class DirectReads:
         self._engine = engine
         self.available = engine.dialect.name == "postgresql"
         self._local = threading.local()
+        self._resting_until = 0.0
 
     def run(self, name: str, sql: str, params: Sequence[str] = ()) -> Rows | None:
         """The rows of prepared statement ``name`` (``sql`` with $1, $2…), or None if it failed."""
@@ -47,6 +52,8 @@ class DirectReads:
     def start(self, name: str, sql: str, params: Sequence[str] = ()) -> Callable[[], Rows | None]:
         """Send the statement now; the function returned waits for its rows (call it exactly
         once, before this thread's next ``start``) and answers as ``run`` does."""
+        if time.monotonic() < self._resting_until:
+            return lambda: None  # failed a moment ago: the ordinary path, without a retry storm
         try:
             connection, prepared = self._connection()
             pgconn = connection.pgconn
@@ -56,6 +63,8 @@ class DirectReads:
                     raise psycopg.OperationalError(f"preparing {name} failed")
                 prepared.add(key)
             pgconn.send_query_prepared(key, [p.encode() for p in params] if params else None)
+            while pgconn.flush():  # a non-blocking connection may keep part of the message
+                select.select([], [pgconn.socket], [], ANSWER_TIMEOUT_S)
         except Exception as error:  # noqa: BLE001 - any failure means: take the ordinary path
             self._failed(name, error)
             return lambda: None
@@ -89,12 +98,19 @@ class DirectReads:
         if held is not None and held[0] == os.getpid() and not held[1].closed:
             return held[1], held[2]
         url = self._engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        connection = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+        # Text values are parsed here: fix the formats they come in.
+        connection = psycopg.connect(
+            url,
+            autocommit=True,
+            connect_timeout=CONNECT_TIMEOUT_S,
+            options="-c DateStyle=ISO -c TimeZone=UTC",
+        )
         self._local.held = (os.getpid(), connection, set())
         return connection, self._local.held[2]
 
     def _failed(self, name: str, error: Exception) -> None:
         log.warning("direct read %s failed (%s): taking the ordinary path", name, type(error).__name__)
+        self._resting_until = time.monotonic() + REST_AFTER_FAILURE_S
         held = getattr(self._local, "held", None)
         self._local.held = None
         if held is not None and held[0] == os.getpid():

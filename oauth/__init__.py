@@ -4,9 +4,10 @@ The rest of the project uses only the names exported here.
 """
 
 from oauth.audience import fhir_base_url, token_endpoint_url
-from oauth.bearer import InvalidTokenError, Principal, authenticate_bearer
+from oauth.bearer import InvalidTokenError, Principal, authenticate_bearer, verified_claims
 from oauth.client_jwk import ASSERTION_ALGORITHMS, JwksError
 from oauth.credentials import MIN_GIVEN_SECRET_LENGTH
+from oauth.epoch_reader import EPOCH_QUERY
 from oauth.keys import create_signing_key, keyring
 from oauth.models import (
     APPLICATION,
@@ -37,9 +38,13 @@ from oauth.operations import (
 from oauth.reach import reachable_hospitals
 from oauth.scopes import ScopeError, SmartScope, normalize_scope_list, parse_scopes
 from oauth.server import init_oauth, oauth_error_response, rate_limited_response, smart_configuration
+from oauth.validity import adopt_request_epoch
 
 __all__ = [
     "ASSERTION_ALGORITHMS",
+    "EPOCH_QUERY",
+    "adopt_request_epoch",
+    "verified_claims",
     "JwksError",
     "APPLICATION",
     "MIN_GIVEN_SECRET_LENGTH",

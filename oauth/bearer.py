@@ -42,20 +42,7 @@ def authenticate_bearer(
     A hospital key made with ``require_key_headers`` ("three locks") also needs
     ``x-api-key`` and ``x-api-secret`` matching the key, compared in constant time.
     """
-    if not authorization:
-        raise InvalidTokenError("An access token is required (Authorization: Bearer ...).")
-    if len(authorization) > MAX_HEADER_LENGTH:
-        raise InvalidTokenError("The Authorization header is too long.")
-    scheme, _, token = authorization.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token or " " in token:
-        raise InvalidTokenError("Use the Bearer scheme: Authorization: Bearer <token>.")
-    try:
-        claims = decode_access_token(token)
-    except JwsError as error:
-        raise InvalidTokenError(f"The access token is invalid: {error}.") from None
-    if hospital_for_resource(claims["aud"]) != hospital_id:
-        raise InvalidTokenError("The access token was issued for another FHIR server.")
+    claims = verified_claims(authorization, hospital_id)
     client = token_client_if_active(claims)
     if client is None:
         raise InvalidTokenError("The access token has expired or was revoked.")
@@ -73,3 +60,23 @@ def authenticate_bearer(
         jti=claims["jti"],
         expires_at=claims["exp"],
     )
+
+
+def verified_claims(authorization: str | None, hospital_id: str) -> dict:
+    """The claims of a Bearer token of ours issued for ``hospital_id``'s API (signature, type,
+    issuer, audience), before any revocation check; ``InvalidTokenError`` otherwise."""
+    if not authorization:
+        raise InvalidTokenError("An access token is required (Authorization: Bearer ...).")
+    if len(authorization) > MAX_HEADER_LENGTH:
+        raise InvalidTokenError("The Authorization header is too long.")
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        raise InvalidTokenError("Use the Bearer scheme: Authorization: Bearer <token>.")
+    try:
+        claims = decode_access_token(token)
+    except JwsError as error:
+        raise InvalidTokenError(f"The access token is invalid: {error}.") from None
+    if hospital_for_resource(claims["aud"]) != hospital_id:
+        raise InvalidTokenError("The access token was issued for another FHIR server.")
+    return claims

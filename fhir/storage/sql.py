@@ -30,8 +30,9 @@ from fhir.storage import tables
 from fhir.storage.repository import HistoryEntry, StoredResource, format_instant
 from fhir.storage.writes import PendingWrites, VersionState, flush_pending, pending
 
+CURRENT_ROW_COLUMNS = ("version_id", "last_updated", "deleted", "content")
 _CURRENT_ROW = (
-    "SELECT version_id, last_updated, deleted, content FROM fhir_resources"
+    f"SELECT {', '.join(CURRENT_ROW_COLUMNS)} FROM fhir_resources"  # noqa: S608 - constants only
     " WHERE hospital_id = %s AND resource_type = %s AND id = %s"
 )
 _CURRENT_ROW_NUMBERED = _CURRENT_ROW.replace("%s", "$1", 1).replace("%s", "$2", 1).replace("%s", "$3", 1)
@@ -49,6 +50,19 @@ def _current_row_from_text(row: tuple[str | None, ...]) -> _CurrentRow:
     """A row of ``_CURRENT_ROW`` in PostgreSQL's text format (``app.direct_reads``)."""
     version_id, last_updated, deleted, content = row
     return _CurrentRow(int(version_id), as_utc(datetime.fromisoformat(last_updated)), deleted == "t", content)
+
+
+def stored_from_text(
+    resource_type: str, resource_id: str, row: tuple[str | None, ...]
+) -> StoredResource | None:
+    """The resource in a text row of ``CURRENT_ROW_COLUMNS``; None if the row is all NULL (no
+    such resource: an outer join found nothing)."""
+    if row[0] is None:
+        return None
+    current = _current_row_from_text(row)
+    return StoredResource(
+        resource_type, resource_id, current.version_id, current.last_updated, current.deleted, current.content
+    )
 
 
 def new_id() -> str:
@@ -145,13 +159,8 @@ class SqlRepository:
             rows = self.direct.run(
                 "fhirgate_current_row", _CURRENT_ROW_NUMBERED, (self.hospital_id, resource_type, resource_id)
             )
-            if rows is not None:
-                if not rows:
-                    return None
-                version_id, last_updated, deleted, content = rows[0]
-                return _CurrentRow(
-                    int(version_id), as_utc(datetime.fromisoformat(last_updated)), deleted == "t", content
-                )
+            if rows is not None:  # else the direct read failed: the session's way below
+                return _current_row_from_text(rows[0]) if rows else None
         self.flush()
         connection = self.session.connection()
         postgres = connection.dialect.name == "postgresql"

@@ -3,10 +3,12 @@ and falls back to the session when that connection fails."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from sqlalchemy import event, text
 
-from app.direct_reads import DirectReads, direct_reads
+from app.direct_reads import REST_AFTER_FAILURE_S, DirectReads, direct_reads
 from app.extensions import db
 from tests.conftest import token_request
 
@@ -67,9 +69,12 @@ def test_missing_and_deleted_resources_read_as_before(postgres_only, reader, cli
     assert reader("Patient/p1").status_code == 410
 
 
-def test_rows_come_as_text_and_a_failed_statement_answers_none(app, postgres_only):
+def test_rows_come_as_text_and_a_failure_rests_direct_reads_a_while(app, postgres_only, monkeypatch):
     with app.app_context():
         reads = DirectReads(db.engine)
         assert reads.run("t_now", "SELECT 1, NULL::text, 'x'") == [("1", None, "x")]
         assert reads.run("t_bad", "SELECT * FROM no_such_table") is None
+        assert reads.run("t_args", "SELECT $1::int + 1", ("41",)) is None  # resting: no reconnect storm
+        later = time.monotonic() + REST_AFTER_FAILURE_S + 1
+        monkeypatch.setattr(time, "monotonic", lambda: later)
         assert reads.run("t_args", "SELECT $1::int + 1", ("41",)) == [("42",)]

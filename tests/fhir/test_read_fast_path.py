@@ -171,3 +171,17 @@ def test_a_revoked_token_is_refused_at_once(postgres_only, make, client, get):
     admin = make.as_role("hospital-admin", "general")
     assert admin.delete(f"/api/hospitals/general/api-keys/{key.key}").status_code == 204
     assert get(True, "/fhir/general/Patient/p1", headers=headers).status_code == 401
+
+
+def test_a_failure_inside_the_fast_path_leaves_the_read_to_the_view(
+    postgres_only, general, get, view_calls, monkeypatch
+):
+    get(True, "/fhir/general/Patient/p1", headers=general)
+    view_calls.clear()
+
+    def broken(*args):
+        raise ValueError("an unexpected row")
+
+    monkeypatch.setattr("fhir.read_fast_path.stored_from_text", broken)
+    assert get(True, "/fhir/general/Patient/p1", headers=general).status_code == 200
+    assert len(view_calls) == 1
