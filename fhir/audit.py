@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 
 import orjson
 from flask import Flask, Response, current_app, g, request
-from sqlalchemy import update
+from sqlalchemy import bindparam
 
 from app.extensions import db
 from fhir.storage.repository import format_instant
@@ -193,11 +193,15 @@ class AuditWriter:
                         last_used[facts.client_id] = max(
                             facts.recorded, last_used.get(facts.client_id, facts.recorded)
                         )
-                for client_id, moment in last_used.items():
+                if last_used:
+                    # One executemany for every credential of the batch: a statement each
+                    # held the GIL from the request threads for ~0.3 ms apiece.
+                    clients = OAuthClient.__table__
                     db.session.execute(
-                        update(OAuthClient)
-                        .where(OAuthClient.client_id == client_id)
-                        .values(last_used_at=moment)
+                        clients.update()
+                        .where(clients.c.client_id == bindparam("used_client"))
+                        .values(last_used_at=bindparam("used_at")),
+                        [{"used_client": key, "used_at": moment} for key, moment in last_used.items()],
                     )
                 db.session.commit()
             finally:
