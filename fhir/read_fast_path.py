@@ -19,12 +19,10 @@ reads); ``FHIRGATE_READ_FAST_PATH=0`` turns it off.
 
 from __future__ import annotations
 
-import logging
 import re
 from datetime import UTC, datetime
 
-from flask import Flask
-
+from app.fast_path import FastPath
 from fhir.audit import INTERACTIONS, RequestFacts, audit_writer
 from fhir.errors import FhirError
 from fhir.http import resource_headers
@@ -44,36 +42,21 @@ _ROW_WITH_EPOCH = (
     " ON r.hospital_id = $1 AND r.resource_type = $2 AND r.id = $3"
 )
 _CONTENT_TYPE = ("Content-Type", f"{FHIR_JSON}; charset=utf-8")
-log = logging.getLogger(__name__)
-_SECURITY_HEADERS = [("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer")]
-_HSTS = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
 
 
-class ReadFastPath:
-    """WSGI middleware in front of the Flask app (inside ``ProxyFix``)."""
+class ReadFastPath(FastPath):
+    """In front of the Flask app and the token fast path (inside ``ProxyFix``)."""
 
-    def __init__(self, app: Flask, wsgi_app) -> None:
-        self.app = app
-        self.wsgi_app = wsgi_app
+    name = "read fast path"
 
-    def __call__(self, environ, start_response):
-        if (
+    def takes(self, environ) -> bool:
+        return (
             environ.get("REQUEST_METHOD") == "GET"
             and environ.get("PATH_INFO", "").startswith("/fhir/")
             and self.app.config["FHIRGATE_READ_FAST_PATH"]
-        ):
-            try:
-                answered = self._answer(environ)
-            except Exception as error:  # noqa: BLE001 - whatever broke, the view answers (and logs it)
-                log.warning("read fast path gave way (%s)", type(error).__name__)
-                answered = None
-            if answered is not None:
-                body, headers = answered
-                start_response("200 OK", headers)
-                return [body]
-        return self.wsgi_app(environ, start_response)
+        )
 
-    def _answer(self, environ) -> tuple[bytes, list[tuple[str, str]]] | None:
+    def answer(self, environ) -> tuple[bytes, list[tuple[str, str]]] | None:
         matched = _READ_PATH.fullmatch(environ["PATH_INFO"])
         if matched is None or environ.get("QUERY_STRING") or "xml" in environ.get("HTTP_ACCEPT", ""):
             return None
@@ -132,7 +115,4 @@ class ReadFastPath:
             body = (stored.content or "").encode()
             headers = [_CONTENT_TYPE, ("Content-Length", str(len(body)))]
             headers += resource_headers(stored, hospital_id).items()
-        headers += _SECURITY_HEADERS
-        if environ.get("wsgi.url_scheme") == "https":
-            headers.append(_HSTS)
         return body, headers

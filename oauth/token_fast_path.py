@@ -18,7 +18,6 @@ authentication method other than the two secret ones, therefore stays Authlib's.
 from __future__ import annotations
 
 import io
-import logging
 import re
 from urllib.parse import parse_qsl
 
@@ -27,6 +26,7 @@ from authlib.consts import default_json_headers
 from authlib.oauth2.rfc6749.errors import OAuth2Error
 from flask import Flask
 
+from app.fast_path import FastPath
 from oauth import token_limits
 from oauth.credentials import secret_matches
 from oauth.endpoint_request import BASIC, FORM_CONTENT_TYPE, POST, PRINTABLE_ID, basic_credentials
@@ -37,44 +37,32 @@ from oauth.tokens import issue_access_token
 from oauth.validity import validity_cache
 
 TOKEN_PATH = "/oauth/token"
-log = logging.getLogger(__name__)
 # A common request is a few hundred bytes; anything longer is left to the view's checks.
 MAX_COMMON_BODY = 4096
 KNOWN_PARAMETERS = frozenset({"grant_type", "scope", "resource", "client_id", "client_secret"})
 MAX_FIELDS = len(KNOWN_PARAMETERS)
 # Values the view would read identically: printable ASCII (a scope has spaces).
 _PLAIN_VALUE = re.compile(r"[\x20-\x7e]*")
-_SECURITY_HEADERS = [("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer")]
-_HSTS = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
 
 
-class TokenFastPath:
-    """WSGI middleware in front of the Flask app (inside ``ProxyFix``, so that the address
-    and scheme it sees are the client's)."""
+class TokenFastPath(FastPath):
+    """In front of the Flask app (inside ``ProxyFix``, so that the address and scheme it sees
+    are the client's)."""
+
+    name = "token fast path"
 
     def __init__(self, app: Flask, wsgi_app) -> None:
-        self.app = app
-        self.wsgi_app = wsgi_app
+        super().__init__(app, wsgi_app)
         self.epochs: EpochReader = app.extensions["fhirgate_epoch_reader"]
 
-    def __call__(self, environ, start_response):
-        if (
+    def takes(self, environ) -> bool:
+        return (
             environ.get("PATH_INFO") == TOKEN_PATH
             and environ.get("REQUEST_METHOD") == "POST"
             and self.app.config["FHIRGATE_TOKEN_FAST_PATH"]
-        ):
-            try:
-                answered = self._answer(environ)
-            except Exception as error:  # noqa: BLE001 - whatever broke, the view answers (and logs it)
-                log.warning("token fast path gave way (%s)", type(error).__name__)
-                answered = None
-            if answered is not None:
-                body, headers = answered
-                start_response("200 OK", headers)
-                return [body]
-        return self.wsgi_app(environ, start_response)
+        )
 
-    def _answer(self, environ) -> tuple[bytes, list[tuple[str, str]]] | None:
+    def answer(self, environ) -> tuple[bytes, list[tuple[str, str]]] | None:
         common = common_token_request(environ)
         if common is None:
             return None
@@ -94,10 +82,7 @@ class TokenFastPath:
             if not token_limits.admit(client_id, address):
                 return None  # a limit is reached: the view answers 429
         body = orjson.dumps(token.response())
-        headers = [*default_json_headers, ("Content-Length", str(len(body))), *_SECURITY_HEADERS]
-        if environ.get("wsgi.url_scheme") == "https":
-            headers.append(_HSTS)
-        return body, headers
+        return body, [*default_json_headers, ("Content-Length", str(len(body)))]
 
     @staticmethod
     def _make_token(environ, method: str, client_id: str, secret: str, form: dict[str, str]):

@@ -75,6 +75,7 @@ def _clean_tables(app):
         keyring().invalidate()
         app.extensions["fhirgate_validity"] = ValidityCache()
         app.extensions.pop("fhirgate_known_hospitals", None)  # the tables were emptied
+    app.extensions["fhirgate_direct_reads"].wake()  # a test's broken connection rests no other
     limiter.reset()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from app.extensions import db
 from tests.conftest import BASE_URL
 
 FHIR_JSON = "application/fhir+json"
@@ -77,3 +78,11 @@ def fhir(client, make) -> FhirClient:
     make.hospital("general")
     cred = make.api_key("general", permissions=["system/*.cruds"])
     return FhirClient(client, "general", cred.body["token"])
+
+
+@pytest.fixture
+def postgres_only(app):
+    """Skips the test on SQLite: direct reads (and the read fast path) are PostgreSQL's."""
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("direct reads are PostgreSQL's")

@@ -14,13 +14,6 @@ from tests.conftest import token_request
 
 
 @pytest.fixture
-def postgres_only(app):
-    with app.app_context():
-        if db.engine.dialect.name != "postgresql":
-            pytest.skip("direct reads are PostgreSQL's")
-
-
-@pytest.fixture
 def reader(client, make):
     make.hospital("general")
     make.patient("general", "p1", family="Direct")

@@ -6,16 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.extensions import db
 from fhir.audit import RequestFacts
 from tests.conftest import token_request
-
-
-@pytest.fixture
-def postgres_only(app):
-    with app.app_context():
-        if db.engine.dialect.name != "postgresql":
-            pytest.skip("the read fast path needs PostgreSQL's direct reads")
 
 
 @pytest.fixture
