@@ -87,8 +87,9 @@ def count(client_id: str | None, address: str | None, status: int) -> None:
 
 
 def admit(client_id: str, address: str | None) -> bool:
-    """Check both limits and count a success against the client, as one step: False (and
-    nothing counted) if either limit is used up."""
+    """Check the client's limit and count a success against it, as one step: False (and
+    nothing counted) if it is used up. The caller has checked ``address_locked`` already
+    (the Redis script checks the address's failures again: it costs nothing more there)."""
     checks = _checks(client_id, address)
     storage = limiter.storage
     # The script speaks plain Redis and the fixed window; a cluster (keys in two slots),
@@ -98,11 +99,12 @@ def admit(client_id: str, address: str | None) -> bool:
         or type(limiter.limiter) is not FixedWindowRateLimiter
         or len(checks) != 2
     ):
-        if retry_after(client_id, address) is not None:
+        strategy = limiter.limiter
+        claimed = [(limit, key) for limit, key in checks if not key.startswith("authfail:")]
+        if not all(strategy.test(limit, _SCOPE, key) for limit, key in claimed):
             return False
-        for limit, key in checks:
-            if not key.startswith("authfail:"):
-                limiter.limiter.hit(limit, _SCOPE, key)
+        for limit, key in claimed:
+            strategy.hit(limit, _SCOPE, key)
         return True
     (client_limit, claimed), (failure_limit, failed) = checks
     script = current_app.extensions.get("fhirgate_admit_script")
