@@ -7,12 +7,17 @@ This storage (``fhirgate-memory://``, the default without ``REDIS_URL``) never s
 timer; a hit sweeps the expired keys instead, once every ``SWEEP_EVERY`` hits. A key's own
 expiry is still checked on every read, so the counts are the same. (Only the fixed-window
 strategy, the one fhirgate uses, is swept; moving-window events would be kept.)
+
+``admit`` is the token fast path's fixed-window check-and-count in one call: the same counts
+as ``limits``' ``FixedWindowRateLimiter.test`` and ``hit``, without their layers (a key built
+and an exception wrapper per call: ~40 us a token request).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 
 from limits.storage import MemoryStorage
 
@@ -45,6 +50,37 @@ class SweepingMemoryStorage(MemoryStorage):
         if self._hits_since_sweep >= SWEEP_EVERY:
             self.sweep()
         return super().incr(key, expiry, amount)
+
+    def count_now(self, key: str, now: float | None = None) -> int:
+        """The key's count in its window (``get``, without removing an expired key)."""
+        if self.expirations.get(key, 0) <= (time.time() if now is None else now):
+            return 0
+        return self.storage.get(key, 0)
+
+    def admit(self, counted: Sequence[tuple[str, int, int]], checked: Sequence[tuple[str, int]] = ()) -> bool:
+        """Fixed windows: if every ``(key, amount, expiry)`` of ``counted`` and every
+        ``(key, amount)`` of ``checked`` is below its amount, count a hit against each of
+        ``counted`` and answer True; else count nothing and answer False."""
+        now = time.time()
+        if any(self.count_now(key, now) >= amount for key, amount in checked) or any(
+            self.count_now(key, now) >= amount for key, amount, _ in counted
+        ):
+            return False
+        for key, _, expiry in counted:
+            self._hit(key, expiry, now)
+        return True
+
+    def _hit(self, key: str, expiry: int, now: float) -> None:
+        """``incr(key, expiry)``: a window starts with its first hit."""
+        self._hits_since_sweep += 1
+        if self._hits_since_sweep >= SWEEP_EVERY:
+            self.sweep()
+        with self.locks[key]:
+            if self.expirations.get(key, 0) <= now:
+                self.storage.pop(key, None)
+            self.storage[key] += 1
+            if self.storage[key] == 1:
+                self.expirations[key] = now + expiry
 
     def sweep(self) -> None:
         """Forget every counter whose window has ended (they would read as 0 anyway)."""

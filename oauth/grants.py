@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import lru_cache
 
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError
@@ -39,20 +40,24 @@ def choose_target(client: OAuthClient, resource: str | None) -> tuple[str, str]:
     return target_within(cached[1] if cached is not None else reachable_hospitals(client), resource)
 
 
-def target_within(reach: dict[str, str], resource: str | None) -> tuple[str, str]:
-    """``choose_target`` given the hospitals the client reaches, with their granted scopes."""
+def target_within(
+    reach: dict[str, str], resource: str | None, base_url: str | None = None
+) -> tuple[str, str]:
+    """``choose_target`` given the hospitals the client reaches, with their granted scopes
+    (``base_url``: ``FHIRGATE_BASE_URL``, for callers outside an application context)."""
     if resource is None:
         if len(reach) != 1:
             raise InvalidTargetError(
                 "This client reaches several hospitals: name one with the resource parameter."
             )
         return next(iter(reach.items()))
-    hospital_id = hospital_for_resource(resource)
+    hospital_id = hospital_for_resource(resource, base_url)
     if hospital_id not in reach:
         raise InvalidTargetError("The resource is not a FHIR base URL this client may reach.")
     return hospital_id, reach[hospital_id]
 
 
+@lru_cache(maxsize=1024)  # pure; a client asks for the same scope again and again
 def narrow_scope(granted: str, requested: str | None) -> str:
     """RFC 6749 §3.3: the requested scope must lie within the granted one; absent = all."""
     if requested is None:
@@ -98,8 +103,8 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
         return 200, token.response(), self.TOKEN_RESPONSE_HEADER
 
 
-def token_lifetime(auth_method: str) -> int:
-    lifetime = current_app.config["FHIRGATE_TOKEN_TTL"]
+def token_lifetime(auth_method: str, config=None) -> int:
+    lifetime = (current_app.config if config is None else config)["FHIRGATE_TOKEN_TTL"]
     if auth_method == KEY_AUTH_METHOD:
         lifetime = min(lifetime, BACKEND_SERVICES_MAX_TTL)
     return lifetime

@@ -163,6 +163,16 @@ class KeyRing:
             snapshot = self._fresh()
         return snapshot.current_kid, snapshot.current_key
 
+    def loaded_signing_key(self) -> tuple[str, ec.EllipticCurvePrivateKey] | None:
+        """``signing_key`` if it is loaded and not due to be re-read, else None (loading
+        needs an application context: the caller then takes the ordinary way)."""
+        snapshot = self._snapshot
+        if snapshot is None or snapshot.current_key is None:
+            return None
+        if time.monotonic() - snapshot.loaded_at > RELOAD_SECONDS:
+            return None
+        return snapshot.current_kid, snapshot.current_key
+
     def public_key(self, kid: str) -> ec.EllipticCurvePublicKey | None:
         snapshot = self._fresh()
         key = snapshot.public_keys.get(kid)

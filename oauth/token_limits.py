@@ -11,7 +11,9 @@ Both are checked before a request is processed and counted after it is answered,
 storage Flask-Limiter was configured with (memory, or Redis shared by every worker), so
 the fast path (``oauth.token_fast_path``) and the view count against the same figures. The
 fast path checks and counts a success in one step (``admit``): on Redis one round trip, a
-Lua script, where checking and counting apart would take three.
+Lua script, where checking and counting apart would take three; in memory one call of the
+storage's own ``admit``. The fast path runs without an application context, so its two
+functions take the app.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from __future__ import annotations
 import time
 from functools import lru_cache
 
-from flask import current_app
+from flask import Flask, current_app
 from limits import RateLimitItem, parse_many
 from limits.storage import RedisStorage
 from limits.strategies import FixedWindowRateLimiter
 
 from app.extensions import limiter
+from app.rate_limit_storage import SweepingMemoryStorage
 
 _SCOPE = "oauth-token"
 # Both counts under their limits: count the client's (as limits' incr_expire.lua does: the
@@ -47,6 +50,19 @@ def _limits(text: str) -> tuple[RateLimitItem, ...]:
     return tuple(parse_many(text))  # "1200/minute;20/second": every item holds
 
 
+@lru_cache(maxsize=4096)
+def _keyed(text: str, identity: str) -> tuple[tuple[RateLimitItem, str], ...]:
+    """Every item of setting ``text`` with its storage key for ``identity``."""
+    return tuple((item, item.key_for(_SCOPE, identity)) for item in _limits(text))
+
+
+def _fixed_window_in_memory() -> SweepingMemoryStorage | None:
+    storage = limiter.storage
+    if type(storage) is SweepingMemoryStorage and type(limiter.limiter) is FixedWindowRateLimiter:
+        return storage
+    return None
+
+
 def _checks(client_id: str | None, address: str | None) -> list[tuple[RateLimitItem, str]]:
     """``(limit, key)`` for every item of both settings, the client's first."""
     config = current_app.config
@@ -66,14 +82,14 @@ def retry_after(client_id: str | None, address: str | None) -> int | None:
     return None
 
 
-def address_locked(address: str | None) -> bool:
+def address_locked(app: Flask, address: str | None) -> bool:
     """Whether the address has used up its failed authentications. Counts nothing."""
+    failed = _keyed(app.config["FHIRGATE_AUTH_FAILURE_LIMIT"], f"authfail:{address}")
+    memory = _fixed_window_in_memory()
+    if memory is not None:
+        return any(memory.count_now(key) >= item.amount for item, key in failed)
     strategy = limiter.limiter
-    failed = f"authfail:{address}"
-    return any(
-        not strategy.test(item, _SCOPE, failed)
-        for item in _limits(current_app.config["FHIRGATE_AUTH_FAILURE_LIMIT"])
-    )
+    return any(not strategy.test(item, _SCOPE, f"authfail:{address}") for item, _ in failed)
 
 
 def count(client_id: str | None, address: str | None, status: int) -> None:
@@ -86,33 +102,34 @@ def count(client_id: str | None, address: str | None, status: int) -> None:
             limiter.limiter.hit(limit, _SCOPE, key)
 
 
-def admit(client_id: str, address: str | None) -> bool:
+def admit(app: Flask, client_id: str, address: str | None) -> bool:
     """Check the client's limit and count a success against it, as one step: False (and
     nothing counted) if it is used up. The caller has checked ``address_locked`` already
     (the Redis script checks the address's failures again: it costs nothing more there)."""
-    checks = _checks(client_id, address)
+    claimed = _keyed(app.config["FHIRGATE_TOKEN_RATE_LIMIT"], f"client:{client_id}")
+    memory = _fixed_window_in_memory()
+    if memory is not None:
+        return memory.admit([(key, item.amount, item.get_expiry()) for item, key in claimed])
+    failed = _keyed(app.config["FHIRGATE_AUTH_FAILURE_LIMIT"], f"authfail:{address}")
     storage = limiter.storage
     # The script speaks plain Redis and the fixed window; a cluster (keys in two slots),
     # several items per setting or another strategy take the general way.
     if (
         type(storage) is not RedisStorage
         or type(limiter.limiter) is not FixedWindowRateLimiter
-        or len(checks) != 2
+        or len(claimed) != 1
+        or len(failed) != 1
     ):
         strategy = limiter.limiter
-        claimed = [(limit, key) for limit, key in checks if not key.startswith("authfail:")]
-        if not all(strategy.test(limit, _SCOPE, key) for limit, key in claimed):
+        if not all(strategy.test(item, _SCOPE, f"client:{client_id}") for item, _ in claimed):
             return False
-        for limit, key in claimed:
-            strategy.hit(limit, _SCOPE, key)
+        for item, _ in claimed:
+            strategy.hit(item, _SCOPE, f"client:{client_id}")
         return True
-    (client_limit, claimed), (failure_limit, failed) = checks
-    script = current_app.extensions.get("fhirgate_admit_script")
+    (client_limit, client_key), (failure_limit, failure_key) = claimed[0], failed[0]
+    script = app.extensions.get("fhirgate_admit_script")
     if script is None or script.registered_client is not storage.get_connection():
         script = storage.get_connection().register_script(_ADMIT_SCRIPT)
-        current_app.extensions["fhirgate_admit_script"] = script
-    keys = [
-        storage.prefixed_key(client_limit.key_for(_SCOPE, claimed)),
-        storage.prefixed_key(failure_limit.key_for(_SCOPE, failed)),
-    ]
+        app.extensions["fhirgate_admit_script"] = script
+    keys = [storage.prefixed_key(client_key), storage.prefixed_key(failure_key)]
     return script(keys, [client_limit.amount, failure_limit.amount, client_limit.get_expiry()]) == 1

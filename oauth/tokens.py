@@ -50,13 +50,28 @@ class IssuedToken:
 
 def issue_access_token(client: OAuthClient, hospital_id: str, scope: str, ttl: int) -> IssuedToken:
     """Sign an RFC 9068 access token for ``client`` at ``hospital_id``."""
-    kid, private_key = keyring().signing_key()
+    return mint_access_token(
+        client, hospital_id, scope, ttl, current_app.config["FHIRGATE_BASE_URL"], keyring().signing_key()
+    )
+
+
+def mint_access_token(
+    client: OAuthClient,
+    hospital_id: str,
+    scope: str,
+    ttl: int,
+    issuer: str,
+    signing_key: tuple[str, ec.EllipticCurvePrivateKey],
+) -> IssuedToken:
+    """``issue_access_token`` given the issuer (``FHIRGATE_BASE_URL``) and the current
+    ``(kid, key)``: it needs no application context."""
+    kid, private_key = signing_key
     now = epoch()
     claims = {
-        "iss": current_app.config["FHIRGATE_BASE_URL"],
+        "iss": issuer,
         "sub": client.client_id,
         "client_id": client.client_id,
-        "aud": fhir_base_url(hospital_id),
+        "aud": fhir_base_url(hospital_id, issuer),
         "iat": now,
         "exp": now + ttl,
         "jti": secrets.token_urlsafe(16),

@@ -50,3 +50,42 @@ def test_reset_clears_every_count():
     limiter.hit(limit, "scope", "k")
     storage.reset()
     assert limiter.hit(limit, "scope", "k")
+
+
+def test_admit_counts_as_the_fixed_window_strategy_does():
+    storage = SweepingMemoryStorage()
+    limiter = FixedWindowRateLimiter(storage)
+    limit = parse("3/minute")
+    key = limit.key_for("scope", "client:a")
+    assert [storage.admit([(key, 3, limit.get_expiry())]) for _ in range(4)] == [True, True, True, False]
+    assert not limiter.test(limit, "scope", "client:a")
+    assert limiter.get_window_stats(limit, "scope", "client:a").remaining == 0
+    assert storage.count_now(key) == 3  # the refused fourth counted nothing
+    assert limiter.hit(limit, "scope", "client:b")  # another key has its own count
+
+
+def test_admit_counts_nothing_while_a_checked_key_is_used_up():
+    storage = SweepingMemoryStorage()
+    limiter = FixedWindowRateLimiter(storage)
+    failures, claims = parse("1/minute"), parse("5/minute")
+    assert limiter.hit(failures, "scope", "authfail:1.2.3.4")
+    failed, claimed = failures.key_for("scope", "authfail:1.2.3.4"), claims.key_for("scope", "client:a")
+    assert not storage.admit([(claimed, 5, 60)], checked=[(failed, 1)])
+    assert storage.count_now(claimed) == 0
+    assert storage.admit([(claimed, 5, 60)], checked=[(failed, 2)])
+    assert limiter.get_window_stats(claims, "scope", "client:a").remaining == 4
+
+
+def test_an_admitted_window_starts_with_its_first_hit_and_ends(monkeypatch):
+    storage = SweepingMemoryStorage()
+    limiter = FixedWindowRateLimiter(storage)
+    limit = parse("1/second")
+    key = limit.key_for("scope", "client:a")
+    assert storage.admit([(key, 1, 1)])
+    assert not storage.admit([(key, 1, 1)])
+    assert not limiter.test(limit, "scope", "client:a")
+    later = time.time() + 2
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert storage.count_now(key) == 0
+    assert storage.admit([(key, 1, 1)])
+    assert storage.expirations[key] == later + 1

@@ -10,6 +10,8 @@ and base64, so that a secret stored in any of these shapes would be found.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 from dataclasses import dataclass, field
 
 import pytest
@@ -18,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy import inspect, select, text
 
 from app.extensions import db
-from oauth.credentials import secret_matches
+from oauth.credentials import hash_secret, secret_matches
 from oauth.jws import b64url_encode
 from oauth.keys import _decrypt_private_key, keyring
 from oauth.models import OAuthClient, SigningKey
@@ -246,6 +248,18 @@ def test_secret_hash_column_holds_keyed_hashes(app, world):
             assert any(secret_matches(secret, stored) for stored in rows.values()), name
         old = world.secrets["application (before rotation)"]
         assert not any(secret_matches(old, stored) for stored in rows.values())
+
+
+def test_the_keyed_hash_is_hmac_sha256_under_the_pepper_of_the_secret_key(app):
+    """Pinned: hashes stored by any version must keep verifying, with or without an app context."""
+    pepper = hmac.new(app.config["SECRET_KEY"].encode(), b"fhirgate client-secret pepper v1", hashlib.sha256)
+    expected = hmac.new(pepper.digest(), b"hks_example", hashlib.sha256).hexdigest()
+    with app.app_context():
+        assert hash_secret("hks_example") == expected
+    assert hash_secret("hks_example", app.config["SECRET_KEY"]) == expected
+    assert hash_secret("hks_example", "another secret key") != expected
+    assert secret_matches("hks_example", expected, app.config["SECRET_KEY"])
+    assert not secret_matches("hks_examplf", expected, app.config["SECRET_KEY"])
 
 
 def test_private_key_decrypts_only_with_the_right_kek(app, world):

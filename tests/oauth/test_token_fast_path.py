@@ -16,7 +16,7 @@ from app.extensions import db
 from app.timeutil import as_utc, utcnow
 from oauth.epoch_reader import EPOCH_QUERY, EpochReader, epoch_reader
 from oauth.models import OAuthClient
-from oauth.token_fast_path import TokenFastPath
+from oauth.token_fast_path import TokenFastPath, _common_form
 from oauth.validity import bump_epoch, validity_cache
 from tests.conftest import BASE_URL, basic_auth
 from tests.oauth.test_token_flows import decode_with_jwks
@@ -375,3 +375,17 @@ def test_a_failure_inside_the_fast_path_leaves_the_request_to_the_view(
     monkeypatch.setattr("oauth.token_limits.admit", broken)
     assert post(True, **by_basic(cached_key)).status_code == 200
     assert len(view_calls) == 1
+
+
+def test_a_signing_key_due_to_be_reread_is_left_to_the_view(post, cached_key, app, view_calls):
+    app.extensions["fhirgate_keyring"].invalidate()  # as after RELOAD_SECONDS: reading needs the view
+    assert [post(True, **by_basic(cached_key)).status_code for _ in range(2)] == [200, 200]
+    assert len(view_calls) == 1  # the view read the keys; the second was the fast path's again
+
+
+def test_a_form_with_a_secret_is_parsed_every_time_and_never_remembered(post, key, view_calls):
+    remembered = _common_form.cache_info().currsize
+    statuses = [post(True, **by_post(key)).status_code for _ in range(3)]
+    assert statuses == [200, 200, 200]
+    assert len(view_calls) == 1  # the fast path answered client_secret_post too
+    assert _common_form.cache_info().currsize == remembered
