@@ -57,11 +57,21 @@ def target_within(
     return hospital_id, reach[hospital_id]
 
 
-@lru_cache(maxsize=1024)  # pure; a client asks for the same scope again and again
+# A client asks for the same scope again and again: the answer is remembered while the granted
+# and requested scopes together are at most this long (1,024 answers: ~2 MB at the very most).
+REMEMBERED_SCOPES_LENGTH = 1024
+
+
 def narrow_scope(granted: str, requested: str | None) -> str:
     """RFC 6749 §3.3: the requested scope must lie within the granted one; absent = all."""
     if requested is None:
         return granted
+    if len(granted) + len(requested) <= REMEMBERED_SCOPES_LENGTH:
+        return _remembered_narrowing(granted, requested)
+    return _narrowing(granted, requested)
+
+
+def _narrowing(granted: str, requested: str) -> str:
     if not requested.strip():
         raise InvalidScopeError("The scope parameter is empty.")
     try:
@@ -72,6 +82,9 @@ def narrow_scope(granted: str, requested: str | None) -> str:
     if not all(covers(held, scope) for scope in wanted):
         raise InvalidScopeError("The requested scope exceeds what this client was granted.")
     return " ".join(dict.fromkeys(split_scope(requested)))
+
+
+_remembered_narrowing = lru_cache(maxsize=1024)(_narrowing)  # errors are raised, not remembered
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
