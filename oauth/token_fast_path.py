@@ -21,7 +21,6 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Mapping
-from functools import lru_cache
 from types import MappingProxyType
 from urllib.parse import parse_qsl
 
@@ -141,8 +140,7 @@ def common_token_request(environ) -> tuple[str, str, str, Mapping[str, str]] | N
     environ["wsgi.input"] = io.BytesIO(body)
     if len(body) != length:
         return None
-    # A client sends the same body every time; one without a secret is remembered parsed.
-    form = _common_form(body) if b"client_secret" not in body else _common_form.__wrapped__(body)
+    form = _common_form(body)
     if form is None:
         return None
 
@@ -167,9 +165,25 @@ def common_token_request(environ) -> tuple[str, str, str, Mapping[str, str]] | N
     return method, client_id, secret, form
 
 
-@lru_cache(maxsize=256)
+# A client sends the same body every time: a plain form without a secret is remembered parsed
+# (bodies with one are parsed every time, so that no secret is kept; so are refused ones).
+REMEMBERED_FORMS = 256
+_remembered_forms: dict[bytes, Mapping[str, str]] = {}
+
+
 def _common_form(body: bytes) -> Mapping[str, str] | None:
     """The body's parameters (read-only) if it is a plain client-credentials form, else None."""
+    form = _remembered_forms.get(body)
+    if form is None:
+        form = _parsed_form(body)
+        if form is not None and "client_secret" not in form:
+            if len(_remembered_forms) >= REMEMBERED_FORMS:
+                _remembered_forms.clear()
+            _remembered_forms[body] = form
+    return form
+
+
+def _parsed_form(body: bytes) -> Mapping[str, str] | None:
     if not body.isascii():
         return None
     try:
