@@ -15,7 +15,7 @@ from sqlalchemy import select
 from app.accounts import AccountError, create_hospital, create_user
 from app.extensions import db
 from app.models import ROLES, SANDBOX_HOSPITAL_ID, Hospital, User
-from fhir.importer import ImportFailed, import_files, load_resources
+from fhir.importer import ImportFailed, import_files, load_in_transactions, load_resources
 from fhir.sandbox import generate
 from fhir.storage.sql import SqlRepository
 from oauth import create_signing_key, keyring
@@ -105,8 +105,7 @@ def sandbox_seed(patients: int, random_seed: int):
     click.echo("sandbox hospital created" if created else "sandbox hospital exists")
     if patients:
         started = time.perf_counter()
-        repo = SqlRepository(db.session, SANDBOX_HOSPITAL_ID)
-        count = load_resources(repo, generate(patients, seed=random_seed))
+        count = load_in_transactions(SANDBOX_HOSPITAL_ID, generate(patients, seed=random_seed))
         elapsed = time.perf_counter() - started
         rate = count / elapsed if elapsed else 0
         click.echo(f"loaded {count} resources for {patients} patients in {elapsed:.1f} s ({rate:.0f}/s)")

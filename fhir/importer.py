@@ -17,6 +17,7 @@ from app.extensions import db
 from fhir.bundles import process_bundle
 from fhir.errors import FhirError
 from fhir.http import base_url
+from fhir.sandbox.bundles import transaction_bundles
 from fhir.storage.sql import SqlRepository
 from fhir.validation import validate_resource
 
@@ -47,6 +48,21 @@ def load_resources(repo: SqlRepository, resources: Iterable[dict], batch_size: i
         if written % batch_size == 0:
             repo.session.commit()
     repo.session.commit()
+    return written
+
+
+def load_in_transactions(hospital_id: str, resources: Iterable[dict], per_bundle: int = BATCH_SIZE) -> int:
+    """Write resources that carry ids as transaction Bundles of ``PUT Type/id`` entries, one
+    committed transaction each; return how many were written. The Bundle path writes a batch
+    at once (a few statements and a COPY per table), where ``load_resources`` costs a round
+    trip or more per resource: for ``fhirgate sandbox seed`` on PostgreSQL, ~1,000 resources/s
+    instead of ~70/s."""
+    repo = SqlRepository(db.session, hospital_id, base_url=base_url(hospital_id))
+    written = 0
+    for bundle in transaction_bundles(resources, per_bundle):
+        result = process_bundle(repo, bundle, repo.base_url, lambda *args: "{}", with_body=False)
+        repo.session.commit()
+        written += len(result["entry"])
     return written
 
 
