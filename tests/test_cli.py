@@ -151,3 +151,22 @@ def test_sandbox_seed_with_patients(app, ctx):
     repo = SqlRepository(db.session, "sandbox")
     bundle = orjson.loads(repo.search("Patient", [("_summary", "count")]))
     assert bundle["total"] == 2
+
+
+def test_sandbox_seed_stores_every_generated_resource_and_seeding_again_adds_only_versions(app, ctx):
+    import orjson
+
+    from fhir.sandbox import generate
+    from fhir.storage.sql import SqlRepository
+
+    generated = list(generate(3))
+    first = run(app, "sandbox", "seed", "--patients", "3")
+    assert first.exit_code == 0, first.output
+    assert f"loaded {len(generated)} resources" in first.output
+    repo = SqlRepository(db.session, "sandbox")
+    for resource_type in {resource["resourceType"] for resource in generated}:
+        bundle = orjson.loads(repo.search(resource_type, [("_summary", "count")]))
+        assert bundle["total"] == sum(r["resourceType"] == resource_type for r in generated), resource_type
+    assert run(app, "sandbox", "seed", "--patients", "3").exit_code == 0  # the same ids: updates
+    patient = generated[[r["resourceType"] for r in generated].index("Patient")]
+    assert repo.read("Patient", patient["id"]).version_id == 2
