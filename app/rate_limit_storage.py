@@ -57,14 +57,11 @@ class SweepingMemoryStorage(MemoryStorage):
             return 0
         return self.storage.get(key, 0)
 
-    def admit(self, counted: Sequence[tuple[str, int, int]], checked: Sequence[tuple[str, int]] = ()) -> bool:
-        """Fixed windows: if every ``(key, amount, expiry)`` of ``counted`` and every
-        ``(key, amount)`` of ``checked`` is below its amount, count a hit against each of
-        ``counted`` and answer True; else count nothing and answer False."""
+    def admit(self, counted: Sequence[tuple[str, int, int]]) -> bool:
+        """Fixed windows: if every ``(key, amount, expiry)`` is below its amount, count a hit
+        against each and answer True; else count nothing and answer False."""
         now = time.time()
-        if any(self.count_now(key, now) >= amount for key, amount in checked) or any(
-            self.count_now(key, now) >= amount for key, amount, _ in counted
-        ):
+        if any(self.count_now(key, now) >= amount for key, amount, _ in counted):
             return False
         for key, _, expiry in counted:
             self._hit(key, expiry, now)

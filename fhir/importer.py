@@ -60,10 +60,15 @@ def load_in_transactions(hospital_id: str, resources: Iterable[dict], per_bundle
     repo = SqlRepository(db.session, hospital_id, base_url=base_url(hospital_id))
     written = 0
     for bundle in transaction_bundles(resources, per_bundle):
-        result = process_bundle(repo, bundle, repo.base_url, lambda *args: "{}", with_body=False)
-        repo.session.commit()
-        written += len(result["entry"])
+        written += _run_transaction(repo, bundle)
     return written
+
+
+def _run_transaction(repo: SqlRepository, bundle: dict) -> int:
+    """Run a transaction Bundle and commit it; return how many entries it wrote."""
+    result = process_bundle(repo, bundle, repo.base_url, lambda *args: "{}", with_body=False)
+    repo.session.commit()
+    return len(result["entry"])
 
 
 def _resources_of(path: Path) -> Iterator[tuple[str, object]]:
@@ -110,10 +115,7 @@ def _load_item(repo: SqlRepository, item: object, place: str, batch_size: int) -
         return load_resources(repo, [item], batch_size)
     if item["type"] in ("transaction", "batch"):
         # Loading is all-or-nothing per Bundle: a batch is run as a transaction too.
-        item = {**item, "type": "transaction"}
-        result = process_bundle(repo, item, repo.base_url, lambda *args: "{}", with_body=False)
-        repo.session.commit()
-        return len(result["entry"])
+        return _run_transaction(repo, {**item, "type": "transaction"})
     entries = [entry for entry in item.get("entry") or [] if isinstance(entry, dict)]
     resources = [entry["resource"] for entry in entries if entry.get("resource")]
     return load_resources(repo, resources, batch_size)

@@ -107,6 +107,10 @@ class _Snapshot:
     loaded_at: float
 
 
+def _young(snapshot: _Snapshot | None, max_age: float) -> bool:
+    return snapshot is not None and time.monotonic() - snapshot.loaded_at <= max_age
+
+
 class KeyRing:
     """The signing keys of one worker process, re-read from the database now and then."""
 
@@ -145,10 +149,10 @@ class KeyRing:
 
     def _fresh(self, max_age: float = RELOAD_SECONDS) -> _Snapshot:
         snapshot = self._snapshot
-        if snapshot is None or time.monotonic() - snapshot.loaded_at > max_age:
+        if not _young(snapshot, max_age):
             with self._lock:
                 snapshot = self._snapshot
-                if snapshot is None or time.monotonic() - snapshot.loaded_at > max_age:
+                if not _young(snapshot, max_age):
                     snapshot = self._snapshot = self._load()
         return snapshot
 
@@ -167,9 +171,7 @@ class KeyRing:
         """``signing_key`` if it is loaded and not due to be re-read, else None (loading
         needs an application context: the caller then takes the ordinary way)."""
         snapshot = self._snapshot
-        if snapshot is None or snapshot.current_key is None:
-            return None
-        if time.monotonic() - snapshot.loaded_at > RELOAD_SECONDS:
+        if not _young(snapshot, RELOAD_SECONDS) or snapshot.current_key is None:
             return None
         return snapshot.current_kid, snapshot.current_key
 

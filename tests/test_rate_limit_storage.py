@@ -64,18 +64,6 @@ def test_admit_counts_as_the_fixed_window_strategy_does():
     assert limiter.hit(limit, "scope", "client:b")  # another key has its own count
 
 
-def test_admit_counts_nothing_while_a_checked_key_is_used_up():
-    storage = SweepingMemoryStorage()
-    limiter = FixedWindowRateLimiter(storage)
-    failures, claims = parse("1/minute"), parse("5/minute")
-    assert limiter.hit(failures, "scope", "authfail:1.2.3.4")
-    failed, claimed = failures.key_for("scope", "authfail:1.2.3.4"), claims.key_for("scope", "client:a")
-    assert not storage.admit([(claimed, 5, 60)], checked=[(failed, 1)])
-    assert storage.count_now(claimed) == 0
-    assert storage.admit([(claimed, 5, 60)], checked=[(failed, 2)])
-    assert limiter.get_window_stats(claims, "scope", "client:a").remaining == 4
-
-
 def test_an_admitted_window_starts_with_its_first_hit_and_ends(monkeypatch):
     storage = SweepingMemoryStorage()
     limiter = FixedWindowRateLimiter(storage)
