@@ -26,8 +26,9 @@ from flask import Flask, Response, current_app, g, request
 from sqlalchemy import bindparam
 
 from app.extensions import db
+from fhir.audit_index import audit_index
 from fhir.storage.repository import format_instant
-from fhir.storage.sql import SqlRepository
+from fhir.storage.sql import SqlRepository, time_ordered_id
 from oauth import OAuthClient
 
 log = logging.getLogger(__name__)
@@ -188,7 +189,9 @@ class AuditWriter:
                 last_used: dict[str, datetime] = {}
                 for facts in batch:
                     repo = repos.setdefault(facts.hospital_id, SqlRepository(db.session, facts.hospital_id))
-                    repo.create(audit_event(facts))
+                    event = audit_event(facts)
+                    resource_id = time_ordered_id(facts.recorded)
+                    repo.create(event, resource_id=resource_id, index=audit_index(event))
                     if facts.client_id and facts.status < 400:
                         last_used[facts.client_id] = max(
                             facts.recorded, last_used.get(facts.client_id, facts.recorded)

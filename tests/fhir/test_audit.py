@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import time
+import uuid
+from datetime import datetime
 
 from sqlalchemy import MetaData, select
 
@@ -114,3 +117,22 @@ def test_audit_view_is_for_the_hospitals_admins_only(make):
     assert make.as_role("developer").get("/api/hospitals/general/audit-events").status_code == 403
     admin = make.as_role("hospital-admin", "general")
     assert admin.get("/api/hospitals/general/audit-events?outcome=maybe").status_code == 400
+
+
+def test_audit_event_ids_are_time_ordered(app, client, make):
+    """UUIDv7 (RFC 9562): each id starts with its event's millisecond, so they sort by time."""
+    make.hospital("general")
+    make.patient("general", "p1")
+    key = make.api_key("general", permissions=["system/Patient.rs", "system/AuditEvent.rs"])
+    reader = FhirClient(client, "general", key.body["token"])
+    for _ in range(3):
+        assert reader.get("/Patient/p1").status_code == 200
+        time.sleep(0.002)
+    flush(app)
+    events = reader.search("AuditEvent?subtype=read&_count=50&_sort=date")["entry"]
+    ids = [uuid.UUID(entry["resource"]["id"]) for entry in events]
+    assert len(ids) == 3 and all(each.version == 7 for each in ids)
+    assert ids == sorted(ids)
+    for entry, each in zip(events, ids, strict=True):
+        recorded = datetime.fromisoformat(entry["resource"]["recorded"])
+        assert each.int >> 80 == int(recorded.timestamp() * 1000)
