@@ -8,7 +8,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,8 @@ class Cell:
     p50_ms: float
     p99_ms: float
     errors: int
+    requests: int = 0  # answered in the run
+    seconds: float = 0.0  # the run's duration as wrk measured it
 
 
 def wrk(url: str, connections: int, seconds: float, script: Path, env: dict[str, str] | None = None) -> Cell:
@@ -30,6 +32,7 @@ def wrk(url: str, connections: int, seconds: float, script: Path, env: dict[str,
     p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
     if not (rate and p50 and p99):
         raise RuntimeError(f"unexpected wrk output:\n{out}")
+    total = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)\b", out)
     errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     socket_errors = re.search(r"Socket errors:.*", out)
     count = int(errors.group(1)) if errors else 0
@@ -40,6 +43,8 @@ def wrk(url: str, connections: int, seconds: float, script: Path, env: dict[str,
         float(p50.group(1)) * _UNITS[p50.group(2)],
         float(p99.group(1)) * _UNITS[p99.group(2)],
         count,
+        int(total.group(1)) if total else 0,
+        float(total.group(2)) * _UNITS[total.group(3)] / 1e3 if total else 0.0,
     )
 
 
