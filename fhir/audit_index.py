@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from fhir.search import index_values as v
 from fhir.search.extract import IndexValues
 
@@ -53,5 +55,16 @@ def _string(out: IndexValues, code: str, text: str) -> None:
         out.strings.append((code, normalized, text[: v.STRING_MAX]))
 
 
+# The token rows of each value seen: the same few codes, sites and clients recur in every event.
+_TOKEN_ROWS: dict[tuple, tuple] = {}
+_MAX_REMEMBERED = 4096
+
+
 def _token(out: IndexValues, code: str, value: Any, hint: str) -> None:
-    out.tokens.extend(dict.fromkeys((code, *row) for row in v.token_values(value, hint)))
+    key = (code, value if isinstance(value, str) else orjson.dumps(value, option=orjson.OPT_SORT_KEYS), hint)
+    rows = _TOKEN_ROWS.get(key)
+    if rows is None:
+        rows = tuple(dict.fromkeys((code, *row) for row in v.token_values(value, hint)))
+        if len(_TOKEN_ROWS) < _MAX_REMEMBERED:
+            _TOKEN_ROWS[key] = rows
+    out.tokens.extend(rows)

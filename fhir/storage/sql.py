@@ -79,7 +79,8 @@ def time_ordered_id(moment: datetime) -> str:
     milliseconds = int(moment.timestamp() * 1000) & (1 << 48) - 1
     random_bits = int.from_bytes(os.urandom(10), "big")
     rand_a, rand_b = random_bits >> 68, random_bits & (1 << 62) - 1
-    return str(uuid.UUID(int=milliseconds << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b))
+    digits = f"{milliseconds << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b:032x}"
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 
 NUMERIC_LIMIT = Decimal("1e24")  # what Numeric(36, 12) holds
