@@ -3,11 +3,11 @@
 ``GET /fhir/{hospital}/{Type}/{id}`` with a bearer token is the API's most frequent request.
 Flask's request handling, the blueprint's hooks and the response object cost about two
 thirds of its answer, so this WSGI middleware answers it itself with the functions the view
-path uses: ``authenticate_bearer`` (token, audience, revocation, three-locks headers), the
-``AccessPolicy``'s scope check, the same headers and the same AuditEvent facts for the audit
-writer. Its one query reads the revocation epoch and the row together (``app.direct_reads``):
-the epoch is adopted as the request's, so the token is judged against the snapshot the row
-comes from.
+path uses: ``verified_claims`` and ``principal_for`` (the two halves of ``authenticate_bearer``:
+token, audience, revocation, three-locks headers), the ``AccessPolicy``'s scope check, the
+same headers and the same AuditEvent facts for the audit writer. Its one query reads the
+revocation epoch and the row together (``app.direct_reads``): the epoch is adopted as the
+request's, so the token is judged against the snapshot the row comes from.
 
 It answers a 200 only, and only when nothing narrows the read beyond the scope check: no
 query string, no XML in ``Accept``, a hospital this worker has seen, a scope without search
@@ -30,7 +30,7 @@ from fhir.policy import AccessPolicy
 from fhir.storage.sql import CURRENT_ROW_COLUMNS, stored_from_text
 from fhir.validation import is_resource_type
 from fhir.version import FHIR_JSON
-from oauth import EPOCH_QUERY, InvalidTokenError, adopt_request_epoch, authenticate_bearer, verified_claims
+from oauth import EPOCH_QUERY, InvalidTokenError, adopt_request_epoch, principal_for, verified_claims
 
 # Hospital ids and FHIR ids (R4B datatypes.html#id) only: anything else is the view's to judge.
 _READ_PATH = re.compile(r"/fhir/([A-Za-z0-9\-.]{1,40})/([A-Z][A-Za-z]{1,63})/([A-Za-z0-9\-.]{1,64})")
@@ -69,7 +69,7 @@ class ReadFastPath(FastPath):
         with self.app.app_context():
             # Nothing is read for a caller without a token of ours for this hospital.
             try:
-                verified_claims(environ.get("HTTP_AUTHORIZATION"), hospital_id)
+                claims = verified_claims(environ.get("HTTP_AUTHORIZATION"), hospital_id)
             except InvalidTokenError:
                 return None
             # The revocation epoch and the row in one statement, from one snapshot.
@@ -79,8 +79,8 @@ class ReadFastPath(FastPath):
             adopt_request_epoch(int(rows[0][0] or 0))
             stored = stored_from_text(resource_type, resource_id, rows[0][1:])
             try:
-                principal = authenticate_bearer(
-                    environ.get("HTTP_AUTHORIZATION"),
+                principal = principal_for(
+                    claims,
                     hospital_id,
                     api_key=environ.get("HTTP_X_API_KEY"),
                     api_secret=environ.get("HTTP_X_API_SECRET"),

@@ -4,7 +4,7 @@ The rest of the project uses only the names exported here.
 """
 
 from oauth.audience import fhir_base_url, token_endpoint_url
-from oauth.bearer import InvalidTokenError, Principal, authenticate_bearer, verified_claims
+from oauth.bearer import InvalidTokenError, Principal, authenticate_bearer, principal_for, verified_claims
 from oauth.client_jwk import ASSERTION_ALGORITHMS, JwksError
 from oauth.credentials import MIN_GIVEN_SECRET_LENGTH
 from oauth.epoch_reader import EPOCH_QUERY
@@ -45,6 +45,7 @@ __all__ = [
     "EPOCH_QUERY",
     "adopt_request_epoch",
     "verified_claims",
+    "principal_for",
     "JwksError",
     "APPLICATION",
     "MIN_GIVEN_SECRET_LENGTH",

@@ -43,6 +43,13 @@ def authenticate_bearer(
     ``x-api-key`` and ``x-api-secret`` matching the key, compared in constant time.
     """
     claims = verified_claims(authorization, hospital_id)
+    return principal_for(claims, hospital_id, api_key=api_key, api_secret=api_secret)
+
+
+def principal_for(
+    claims: dict, hospital_id: str, *, api_key: str | None = None, api_secret: str | None = None
+) -> Principal:
+    """The caller behind ``verified_claims``' answer: revocation, expiry and three-locks checks."""
     client = token_client_if_active(claims)
     if client is None:
         raise InvalidTokenError("The access token has expired or was revoked.")
