@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -76,10 +77,27 @@ def gunicorn_server(app, access_log: Path, workers: int, base_url: str):
                 time.sleep(0.2)
         else:
             raise RuntimeError("gunicorn did not start within 30 s")
+        _until_every_worker_answers(f"http://127.0.0.1:{port}", access_log, workers, deadline)
         yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def _until_every_worker_answers(url: str, access_log: Path, workers: int, deadline: float) -> None:
+    """The first answer comes from the first worker up; a test spreading requests over workers
+    needs them all: one still loading the app leaves its share to the others."""
+
+    def probe(_) -> None:
+        requests.get(f"{url}/healthz", headers={"Connection": "close"}, timeout=5)
+
+    with ThreadPoolExecutor(2 * workers) as pool:
+        while time.monotonic() < deadline:
+            list(pool.map(probe, range(2 * workers)))
+            time.sleep(0.05)  # the access log's lines
+            if len({pid for pid, _ in served_by(access_log)}) >= workers:
+                return
+    raise RuntimeError(f"not every one of {workers} gunicorn workers answered within 30 s")
 
 
 def served_by(access_log: Path) -> list[tuple[str, str]]:
