@@ -4,7 +4,7 @@
 the resource: about 130 µs of the audit writer's time per event, and the writer stores one
 event for every FHIR request, on the same interpreter lock as the requests. ``audit_event``
 fills only a few known elements, so this module reads those directly and converts them with
-the same ``index_values`` functions ``extract`` uses. ``tests/test_audit_index.py`` holds the
+the same ``index_values`` functions ``extract`` uses. ``tests/fhir/test_audit_index.py`` holds the
 result equal to ``extract``'s for every shape of event the writer produces; an element added
 to ``audit_event`` that this module does not know fails that test.
 """
