@@ -63,14 +63,14 @@ def _read_script(folder: Path, fhir_path: str, token: str, patient_ids: list[str
 
 
 class AuditTrail:
-    """Counts the AuditEvents stored since a mark (the benchmark writes nothing else meanwhile)."""
+    """Counts the AuditEvents stored since a mark (the benchmark writes nothing else meanwhile),
+    on one connection: a new one per poll would fork a backend on the cores being measured."""
 
-    def __init__(self, database_url: str):
-        self.dsn = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    def __init__(self, connection: psycopg.Connection):
+        self.connection = connection
 
     def _one(self, statement: str, *params) -> int:
-        with psycopg.connect(self.dsn, autocommit=True, connect_timeout=10) as connection:
-            return connection.execute(statement, params).fetchone()[0]
+        return self.connection.execute(statement, params).fetchone()[0]
 
     def mark(self) -> int:
         return self._one("SELECT coalesce(max(seq), 0) FROM fhir_history")
@@ -110,9 +110,13 @@ def measure(
     read = _read_script(folder, fhir_path, token, patient_ids, seed)
     trivial = folder / "trivial.lua"
     trivial.write_text('wrk.method = "GET"\n')
-    trail = AuditTrail(env["DATABASE_URL"])
+    dsn = env["DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://", 1)
     port = free_port()
-    with granian(port, workers, env, folder / "granian.log", ready_path="/healthz") as base:
+    with (
+        psycopg.connect(dsn, autocommit=True, connect_timeout=10) as connection,
+        granian(port, workers, env, folder / "granian.log", ready_path="/healthz") as base,
+    ):
+        trail = AuditTrail(connection)
         wrk(f"{base}/healthz", CONNECTIONS, min(seconds, 2), trivial)  # warm-up: connections, caches
         trivial_cell = median_cell(
             [wrk(f"{base}/healthz", CONNECTIONS, seconds, trivial) for _ in range(runs)]

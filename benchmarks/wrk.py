@@ -17,8 +17,8 @@ class Cell:
     p50_ms: float
     p99_ms: float
     errors: int
-    requests: int = 0  # answered in the run
-    seconds: float = 0.0  # the run's duration as wrk measured it
+    requests: int  # answered in the run
+    seconds: float  # the run's duration as wrk measured it
 
 
 def wrk(url: str, connections: int, seconds: float, script: Path, env: dict[str, str] | None = None) -> Cell:
@@ -30,9 +30,9 @@ def wrk(url: str, connections: int, seconds: float, script: Path, env: dict[str,
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
     p50 = re.search(r"^\s+50%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
     p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
-    if not (rate and p50 and p99):
-        raise RuntimeError(f"unexpected wrk output:\n{out}")
     total = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)\b", out)
+    if not (rate and p50 and p99 and total):
+        raise RuntimeError(f"unexpected wrk output:\n{out}")
     errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     socket_errors = re.search(r"Socket errors:.*", out)
     count = int(errors.group(1)) if errors else 0
@@ -43,8 +43,8 @@ def wrk(url: str, connections: int, seconds: float, script: Path, env: dict[str,
         float(p50.group(1)) * _UNITS[p50.group(2)],
         float(p99.group(1)) * _UNITS[p99.group(2)],
         count,
-        int(total.group(1)) if total else 0,
-        float(total.group(2)) * _UNITS[total.group(3)] / 1e3 if total else 0.0,
+        int(total.group(1)),
+        float(total.group(2)) * _UNITS[total.group(3)] / 1e3,
     )
 
 
