@@ -184,29 +184,32 @@ class AuditWriter:
 
     def _write(self, batch: list[RequestFacts]) -> None:
         with self.app.app_context():
+            # The session itself, not the scoped proxy: each use of the proxy looks it up again.
+            session = db.session()
             try:
-                repos: dict[str, SqlRepository] = {}
+                events: dict[str, list] = {}
                 last_used: dict[str, datetime] = {}
                 for facts in batch:
-                    repo = repos.setdefault(facts.hospital_id, SqlRepository(db.session, facts.hospital_id))
                     event = audit_event(facts)
                     resource_id = time_ordered_id(facts.recorded)
-                    repo.create(event, resource_id=resource_id, index=audit_index(event))
+                    events.setdefault(facts.hospital_id, []).append((event, resource_id, audit_index(event)))
                     if facts.client_id and facts.status < 400:
                         last_used[facts.client_id] = max(
                             facts.recorded, last_used.get(facts.client_id, facts.recorded)
                         )
+                for hospital_id, entries in events.items():
+                    SqlRepository(session, hospital_id).append(entries)
                 if last_used:
                     # One executemany for every credential of the batch: a statement each
                     # held the GIL from the request threads for ~0.3 ms apiece.
                     clients = OAuthClient.__table__
-                    db.session.execute(
+                    session.execute(
                         clients.update()
                         .where(clients.c.client_id == bindparam("used_client"))
                         .values(last_used_at=bindparam("used_at")),
                         [{"used_client": key, "used_at": moment} for key, moment in last_used.items()],
                     )
-                db.session.commit()
+                session.commit()
             finally:
                 db.session.remove()
 

@@ -12,10 +12,9 @@ from typing import Protocol
 
 
 def format_instant(moment: datetime) -> str:
-    """FHIR ``instant`` with microseconds, in UTC (formatted by hand: strftime is 3x slower)."""
-    m = moment
-    day = f"{m.year:04d}-{m.month:02d}-{m.day:02d}"
-    return f"{day}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}.{m.microsecond:06d}Z"
+    """FHIR ``instant`` with microseconds, of a UTC datetime (``isoformat`` runs in C: the
+    fastest way there; its first 26 characters are the date and time, the offset follows)."""
+    return moment.isoformat(timespec="microseconds")[:26] + "Z"
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import psycopg
-from sqlalchemy import Engine, and_, bindparam, delete, event, insert, text, tuple_, update
+from sqlalchemy import DateTime, Engine, and_, bindparam, delete, event, insert, text, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -109,7 +109,7 @@ class PendingWrites:
 
     def _assign_seqs(self, session: Session) -> None:
         """PostgreSQL: take the history sequence numbers up front, so rows can stream by COPY."""
-        seqs = sorted(session.execute(_NEXT_SEQS, {"n": len(self.history)}).scalars().all())
+        seqs = next_seqs(session, len(self.history))
         for row, seq in zip(self.history, seqs, strict=True):
             row["seq"] = seq
         for row in self.inserted:
@@ -140,7 +140,7 @@ class PendingWrites:
         if self.history:
             if postgres:
                 self._assign_seqs(session)
-                _bulk_insert(session, tables.history, _as_tuples(tables.history, self.history))
+                bulk_insert(session, tables.history, _as_tuples(tables.history, self.history))
             else:
                 seqs = (
                     session.execute(
@@ -153,7 +153,7 @@ class PendingWrites:
                 for row in self.inserted:
                     row["created_seq"] = seqs[row.pop("_history_index")]
         if self.inserted:
-            _bulk_insert(session, tables.resources, _as_tuples(tables.resources, self.inserted))
+            bulk_insert(session, tables.resources, _as_tuples(tables.resources, self.inserted))
         if self.updated:
             r = tables.resources.c
             session.execute(
@@ -171,11 +171,16 @@ class PendingWrites:
                 self.updated,
             )
         for kind, rows in self.index.items():
-            _bulk_insert(session, tables.INDEX_TABLES[kind], rows)
-        _bulk_insert(session, tables.compartments, self.compartments)
+            bulk_insert(session, tables.INDEX_TABLES[kind], rows)
+        bulk_insert(session, tables.compartments, self.compartments)
 
 
 _NEXT_SEQS = text("SELECT nextval(pg_get_serial_sequence('fhir_history', 'seq')) FROM generate_series(1, :n)")
+
+
+def next_seqs(session: Session, count: int) -> list[int]:
+    """PostgreSQL: ``count`` new ``fhir_history`` sequence numbers, ascending."""
+    return sorted(session.execute(_NEXT_SEQS, {"n": count}).scalars().all())
 
 
 def _as_tuples(table, rows: list[dict]) -> list[tuple]:
@@ -183,7 +188,7 @@ def _as_tuples(table, rows: list[dict]) -> list[tuple]:
     return [tuple(row.get(name) for name in columns) for row in rows]
 
 
-def _bulk_insert(session: Session, table, rows: list[tuple]) -> None:
+def bulk_insert(session: Session, table, rows: list[tuple]) -> None:
     """Insert rows given in column order: PostgreSQL's COPY (one stream), else executemany."""
     if not rows:
         return
@@ -197,10 +202,19 @@ def _bulk_insert(session: Session, table, rows: list[tuple]) -> None:
 
 def _copy(cursor, table, rows: list[tuple]) -> None:
     columns = ", ".join(column.name for column in table.columns)
-    # write_row formats in psycopg's C extension: about four times faster than Python string work.
+    moments = [i for i, column in enumerate(table.columns) if isinstance(column.type, DateTime)]
+    # write_row formats in psycopg's C extension: about four times faster than Python string work,
+    # except for datetimes (~4 us each); their ISO text, with its UTC offset, costs ~0.5 us.
     with cursor.copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy:
+        if not moments:
+            for row in rows:
+                copy.write_row(row)
+            return
         for row in rows:
-            copy.write_row(row)
+            values = list(row)
+            for i in moments:
+                values[i] = values[i].isoformat()
+            copy.write_row(values)
 
 
 class _BackgroundCopy(threading.Thread):
