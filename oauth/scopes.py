@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import parse_qsl
 
 CONTEXTS = ("patient", "user", "system")
@@ -69,7 +70,22 @@ def split_scope(text: str) -> list[str]:
 def parse_scopes(text: str | list[str] | None) -> list[SmartScope]:
     """Parse a space-separated scope string (or a list) into SMART scopes."""
     items = split_scope(text) if isinstance(text, str) else list(text or [])
-    return [SmartScope.parse(item) for item in items]
+    return [_parse_remembered(item) if _rememberable(item) else SmartScope.parse(item) for item in items]
+
+
+# Every FHIR request parses its token's and its grant's scopes (~10 us each); the same few
+# strings recur, and a SmartScope is immutable. A string that is no scope raises each time;
+# a long one (a client may ask for any search restriction) is not kept.
+_REMEMBERED_LENGTH = 200
+
+
+def _rememberable(item) -> bool:
+    return isinstance(item, str) and len(item) <= _REMEMBERED_LENGTH
+
+
+@lru_cache(maxsize=4096)
+def _parse_remembered(text: str) -> SmartScope:
+    return SmartScope.parse(text)
 
 
 def covers(granted: list[SmartScope], requested: SmartScope) -> bool:
