@@ -37,6 +37,9 @@ BATCH = 500
 # The writer gathers events this long before a write: one transaction per request would cost
 # each request a second transaction's CPU, taken from the request threads (the GIL).
 LINGER_S = 0.2
+# Every 16 events (~2 ms of building) the writer steps aside for 0.1 ms; without it a read
+# under load waited behind it (p99 under wrk -c4: 32-57 ms, with it 15-31 ms).
+YIELD_EVERY, YIELD_S = 16, 0.0001
 MAX_ENTITIES = 200
 ACTIONS = {"create": "C", "update": "U", "patch": "U", "delete": "D", "operation": "E", "transaction": "E"}
 EVENT_TYPE = {
@@ -189,7 +192,11 @@ class AuditWriter:
             try:
                 events: dict[str, list] = {}
                 last_used: dict[str, datetime] = {}
-                for facts in batch:
+                for n, facts in enumerate(batch, 1):
+                    if n % YIELD_EVERY == 0:
+                        # Hand the interpreter lock to a waiting request now: it would otherwise
+                        # wait out the 5 ms switch interval, again after each of its own waits.
+                        time.sleep(YIELD_S)
                     event = audit_event(facts)
                     resource_id = time_ordered_id(facts.recorded)
                     events.setdefault(facts.hospital_id, []).append((event, resource_id, audit_index(event)))
