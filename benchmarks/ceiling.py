@@ -102,7 +102,8 @@ class AuditTrail:
 
 
 def _serving_processes(port: int) -> int | None:
-    """How many processes hold established connections to ``port`` (``ss``; None without it)."""
+    """How many processes hold established connections to ``port``; None when ``ss`` is missing
+    or shows no process (it names only processes of the same user)."""
     try:
         out = subprocess.run(
             ["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
@@ -110,7 +111,7 @@ def _serving_processes(port: int) -> int | None:
         ).stdout  # fmt: skip
     except (OSError, subprocess.SubprocessError):
         return None
-    return len(set(re.findall(r"pid=(\d+)", out)))
+    return len(set(re.findall(r"pid=(\d+)", out))) or None
 
 
 def _spread(run: Callable[[], T], port: int, workers: int) -> tuple[T, int]:
