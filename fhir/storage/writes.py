@@ -213,7 +213,7 @@ def _copy(cursor, table, rows: list[tuple]) -> None:
         for row in rows:
             values = list(row)
             for i in moments:
-                values[i] = values[i].isoformat()
+                values[i] = values[i] and values[i].isoformat()
             copy.write_row(values)
 
 

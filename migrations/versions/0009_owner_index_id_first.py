@@ -20,6 +20,17 @@ OWNED = ['fhir_idx_string', 'fhir_idx_token', 'fhir_idx_reference', 'fhir_idx_da
 
 
 def _recreate(columns):
+    if op.get_bind().dialect.name == 'postgresql':
+        # Built beside the old index and swapped in, each step outside a transaction: a plain
+        # DROP and CREATE would lock every index table against writes until all eight are built.
+        with op.get_context().autocommit_block():
+            for table in OWNED:
+                name = f'ix_{table}_owner'
+                op.execute(f'DROP INDEX CONCURRENTLY IF EXISTS {name}_next')  # a failed earlier try
+                op.execute(f'CREATE INDEX CONCURRENTLY {name}_next ON {table} ({", ".join(columns)})')
+                op.execute(f'DROP INDEX CONCURRENTLY {name}')
+                op.execute(f'ALTER INDEX {name}_next RENAME TO {name}')
+        return
     for table in OWNED:
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.drop_index(f'ix_{table}_owner')

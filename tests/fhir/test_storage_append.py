@@ -1,12 +1,17 @@
-"""``SqlRepository.append`` (the audit writer's COPY path) stores what ``create`` stores."""
+"""``SqlRepository.append`` (the audit writer's COPY path) stores what ``create`` stores.
+
+On PostgreSQL append has rows of its own; elsewhere it is ``create``. Both share the code that
+sends rows, so the stored values are also checked against what the event says."""
 
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
 from app.extensions import db
+from app.timeutil import as_utc
 from fhir.search.extract import extract
 from fhir.storage import tables
 from fhir.storage.sql import SqlRepository
@@ -78,6 +83,19 @@ def test_append_stores_the_rows_create_stores(ctx, make):
     created, appended = _rows("created-1"), _rows("appended-1")
     assert all(created[kind] for kind in KINDS) and created["compartment"] == [("general", "p1")]
     assert _without_meta_time(appended) == _without_meta_time(created)
+
+    recorded = datetime(2026, 11, 23, 10, 0, 0, 123456, UTC)
+    (date_row,) = appended["date"]
+    assert date_row[:4] == ("general", "AuditEvent", "ID", "date")
+    assert [as_utc(moment) for moment in date_row[4:]] == [recorded, recorded + timedelta(microseconds=1)]
+    assert ("general", "AuditEvent", "ID", "action", None, "R", None) in appended["token"]
+    assert ("general", "AuditEvent", "ID", "entity", "Observation", "o1", "Observation/o1") in appended[
+        "reference"
+    ]
+    stored = db.session.execute(
+        select(tables.resources.c.last_updated).where(tables.resources.c.id == "appended-1")
+    )
+    assert abs(datetime.now(UTC) - as_utc(stored.scalar_one())) < timedelta(minutes=1)
 
 
 def test_appended_resources_are_read_and_found_like_created_ones(ctx, make):
