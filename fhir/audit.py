@@ -26,9 +26,12 @@ from flask import Flask, Response, current_app, g, request
 from sqlalchemy import bindparam
 
 from app.extensions import db
+from fhir.audit_anonymous import AnonymousTally, period_text
 from fhir.audit_index import audit_index
+from fhir.search.registry import indexed_params
 from fhir.storage.repository import format_instant
 from fhir.storage.sql import SqlRepository, time_ordered_id
+from fhir.validation import is_resource_type
 from oauth import OAuthClient
 
 log = logging.getLogger(__name__)
@@ -72,6 +75,9 @@ class RequestFacts:
     resource_id: str | None
     body: bytes | None = None  # the response, to list the resources it carried
     references: list[str] = field(default_factory=list)
+    # A summary of refused anonymous requests (fhir.audit_anonymous): how many, since when.
+    count: int = 1
+    period_start: datetime | None = None
 
 
 def _returned_references(facts: RequestFacts) -> list[str]:
@@ -116,12 +122,18 @@ def audit_event(facts: RequestFacts) -> dict:
         "action": ACTIONS.get(facts.interaction, "R"),
         "recorded": format_instant(facts.recorded),
         "outcome": outcome,
-        "outcomeDesc": f"HTTP {facts.status} for {facts.method} {facts.path}"[:500],
+        "outcomeDesc": (
+            period_text(facts)
+            if facts.count > 1 or facts.period_start
+            else f"HTTP {facts.status} for {facts.method} {facts.path}"
+        )[:500],
         "agent": [agent],
         "source": {"observer": {"display": "fhirgate"}, "site": facts.hospital_id},
     }
     if entities:
         event["entity"] = entities
+    if facts.period_start:
+        event["period"] = {"start": format_instant(facts.period_start), "end": format_instant(facts.recorded)}
     return event
 
 
@@ -134,7 +146,16 @@ class AuditWriter:
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
         self._lock = threading.Lock()
+        self.anonymous = AnonymousTally()
         atexit.register(self.flush)
+
+    def record_anonymous(self, facts: RequestFacts) -> None:
+        """A refused request without a valid token: tallied (see ``fhir.audit_anonymous``)."""
+        now_due, closed = self.anonymous.admit(facts)
+        for summary in closed:
+            self.record(summary)
+        if now_due:
+            self.record(facts)
 
     def record(self, facts: RequestFacts) -> None:
         if self._pid != os.getpid() or self._thread is None or not self._thread.is_alive():
@@ -149,13 +170,25 @@ class AuditWriter:
         """Wait until every queued event is stored (tests, shutdown)."""
         if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
             return
+        for summary in self.anonymous.due(everything=True):
+            self.queue.put(summary)
         done = threading.Event()
         self.queue.put(done)  # type: ignore[arg-type]
         done.wait(timeout)
 
+    def _next(self) -> RequestFacts | threading.Event | None:
+        """The next queued item; while anonymous tallies are open, wake each second to close
+        the windows that have ended (their summaries are queued, the first returned)."""
+        while True:
+            try:
+                return self.queue.get(timeout=1.0 if self.anonymous.pending() else None)
+            except queue.Empty:
+                for summary in self.anonymous.due():
+                    self.queue.put(summary)
+
     def _run(self) -> None:
         while True:
-            item = self.queue.get()
+            item = self._next()
             batch, markers = [], []
             deadline = time.monotonic() + LINGER_S
             while item is not None:
@@ -249,13 +282,29 @@ BUNDLE_ENDPOINTS = {
     "fhir.everything",
     "fhir.batch_or_transaction",
 }
-NEVER_RECORDED = {"access_token", "client_secret", "client_assertion", "code", "refresh_token"}
+# Credentials a client may wrongly put in a URL (OAuth's, and the "three locks" key headers'
+# names). A name that is a search parameter of the type searched is FHIR's and is kept: the
+# search parameter ``code`` is not an OAuth authorization code.
+NEVER_RECORDED = frozenset(
+    {"access_token", "client_secret", "client_assertion", "code", "code_verifier", "refresh_token",
+     "password", "x-api-secret", "id_token"}
+)  # fmt: skip
 
 
 def _recorded_query() -> str:
-    """The query string, minus anything credential-like a client may have put there."""
-    pairs = [(k, v) for k, v in request.args.items(multi=True) if k.lower() not in NEVER_RECORDED]
-    return urlencode(pairs)[:1000]
+    """The search parameters (URL and ``POST _search`` form), minus credential-like values."""
+    pairs = list(request.args.items(multi=True))
+    if request.endpoint == "fhir.search_post":
+        pairs += list(request.form.items(multi=True))
+    resource_type = (request.view_args or {}).get("resource_type")
+    searched = indexed_params(resource_type) if resource_type and is_resource_type(resource_type) else {}
+    kept = [(k, v) for k, v in pairs if _parameter_name(k) in searched or k.lower() not in NEVER_RECORDED]
+    return urlencode(kept)[:1000]
+
+
+def _parameter_name(key: str) -> str:
+    """``code:text`` → ``code``; ``subject:Patient.name`` → ``subject``."""
+    return key.split(".", 1)[0].split(":", 1)[0]
 
 
 # Public discovery documents: no token, no data, nothing worth an AuditEvent.
@@ -287,7 +336,10 @@ def record_request(response: Response) -> Response:
         # Only Bundles list several resources; a single resource is named by the URL.
         body=response.get_data() if request.endpoint in BUNDLE_ENDPOINTS else None,
     )
-    audit_writer().record(facts)
+    if principal is None:
+        audit_writer().record_anonymous(facts)
+    else:
+        audit_writer().record(facts)
     return response
 
 
