@@ -36,6 +36,13 @@ def _env_int(name: str, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
 
 
+def _positive(name: str, default: int) -> int:
+    value = _env_int(name, default)
+    if value <= 0:
+        raise ConfigError(f"{name} must be a positive whole number, got {value}")
+    return value
+
+
 def _dev_secrets(instance_path: Path) -> dict[str, str]:
     """Load, or create once, the random development secrets under ``instance/``."""
     path = instance_path / "dev-secrets.json"
@@ -121,6 +128,9 @@ def load_config(instance_path: Path = DEFAULT_INSTANCE_PATH) -> dict:
         # The common FHIR read answered beneath Flask (fhir/read_fast_path.py); 0 = off.
         "FHIRGATE_READ_FAST_PATH": os.environ.get("FHIRGATE_READ_FAST_PATH", "1") != "0",
         "MAX_CONTENT_LENGTH": _env_int("FHIRGATE_MAX_BODY_BYTES", 10 * 1024 * 1024),
+        # Every statement (PostgreSQL) and every request has a time limit: app/time_limits.py.
+        "FHIRGATE_STATEMENT_TIMEOUT_MS": _positive("FHIRGATE_STATEMENT_TIMEOUT_MS", 10_000),
+        "FHIRGATE_REQUEST_TIME_LIMIT_S": _positive("FHIRGATE_REQUEST_TIME_LIMIT_S", 20),
         "FHIRGATE_SESSION_TTL": _env_int("FHIRGATE_SESSION_TTL", 8 * 3600),
         "FHIRGATE_TRUSTED_PROXIES": _env_int("FHIRGATE_TRUSTED_PROXIES", 0),
         # argon2id cost: RFC 9106's second recommended option (64 MiB, t=3, p=4).

@@ -39,8 +39,9 @@ log = logging.getLogger(__name__)
 
 
 class DirectReads:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, statement_timeout_ms: int = 10_000) -> None:
         self._engine = engine
+        self._options = f"-c DateStyle=ISO -c TimeZone=UTC -c statement_timeout={int(statement_timeout_ms)}"
         self.available = engine.dialect.name == "postgresql"
         self._local = threading.local()
         self._resting_until = 0.0
@@ -102,12 +103,12 @@ class DirectReads:
         if held is not None and held[0] == os.getpid() and not held[1].closed:
             return held[1], held[2]
         url = self._engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        # Text values are parsed here: fix the formats they come in.
+        # Text values are parsed here: fix the formats they come in; every statement is bounded.
         connection = psycopg.connect(
             url,
             autocommit=True,
             connect_timeout=CONNECT_TIMEOUT_S,
-            options="-c DateStyle=ISO -c TimeZone=UTC",
+            options=self._options,
         )
         self._local.held = (os.getpid(), connection, set())
         return connection, self._local.held[2]
@@ -122,8 +123,8 @@ class DirectReads:
                 held[1].close()
 
 
-def init_direct_reads(app: Flask, engine: Engine) -> None:
-    app.extensions["fhirgate_direct_reads"] = DirectReads(engine)
+def init_direct_reads(app: Flask, engine: Engine, statement_timeout_ms: int = 10_000) -> None:
+    app.extensions["fhirgate_direct_reads"] = DirectReads(engine, statement_timeout_ms)
 
 
 def direct_reads() -> DirectReads:

@@ -10,9 +10,11 @@ import logging
 import traceback
 
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, current_app, jsonify, request
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
+from app.time_limits import TimeLimitExceeded, was_cancelled
 from fhir.errors import FhirError
 from fhir.http import outcome_response
 from oauth import oauth_error_response, rate_limited_response
@@ -108,6 +110,20 @@ def _handle_api_error(error: ApiError) -> Response:
     return api_error_response(error.status, error.message, error.code)
 
 
+def _handle_time_limit(error: Exception) -> Response:
+    """A request that spent its time budget, or a statement stopped by its timeout
+    (``app.time_limits``); any other database error is unexpected."""
+    if isinstance(error, OperationalError) and not was_cancelled(error):
+        return _handle_unexpected(error)
+    limit = current_app.config["FHIRGATE_REQUEST_TIME_LIMIT_S"]
+    message = f"The request took too long (each may take {limit} s at most); narrow it down."
+    if request.path.startswith("/fhir/"):
+        return _fhir_error(FhirError.simple(400, "too-costly", message))
+    if request.path.startswith("/oauth/"):
+        return oauth_error_response(InvalidRequestError(message))
+    return api_error_response(400, message, "too_costly")
+
+
 def _handle_unexpected(error: Exception) -> Response:
     # Only the exception type and where it was raised: a traceback or message could
     # carry SQL, parameters or secrets into the logs.
@@ -123,4 +139,6 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(ApiError, _handle_api_error)
     app.register_error_handler(FhirError, _fhir_error)
     app.register_error_handler(HTTPException, _handle_http_error)
+    app.register_error_handler(TimeLimitExceeded, _handle_time_limit)
+    app.register_error_handler(OperationalError, _handle_time_limit)
     app.register_error_handler(Exception, _handle_unexpected)

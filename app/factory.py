@@ -16,6 +16,7 @@ from app.errors import register_error_handlers
 from app.extensions import db, limiter, migrate
 from app.headers import add_security_headers
 from app.pool_checks import init_pool_checks
+from app.time_limits import init_time_limits, statement_timeout_options
 from fhir.storage import tables as _fhir_tables  # noqa: E402,F401
 from oauth import models as _oauth_models  # noqa: E402,F401
 
@@ -27,12 +28,14 @@ def create_app(config: dict | None = None, instance_path: Path | None = None) ->
     app.config.update(load_config(instance_path))
     if config:
         app.config.update(config)
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = statement_timeout_options(app.config)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     db.init_app(app)
     init_pool_checks(app)
     with app.app_context():
-        init_direct_reads(app, db.engine)
+        init_direct_reads(app, db.engine, app.config["FHIRGATE_STATEMENT_TIMEOUT_MS"])
+        init_time_limits(app, db.engine)
     migrate.init_app(app, db)
     limiter.init_app(app)
 

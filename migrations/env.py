@@ -25,6 +25,11 @@ def run_migrations_offline() -> None:
 
 def run_migrations_online() -> None:
     with db.engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            # The app's statement timeout (app/time_limits.py) is for requests; an index
+            # build over a large store may rightly take longer.
+            connection.exec_driver_sql("SET statement_timeout = 0")
+            connection.commit()
         context.configure(
             connection=connection,
             target_metadata=db.metadata,

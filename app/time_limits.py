@@ -1,0 +1,163 @@
+"""Time limits: every statement, and every request as a whole.
+
+* Every PostgreSQL connection the app opens — the pool's and ``app.direct_reads``' — starts
+  with ``statement_timeout`` set in its startup packet (``FHIRGATE_STATEMENT_TIMEOUT_MS``):
+  no statement runs without it (a conditional lookup, a search, an include), and it costs no
+  round trip. Migrations lift it on their own connection (an index build may take longer).
+* Every request has a total budget (``FHIRGATE_REQUEST_TIME_LIMIT_S``): a statement timeout
+  alone lets a request of many statements run for their sum. No statement starts once the
+  budget is spent (``TimeLimitExceeded``), and a watchdog thread per process cancels the
+  statement a request is running when its budget runs out (psycopg's ``cancel_safe``,
+  sqlite3's ``interrupt``), so a request gives its worker back within about
+  ``WATCH_INTERVAL_S`` of its budget, whatever it runs.
+
+A request pays for this with a dictionary entry per request and per connection checkout and
+a clock read per statement; the watchdog wakes only while requests are in flight.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+
+from flask import Flask, current_app
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+
+log = logging.getLogger(__name__)
+
+WATCH_INTERVAL_S = 0.25
+CANCEL_TIMEOUT_S = 2.0
+# How a cancelled statement reports itself: PostgreSQL (statement timeout, or our cancel
+# request) and SQLite (interrupt).
+_CANCELLED = ("canceling statement due to", "interrupted")
+
+
+class TimeLimitExceeded(Exception):
+    """The request has spent its time budget; the surface's error handler answers it."""
+
+
+def statement_timeout_options(config: dict) -> dict:
+    """``SQLALCHEMY_ENGINE_OPTIONS`` giving every PostgreSQL connection its statement timeout."""
+    options = dict(config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    if str(config["SQLALCHEMY_DATABASE_URI"]).startswith("postgresql"):
+        connect_args = dict(options.get("connect_args") or {})
+        timeout = int(config["FHIRGATE_STATEMENT_TIMEOUT_MS"])
+        connect_args["options"] = f"{connect_args.get('options', '')} -c statement_timeout={timeout}".strip()
+        options["connect_args"] = connect_args
+    return options
+
+
+def was_cancelled(error: BaseException) -> bool:
+    """Whether a database error is a statement stopped by a time limit."""
+    return isinstance(error, OperationalError) and any(text in str(error.orig) for text in _CANCELLED)
+
+
+@dataclass
+class _Budget:
+    deadline: float
+    connections: list = field(default_factory=list)  # DBAPI connections checked out meanwhile
+    cancelled_at: float | None = None
+
+
+class Deadlines:
+    """Each request thread's deadline and connections, and the watchdog that enforces them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._budgets: dict[int, _Budget] = {}
+        self._watchdog: tuple[int, threading.Thread] | None = None
+
+    # -- the request's side -----------------------------------------------------------
+    def start(self, seconds: float) -> None:
+        budget = _Budget(time.monotonic() + seconds)
+        with self._lock:
+            self._budgets[threading.get_ident()] = budget
+            self._ensure_watchdog()
+            if len(self._budgets) == 1:
+                self._changed.notify()
+
+    def end(self) -> None:
+        with self._lock:
+            self._budgets.pop(threading.get_ident(), None)
+
+    def check(self) -> None:
+        """Before a statement: refuse to start one past the deadline."""
+        budget = self._budgets.get(threading.get_ident())
+        if budget is not None and time.monotonic() >= budget.deadline:
+            raise TimeLimitExceeded()
+
+    def attach(self, connection) -> None:
+        budget = self._budgets.get(threading.get_ident())
+        if budget is not None:
+            with self._lock:
+                budget.connections.append(connection)
+
+    def detach(self, connection) -> None:
+        budget = self._budgets.get(threading.get_ident())
+        if budget is not None:
+            with self._lock, contextlib.suppress(ValueError):
+                budget.connections.remove(connection)
+
+    # -- the watchdog -----------------------------------------------------------------
+    def _ensure_watchdog(self) -> None:
+        """Start the watchdog in this process (a forked worker has none of its parent's)."""
+        if self._watchdog is None or self._watchdog[0] != os.getpid() or not self._watchdog[1].is_alive():
+            thread = threading.Thread(target=self._watch, name="fhirgate-deadlines", daemon=True)
+            self._watchdog = (os.getpid(), thread)
+            thread.start()
+
+    def _watch(self) -> None:
+        with self._lock:
+            while True:
+                if not self._budgets:
+                    self._changed.wait()
+                    continue
+                now = time.monotonic()
+                for budget in self._budgets.values():
+                    # Again every interval while the request goes on: a statement it started
+                    # just before the deadline would otherwise escape the first cancel.
+                    if budget.deadline <= now and (
+                        budget.cancelled_at is None or now - budget.cancelled_at >= WATCH_INTERVAL_S
+                    ):
+                        budget.cancelled_at = now
+                        for connection in budget.connections:
+                            _cancel(connection)
+                soonest = min(b.deadline for b in self._budgets.values())
+                self._changed.wait(max(WATCH_INTERVAL_S if soonest <= now else soonest - now, 0.01))
+
+
+def _cancel(connection) -> None:
+    """Stop the statement ``connection`` runs, if any. Under the lock, so that the connection
+    cannot go back to the pool (``detach``) and serve another request meanwhile."""
+    try:
+        if hasattr(connection, "cancel_safe"):  # psycopg 3
+            connection.cancel_safe(timeout=CANCEL_TIMEOUT_S)
+        elif hasattr(connection, "interrupt"):  # sqlite3
+            connection.interrupt()
+    except Exception as error:  # noqa: BLE001 - a connection already gone has nothing to stop
+        log.warning("could not cancel a statement past its deadline (%s)", type(error).__name__)
+
+
+def init_time_limits(app: Flask, engine: Engine) -> None:
+    """Budget every request of ``app``; watch the statements it runs on ``engine``."""
+    deadlines = Deadlines()
+    app.extensions["fhirgate_deadlines"] = deadlines
+
+    @app.before_request
+    def _start_budget():
+        deadlines.start(current_app.config["FHIRGATE_REQUEST_TIME_LIMIT_S"])
+
+    @app.teardown_request
+    def _end_budget(_error=None):
+        deadlines.end()
+
+    event.listen(engine, "checkout", lambda connection, _record, _proxy: deadlines.attach(connection))
+    event.listen(engine, "checkin", lambda connection, _record: deadlines.detach(connection))
+    event.listen(engine, "before_cursor_execute", lambda *_args: deadlines.check())
