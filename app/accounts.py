@@ -30,6 +30,22 @@ def create_hospital(hospital_id: str, name: str) -> Hospital:
     return hospital
 
 
+def set_hospital_limits(hospital_id: str, **limits: str | None) -> Hospital:
+    """Set a hospital's FHIR API rate limits (``fhir_client_limit``, ``fhir_hospital_limit``):
+    points per period such as ``30000/minute``, or None for the operator's defaults."""
+    from fhir.fair_share import valid_rate
+
+    hospital = db.session.get(Hospital, hospital_id)
+    if hospital is None:
+        raise AccountError(f"no hospital {hospital_id}")
+    for name, value in limits.items():
+        if value is not None and not valid_rate(value):
+            raise AccountError(f"{value!r} is not a rate such as 30000/minute")
+        setattr(hospital, name, value)
+    db.session.commit()
+    return hospital
+
+
 def create_user(
     email: str,
     password: str,

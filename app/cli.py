@@ -12,7 +12,7 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy import select
 
-from app.accounts import AccountError, create_hospital, create_user
+from app.accounts import AccountError, create_hospital, create_user, set_hospital_limits
 from app.extensions import db
 from app.models import ROLES, SANDBOX_HOSPITAL_ID, Hospital, User
 from fhir.importer import ImportFailed, import_files, load_in_transactions, load_resources
@@ -44,6 +44,32 @@ def hospital_create(hospital_id: str, name: str):
     except AccountError as error:
         _fail(error)
     click.echo(f"hospital {hospital_id} created")
+
+
+@hospital_cli.command("limits")
+@click.argument("hospital_id")
+@click.option(
+    "--client", "client_limit", help="Points per period for each client, e.g. 30000/minute, or default."
+)
+@click.option(
+    "--hospital", "hospital_limit", help="Points per period for all its clients together, or default."
+)
+@with_appcontext
+def hospital_limits(hospital_id: str, client_limit: str | None, hospital_limit: str | None):
+    """Show or set the FHIR API rate limits of HOSPITAL_ID (workers apply them within 30 s)."""
+    changes = {
+        name: None if value == "default" else value
+        for name, value in (("fhir_client_limit", client_limit), ("fhir_hospital_limit", hospital_limit))
+        if value is not None
+    }
+    try:
+        hospital = set_hospital_limits(hospital_id, **changes)
+    except AccountError as error:
+        _fail(error)
+    config = current_app.config
+    client = hospital.fhir_client_limit or f"{config['FHIRGATE_FHIR_CLIENT_LIMIT']} (default)"
+    whole = hospital.fhir_hospital_limit or f"{config['FHIRGATE_FHIR_HOSPITAL_LIMIT']} (default)"
+    click.echo(f"hospital {hospital_id}: each client {client}; all clients together {whole}")
 
 
 @click.group("user", help="Manage people who log in.")

@@ -14,6 +14,8 @@ import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from limits import parse
+
 from app.rate_limit_storage import SCHEME as MEMORY_RATE_LIMITS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +42,16 @@ def _positive(name: str, default: int) -> int:
     value = _env_int(name, default)
     if value <= 0:
         raise ConfigError(f"{name} must be a positive whole number, got {value}")
+    return value
+
+
+def _rate(name: str, default: str) -> str:
+    """A rate in the limits syntax (``30000/minute``), checked at start-up."""
+    value = os.environ.get(name) or default
+    try:
+        parse(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a rate such as {default}, got {value!r}") from None
     return value
 
 
@@ -123,6 +135,10 @@ def load_config(instance_path: Path = DEFAULT_INSTANCE_PATH) -> dict:
         "FHIRGATE_TOKEN_RATE_LIMIT": os.environ.get("FHIRGATE_TOKEN_RATE_LIMIT", "1200/minute"),
         "FHIRGATE_AUTH_FAILURE_LIMIT": os.environ.get("FHIRGATE_AUTH_FAILURE_LIMIT", "30/minute"),
         "FHIRGATE_LOGIN_FAILURE_LIMIT": os.environ.get("FHIRGATE_LOGIN_FAILURE_LIMIT", "10/minute"),
+        # The FHIR API's fair share, in points (a read 1, a search 10, at least 1 a millisecond of
+        # work): per client, and per hospital for all its clients (fhir/fair_share.py).
+        "FHIRGATE_FHIR_CLIENT_LIMIT": _rate("FHIRGATE_FHIR_CLIENT_LIMIT", "30000/minute"),
+        "FHIRGATE_FHIR_HOSPITAL_LIMIT": _rate("FHIRGATE_FHIR_HOSPITAL_LIMIT", "60000/minute"),
         # The common token request answered beneath Flask (oauth/token_fast_path.py); 0 = off.
         "FHIRGATE_TOKEN_FAST_PATH": os.environ.get("FHIRGATE_TOKEN_FAST_PATH", "1") != "0",
         # The common FHIR read answered beneath Flask (fhir/read_fast_path.py); 0 = off.

@@ -40,10 +40,12 @@ def create_app(config: dict | None = None, instance_path: Path | None = None) ->
     limiter.init_app(app)
 
     from fhir.audit import init_audit
+    from fhir.fair_share import init_fair_share
     from oauth import init_oauth
 
     init_oauth(app)
     init_audit(app)
+    init_fair_share(app)
 
     from app.api import bp as api_bp
     from app.home import bp as home_bp

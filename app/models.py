@@ -23,6 +23,10 @@ class Hospital(db.Model):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The FHIR API's rate limits in points (fhir/fair_share.py), e.g. "30000/minute"; None: the
+    # operator's defaults (FHIRGATE_FHIR_CLIENT_LIMIT, FHIRGATE_FHIR_HOSPITAL_LIMIT).
+    fhir_client_limit: Mapped[str | None] = mapped_column(String(40))
+    fhir_hospital_limit: Mapped[str | None] = mapped_column(String(40))
 
 
 class User(db.Model):

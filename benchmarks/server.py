@@ -110,6 +110,8 @@ def server_env(
         FHIRGATE_TOKEN_RATE_LIMIT=limit,
         FHIRGATE_AUTH_FAILURE_LIMIT=limit,
         FHIRGATE_LOGIN_FAILURE_LIMIT=limit,
+        FHIRGATE_FHIR_CLIENT_LIMIT=limit,
+        FHIRGATE_FHIR_HOSPITAL_LIMIT=limit,
         FHIRGATE_TOKEN_TTL=str(token_ttl),
     )
     return env

@@ -26,8 +26,8 @@ from flask import Flask, Response, current_app, g, request
 from sqlalchemy import bindparam
 
 from app.extensions import db
-from fhir.audit_anonymous import AnonymousTally, period_text
 from fhir.audit_index import audit_index
+from fhir.audit_tally import RefusalTally, period_text
 from fhir.search.registry import indexed_params
 from fhir.storage.repository import format_instant
 from fhir.storage.sql import SqlRepository, time_ordered_id
@@ -75,7 +75,7 @@ class RequestFacts:
     resource_id: str | None
     body: bytes | None = None  # the response, to list the resources it carried
     references: list[str] = field(default_factory=list)
-    # A summary of refused anonymous requests (fhir.audit_anonymous): how many, since when.
+    # A summary of tallied refusals (fhir.audit_tally): how many, since when.
     count: int = 1
     period_start: datetime | None = None
 
@@ -146,12 +146,13 @@ class AuditWriter:
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
         self._lock = threading.Lock()
-        self.anonymous = AnonymousTally()
+        self.refusals = RefusalTally()
         atexit.register(self.flush)
 
-    def record_anonymous(self, facts: RequestFacts) -> None:
-        """A refused request without a valid token: tallied (see ``fhir.audit_anonymous``)."""
-        now_due, closed = self.anonymous.admit(facts)
+    def record_refusal(self, facts: RequestFacts) -> None:
+        """A request refused without a valid token, or over its share: tallied
+        (``fhir.audit_tally``)."""
+        now_due, closed = self.refusals.admit(facts)
         for summary in closed:
             self.record(summary)
         if now_due:
@@ -170,20 +171,20 @@ class AuditWriter:
         """Wait until every queued event is stored (tests, shutdown)."""
         if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
             return
-        for summary in self.anonymous.due(everything=True):
+        for summary in self.refusals.due(everything=True):
             self.queue.put(summary)
         done = threading.Event()
         self.queue.put(done)  # type: ignore[arg-type]
         done.wait(timeout)
 
     def _next(self) -> RequestFacts | threading.Event | None:
-        """The next queued item; while anonymous tallies are open, wake each second to close
+        """The next queued item; while refusal tallies are open, wake each second to close
         the windows that have ended (their summaries are queued, the first returned)."""
         while True:
             try:
-                return self.queue.get(timeout=1.0 if self.anonymous.pending() else None)
+                return self.queue.get(timeout=1.0 if self.refusals.pending() else None)
             except queue.Empty:
-                for summary in self.anonymous.due():
+                for summary in self.refusals.due():
                     self.queue.put(summary)
 
     def _run(self) -> None:
@@ -336,8 +337,8 @@ def record_request(response: Response) -> Response:
         # Only Bundles list several resources; a single resource is named by the URL.
         body=response.get_data() if request.endpoint in BUNDLE_ENDPOINTS else None,
     )
-    if principal is None:
-        audit_writer().record_anonymous(facts)
+    if principal is None or response.status_code == 429:
+        audit_writer().record_refusal(facts)
     else:
         audit_writer().record(facts)
     return response

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from app.fast_path import FastPath
 from fhir.audit import INTERACTIONS, RequestFacts, audit_writer
 from fhir.errors import FhirError
+from fhir.fair_share import WEIGHTS
 from fhir.http import resource_headers
 from fhir.policy import AccessPolicy
 from fhir.storage.sql import CURRENT_ROW_COLUMNS, stored_from_text
@@ -42,6 +43,8 @@ _ROW_WITH_EPOCH = (
     " ON r.hospital_id = $1 AND r.resource_type = $2 AND r.id = $3"
 )
 _CONTENT_TYPE = ("Content-Type", f"{FHIR_JSON}; charset=utf-8")
+# A read here takes a fraction of a millisecond: its weight is all it costs (fhir/fair_share.py).
+READ = WEIGHTS["read"]
 
 
 class ReadFastPath(FastPath):
@@ -95,6 +98,9 @@ class ReadFastPath(FastPath):
                 return None  # the compartment decides: the view's query
             if stored is None or stored.deleted:
                 return None  # the view's 404 or 410
+            _, wait = self.app.extensions["fhirgate_fair_share"].admit(hospital_id, principal.client_id, READ)
+            if wait is not None:
+                return None  # over its share: the view answers 429 (a refusal charges nothing)
             audit_writer().record(
                 RequestFacts(
                     hospital_id=hospital_id,

@@ -10,12 +10,19 @@ from app.extensions import db
 from app.models import Hospital
 from fhir import interactions
 from fhir.access import current_principal, repository_for
-from fhir.audit import record_request
+from fhir.audit import INTERACTIONS, record_request
 from fhir.bundle_builder import bundle_text, history_entry
 from fhir.bundles import process_bundle
 from fhir.capability import capability_statement
 from fhir.conditional import conditional_create, conditional_delete, conditional_update
 from fhir.errors import FhirError
+from fhir.fair_share import (
+    PUBLIC_ENDPOINTS,
+    admit_fair_share,
+    bundle_weight,
+    charge_fair_share,
+    weigh_request,
+)
 from fhir.http import (
     PATCH_TYPE,
     _response,
@@ -31,6 +38,7 @@ from oauth import smart_configuration
 
 bp = Blueprint("fhir", __name__, url_prefix="/fhir/<hospital_id>")
 bp.after_request(record_request)
+bp.after_request(charge_fair_share)
 
 HISTORY_MAX_COUNT = 1000
 
@@ -63,6 +71,8 @@ def _check_hospital_and_format():
         known.add(hospital_id)
     g.hospital_known = True
     check_format()
+    if request.endpoint not in PUBLIC_ENDPOINTS:
+        admit_fair_share(current_principal(hospital_id), INTERACTIONS.get(request.endpoint or "", "unknown"))
 
 
 def _clean_text(text: str) -> bool:
@@ -165,6 +175,8 @@ def batch_or_transaction():
     """FHIR R4B http.html#transaction: POST a batch or transaction Bundle to the base."""
     repo = _repo()
     body = json_body()
+    if isinstance(body, dict):
+        weigh_request(bundle_weight(body.get("entry")))
     with_body = "return=minimal" not in request.headers.get("Prefer", "")
     result = process_bundle(
         repo,

@@ -17,6 +17,7 @@ from sqlalchemy import MetaData, text
 from app import create_app
 from app.accounts import create_hospital, create_user
 from app.extensions import db, limiter
+from fhir.fair_share import init_fair_share
 from oauth import keyring
 from oauth.validity import ValidityCache
 
@@ -46,6 +47,8 @@ def app_config(database_uri: str) -> dict:
         "FHIRGATE_TOKEN_RATE_LIMIT": "100000/minute",
         "FHIRGATE_AUTH_FAILURE_LIMIT": "100000/minute",
         "FHIRGATE_LOGIN_FAILURE_LIMIT": "100000/minute",
+        "FHIRGATE_FHIR_CLIENT_LIMIT": "1000000/minute",
+        "FHIRGATE_FHIR_HOSPITAL_LIMIT": "1000000/minute",
     }
 
 
@@ -75,6 +78,7 @@ def _clean_tables(app):
         keyring().invalidate()
         app.extensions["fhirgate_validity"] = ValidityCache()
         app.extensions.pop("fhirgate_known_hospitals", None)  # the tables were emptied
+        init_fair_share(app)  # empty buckets, no hospital's limits remembered
     app.extensions["fhirgate_direct_reads"].wake()  # a test's broken connection rests no other
     limiter.reset()
 

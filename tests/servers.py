@@ -59,6 +59,8 @@ def gunicorn_server(app, access_log: Path, workers: int, base_url: str):
         "FHIRGATE_KEK": app.config["FHIRGATE_KEK"],
         "FHIRGATE_TOKEN_RATE_LIMIT": "100000/minute",
         "FHIRGATE_AUTH_FAILURE_LIMIT": "100000/minute",
+        "FHIRGATE_FHIR_CLIENT_LIMIT": "1000000/minute",
+        "FHIRGATE_FHIR_HOSPITAL_LIMIT": "1000000/minute",
     }
     env.pop("PYTHONPATH", None)
     gunicorn_bin = str(Path(sys.executable).with_name("gunicorn"))

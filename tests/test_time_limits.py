@@ -46,6 +46,7 @@ def limited_server(app, tmp_path, **limits):
         with threaded_server(limited) as url:
             yield url
     finally:
+        limited.extensions["fhirgate_audit"].flush()  # its AuditEvents land in this test's tables
         limiter.init_app(app)  # one limiter per process: back to the suite's app
 
 

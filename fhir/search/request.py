@@ -19,6 +19,16 @@ MAX_COUNT = 1000
 MAX_VALUES = 100  # OR values plus AND repetitions of one request, in total
 MAX_INCLUDES = 10  # _include plus _revinclude: each costs queries
 MAX_SORT_KEYS = 5
+# What a search may cost before it runs (repeated parameters, chains, includes, sorts): each
+# criterion value is one subquery on an index; these weigh how much of an index it reads.
+MAX_SEARCH_COST = 100
+VALUE_COST = 1
+SCANNING_MODIFIER_COST = 5  # :contains, :text, :not, :missing, :above: no index prefix to seek
+CHAIN_COST = 10  # a chained value is a search of another type, then a join through references
+SORT_KEY_COST = 10  # the key's extreme value for every match
+INCLUDE_COST = 5
+REVINCLUDE_COST = 10
+SCANNING_MODIFIERS = frozenset({"contains", "text", "not", "missing", "above"})
 
 PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 # Which modifiers each parameter type supports (search.html#modifiers).
@@ -226,6 +236,17 @@ class _Parser:
         return Include(source_type, param, target_type)
 
 
+def search_cost(criteria, sort, includes, revincludes) -> int:
+    """What a search costs in units (see ``MAX_SEARCH_COST``), judged before it runs."""
+    cost = 0
+    for criterion in criteria:
+        each = SCANNING_MODIFIER_COST if criterion.modifier in SCANNING_MODIFIERS else VALUE_COST
+        cost += each * len(criterion.values) * (CHAIN_COST if criterion.chain else 1)
+    return (
+        cost + SORT_KEY_COST * len(sort) + INCLUDE_COST * len(includes) + REVINCLUDE_COST * len(revincludes)
+    )
+
+
 def parse_search(resource_type: str, args: list[tuple[str, str]], *, lenient: bool) -> SearchQuery:
     """Turn the (name, value) pairs of a search into a ``SearchQuery``."""
     parser = _Parser(resource_type, lenient)
@@ -270,6 +291,16 @@ def parse_search(resource_type: str, args: list[tuple[str, str]], *, lenient: bo
         raise FhirError.invalid(f"A search may carry at most {MAX_INCLUDES} _include and _revinclude.")
     if len(sort) > MAX_SORT_KEYS:
         raise FhirError.invalid(f"A search may sort by at most {MAX_SORT_KEYS} keys.")
+    cost = search_cost(criteria, sort, includes, revincludes)
+    if cost > MAX_SEARCH_COST:
+        raise FhirError.simple(
+            400,
+            "too-costly",
+            f"This search would cost {cost} units, more than the {MAX_SEARCH_COST} a search may: each"
+            f" value costs {VALUE_COST} ({SCANNING_MODIFIER_COST} with :contains, :text, :not, :missing or"
+            f" :above), a chained value {CHAIN_COST} times that, a sort key {SORT_KEY_COST}, an _include"
+            f" {INCLUDE_COST} and a _revinclude {REVINCLUDE_COST}. Split or narrow it.",
+        )
     return SearchQuery(
         resource_type,
         tuple(criteria),

@@ -56,7 +56,7 @@ def _facts(rng: random.Random) -> list[RequestFacts]:
                 body=_bundle(rng) if rng.random() < 0.4 else rng.choice([None, b"not json", b'{"a":1}']),
             )
         )
-        if rng.random() < 0.1:  # a summary of refused anonymous requests (fhir.audit_anonymous)
+        if rng.random() < 0.1:  # a summary of tallied refusals (fhir.audit_tally)
             facts[-1].count = rng.randrange(2, 10_000)
             facts[-1].period_start = facts[-1].recorded - timedelta(seconds=rng.randrange(60))
     return facts

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import requests
 
 from fhir.audit import RequestFacts, audit_event
-from fhir.audit_anonymous import AnonymousTally
+from fhir.audit_tally import RefusalTally
 from tests.servers import threaded_server
 
 FLOOD = 600
@@ -72,7 +72,7 @@ def _facts(address: str, moment: datetime, status: int = 401) -> RequestFacts:
 
 
 def test_each_window_records_its_first_request_and_a_summary_of_the_rest():
-    tally = AnonymousTally(window_s=60, max_sources=100)
+    tally = RefusalTally(window_s=60, max_sources=100)
     start = datetime(2026, 1, 1, tzinfo=UTC)
     recorded = [tally.admit(_facts("10.0.0.1", start + timedelta(seconds=n)), now=n) for n in range(30)]
     assert [now for now, _ in recorded] == [True] + [False] * 29
@@ -86,7 +86,7 @@ def test_each_window_records_its_first_request_and_a_summary_of_the_rest():
 
 
 def test_strangers_from_many_addresses_share_one_tally_beyond_the_limit():
-    tally = AnonymousTally(window_s=60, max_sources=5)
+    tally = RefusalTally(window_s=60, max_sources=5)
     start = datetime(2026, 1, 1, tzinfo=UTC)
     recorded = sum(tally.admit(_facts(f"10.0.{n // 250}.{n % 250}", start), now=1)[0] for n in range(1000))
     assert recorded == 6  # five addresses, then one tally for every further address

@@ -1,13 +1,15 @@
-"""Refused requests without a valid token, recorded without letting strangers fill a store.
+"""Refusals recorded without letting a flood of them fill a hospital's store.
 
-Anyone can send a FHIR request without a token (or with a forged one) and be refused; an
-AuditEvent for each would let a stranger write a hospital's store at the server's expense
-(22 MB in 15 s from one client). So such requests are tallied per hospital, source address
-and status in windows of ``WINDOW_S``: the first of each window is recorded at once, as any
-request is, and the rest of the window as one summary AuditEvent carrying their number and
-period. A hospital's window tracks at most ``MAX_SOURCES`` addresses; requests from further
-ones share one tally without an address. So an anonymous flood costs a hospital at most
-about ``2 * (MAX_SOURCES + 1)`` events per status, worker and window, whatever its size.
+Anyone can send a FHIR request without a token (or with a forged one) and be refused, and a
+client over its share of the API (``fhir.fair_share``) is refused with 429 however often it
+asks; an AuditEvent for each would let a stranger, or a misbehaving client, write a
+hospital's store at the server's expense (22 MB in 15 s from one client). So such refusals
+are tallied per hospital, client (none for a stranger), source address and status in windows
+of ``WINDOW_S``: the first of each window is recorded at once, as any request is, and the
+rest of the window as one summary AuditEvent carrying their number and period. A hospital's
+window tracks at most ``MAX_SOURCES`` sources; further ones share one tally per client and
+status, without an address. So a flood costs a hospital at most about
+``2 * (MAX_SOURCES + 1)`` events per status, worker and window, whatever its size.
 """
 
 from __future__ import annotations
@@ -47,14 +49,14 @@ class _Window:
         )
 
 
-class AnonymousTally:
-    """Per-process windows of refused anonymous requests (thread-safe)."""
+class RefusalTally:
+    """Per-process windows of tallied refusals (thread-safe)."""
 
     def __init__(self, window_s: float = WINDOW_S, max_sources: int = MAX_SOURCES):
         self.window_s = window_s
         self.max_sources = max_sources
         self._lock = threading.Lock()
-        self._windows: dict[tuple[str, str | None, int], _Window] = {}
+        self._windows: dict[tuple[str, str | None, str | None, int], _Window] = {}
         self._sources: dict[str, int] = {}  # hospital → windows it holds
 
     def admit(self, facts: RequestFacts, now: float | None = None) -> tuple[bool, list[RequestFacts]]:
@@ -62,13 +64,14 @@ class AnonymousTally:
         now = time.monotonic() if now is None else now
         closed: list[RequestFacts] = []
         with self._lock:
-            key = (facts.hospital_id, facts.address, facts.status)
+            key = (facts.hospital_id, facts.client_id, facts.address, facts.status)
             window = self._windows.get(key)
             if window is not None and now - window.opened >= self.window_s:
                 closed.extend(self._close(key))
                 window = None
             if window is None and self._sources.get(facts.hospital_id, 0) >= self.max_sources:
-                key = (facts.hospital_id, None, facts.status)  # one tally for every further address
+                # One tally for every further source of this client (or of strangers).
+                key = (facts.hospital_id, facts.client_id, None, facts.status)
                 window = self._windows.get(key)
                 facts = replace(facts, address=None)
             if window is None:
@@ -106,7 +109,8 @@ def period_text(facts: RequestFacts) -> str:
     start = facts.period_start or facts.recorded
     seconds = max(timedelta(0), facts.recorded - start).total_seconds()
     origin = f"from {facts.address[:100]}" if facts.address else "from further addresses"
+    what = "over the client's share of the API" if facts.client_id else "without a valid token"
     return (
-        f"HTTP {facts.status} for {facts.count} more requests without a valid token {origin}"
+        f"HTTP {facts.status} for {facts.count} more requests {what} {origin}"
         f" within {seconds:.0f} s (the first: {facts.method} {facts.path})"
     )
