@@ -135,10 +135,10 @@ def load_config(instance_path: Path = DEFAULT_INSTANCE_PATH) -> dict:
         "FHIRGATE_TOKEN_RATE_LIMIT": os.environ.get("FHIRGATE_TOKEN_RATE_LIMIT", "1200/minute"),
         "FHIRGATE_AUTH_FAILURE_LIMIT": os.environ.get("FHIRGATE_AUTH_FAILURE_LIMIT", "30/minute"),
         "FHIRGATE_LOGIN_FAILURE_LIMIT": os.environ.get("FHIRGATE_LOGIN_FAILURE_LIMIT", "10/minute"),
-        # The FHIR API's fair share, in points (a read 1, a search 10, at least 1 a millisecond of
-        # work): per client, and per hospital for all its clients (fhir/fair_share.py).
-        "FHIRGATE_FHIR_CLIENT_LIMIT": _rate("FHIRGATE_FHIR_CLIENT_LIMIT", "30000/minute"),
-        "FHIRGATE_FHIR_HOSPITAL_LIMIT": _rate("FHIRGATE_FHIR_HOSPITAL_LIMIT", "60000/minute"),
+        # The FHIR API's fair share in points, milliseconds of a worker's time (a read 0.5, a search
+        # 10): per client, and per hospital for all its clients (fhir/fair_share.py).
+        "FHIRGATE_FHIR_CLIENT_LIMIT": _rate("FHIRGATE_FHIR_CLIENT_LIMIT", "6000/minute"),
+        "FHIRGATE_FHIR_HOSPITAL_LIMIT": _rate("FHIRGATE_FHIR_HOSPITAL_LIMIT", "12000/minute"),
         # The common token request answered beneath Flask (oauth/token_fast_path.py); 0 = off.
         "FHIRGATE_TOKEN_FAST_PATH": os.environ.get("FHIRGATE_TOKEN_FAST_PATH", "1") != "0",
         # The common FHIR read answered beneath Flask (fhir/read_fast_path.py); 0 = off.

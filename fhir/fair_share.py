@@ -1,9 +1,11 @@
 """Each client's fair share of the FHIR API: rate limits in points, weighted by cost.
 
-A request costs points: at least its interaction's weight (a read 1, a write 5, a search or a
-history 10, ``$everything`` 20, a Bundle the sum of its entries'), and at least one point per
-millisecond it held a worker. So a search costs more than a read, and a request that turns
-out heavy costs what it took, whatever made it heavy. Every client has a budget of points
+A point is a millisecond of a worker's time. A request costs at least its interaction's
+weight — a read half a point, a write 5, a search or a history 10, ``$everything`` 20, a
+Bundle the sum of its entries' — and a request that works longer than ``GRACE_MS`` costs its
+time beyond that: so a search costs more than a read, and a request that turns out heavy
+costs what it took, whatever made it heavy. (The grace keeps a light request from paying for
+a busy server's delays: its cost is its weight.) Every client has a budget of points
 (``FHIRGATE_FHIR_CLIENT_LIMIT``) and so has every hospital, for all its clients together
 (``FHIRGATE_FHIR_HOSPITAL_LIMIT``); a hospital may have its own (``fhirgate hospital limits``).
 Beyond either, the answer is 429 with ``Retry-After``, before any work is done: one client, or
@@ -35,8 +37,8 @@ from app.models import Hospital
 from fhir.errors import THROTTLED, FhirError, Issue
 
 WEIGHTS = {
-    "read": 1,
-    "vread": 1,
+    "read": 0.5,
+    "vread": 0.5,
     "create": 5,
     "update": 5,
     "patch": 5,
@@ -49,6 +51,7 @@ WEIGHTS = {
     "transaction": 5,  # and its entries: bundle_weight
 }
 BURST_S = 1.0  # a full bucket holds one second's worth of the rate
+GRACE_MS = 25.0  # beyond this, a request costs its time
 HOSPITAL_LIMITS_TTL_S = 30.0  # a changed hospital limit reaches every worker within this
 SWEEP_EVERY = 4096
 EPSILON_S = 1e-9  # fifty 1/50 s steps add up to a hair over 1 s in floating point
@@ -80,11 +83,11 @@ def valid_rate(text: str) -> bool:
         return False
 
 
-def bundle_weight(entries: object) -> int:
+def bundle_weight(entries: object) -> float:
     """A batch or transaction Bundle's weight: each entry's, as if sent alone."""
     if not isinstance(entries, list):
         return WEIGHTS["transaction"]
-    weight = 0
+    weight = 0.0
     for entry in entries:
         request = entry.get("request") if isinstance(entry, dict) else None
         method = str(request.get("method", "")).upper() if isinstance(request, dict) else ""
@@ -253,8 +256,8 @@ class FairShare:
 
 
 def cost_of(weight: float, seconds: float) -> float:
-    """A request's cost in points: its weight, or a point a millisecond if it took longer."""
-    return max(weight, seconds * 1000.0)
+    """A request's cost in points: its weight, or its milliseconds beyond the grace."""
+    return max(weight, seconds * 1000.0 - GRACE_MS)
 
 
 def init_fair_share(app: Flask) -> None:
@@ -273,8 +276,8 @@ def fair_share() -> FairShare:
 def throttled(wait: int, limits: HospitalLimits) -> FhirError:
     message = (
         f"This client, or its hospital, has used its share of the FHIR API ({limits.client} points a"
-        f" client, {limits.whole} for the hospital; a read costs {WEIGHTS['read']}, a search"
-        f" {WEIGHTS['search-type']}, a request at least a point a millisecond it works)."
+        f" client, {limits.whole} for the hospital; a point is a millisecond of work: a read costs"
+        f" {WEIGHTS['read']:g}, a search {WEIGHTS['search-type']:g}, a longer request its time)."
         f" Retry after {wait} s."
     )
     return FhirError(429, [Issue(THROTTLED, message)], {"Retry-After": str(wait)})

@@ -17,7 +17,7 @@ import redis
 
 from app import create_app
 from app.extensions import db, limiter
-from fhir.fair_share import FairShare, MemoryBuckets, Rate, bundle_weight, parse_rate
+from fhir.fair_share import FairShare, MemoryBuckets, Rate, bundle_weight, cost_of, parse_rate
 from tests.conftest import app_config
 from tests.fhir.conftest import FhirClient
 
@@ -81,9 +81,9 @@ def test_a_search_costs_more_than_a_read(app, client, make, monkeypatch, clock):
     make.patient("general", "p1")
     _limit(app, monkeypatch, client="50/second")
     reader, searcher = _fhir(client, make), _fhir(client, make)
-    reads = sum(reader.get("/Patient/p1").status_code == 200 for _ in range(60))
-    searches = sum(searcher.get("/Patient?_id=p1").status_code == 200 for _ in range(60))
-    assert (reads, searches) == (50, 5)
+    reads = sum(reader.get("/Patient/p1").status_code == 200 for _ in range(120))
+    searches = sum(searcher.get("/Patient?_id=p1").status_code == 200 for _ in range(120))
+    assert (reads, searches) == (100, 5)  # half a point a read, ten a search
 
 
 def test_a_hospital_shares_one_budget_among_its_clients(app, client, make, monkeypatch, clock):
@@ -102,8 +102,14 @@ def test_a_bundle_weighs_what_its_entries_weigh(fhir):
         {"request": {"method": "GET", "url": "Patient?name=x"}},
         {"request": {"method": "PUT", "url": "Patient/p1"}},
     ]
-    assert bundle_weight(entries) == 1 + 10 + 5
+    assert bundle_weight(entries) == 0.5 + 10 + 5
     assert bundle_weight("nonsense") == 5
+
+
+def test_a_request_costs_its_weight_or_its_time_beyond_the_grace():
+    assert cost_of(10, 0.020) == 10  # a search slowed by a busy server pays its weight
+    assert cost_of(0.5, 0.030) == pytest.approx(5)
+    assert cost_of(10, 1.525) == pytest.approx(1500)
 
 
 def test_a_heavy_request_costs_what_it_took():
