@@ -111,12 +111,12 @@ class TokenFastPath(FastPath):
             return None
         issuer = config["FHIRGATE_BASE_URL"]
         try:
-            hospital_id, granted = target_within(reach, form.get("resource"), issuer)
-            scope = narrow_scope(granted, form.get("scope"))
+            hospital_id, held = target_within(reach, form.get("resource"), issuer)
+            scope = narrow_scope(held.scope, form.get("scope"))
         except OAuth2Error:
             return None
         lifetime = token_lifetime(method, config)
-        token = mint_access_token(client, hospital_id, scope, lifetime, issuer, signing_key)
+        token = mint_access_token(client, hospital_id, scope, lifetime, issuer, signing_key, held.serial)
         return token, cached_epoch, client_id, address
 
 
