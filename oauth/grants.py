@@ -31,7 +31,9 @@ def authenticate_endpoint_client(server, request, supported_methods, endpoint) -
     method = request.client_credentials[0]
     if method not in supported_methods:
         raise ClientAuthenticationFailed("This client authentication method is not supported.")
-    return server.authenticate_client(request, [method], endpoint)
+    client = server.authenticate_client(request, [method], endpoint)
+    request.authenticated = client.client_id  # see oauth.token_limits
+    return client
 
 
 def choose_target(client: OAuthClient, resource: str | None) -> tuple[str, Reach]:

@@ -98,9 +98,10 @@ class TokenFastPath(FastPath):
             return None
         client, reach, cached_epoch = cached
         address = environ.get("REMOTE_ADDR")
-        # An address locked out by failures is refused before its secret is looked at, as in the
-        # view: answering a right secret later than a wrong one would let guessing go on.
-        if not client.active or token_limits.address_locked(app, address):
+        # An address that has used up its failures for this client id is refused before the
+        # secret is looked at, as in the view: answering a right secret later than a wrong one
+        # would let guessing go on.
+        if not client.active or token_limits.pair_locked(app, address, client_id):
             return None
         config = app.config
         if not (
