@@ -14,7 +14,7 @@ from functools import cached_property
 
 from fhir.errors import FhirError, Issue
 from fhir.search.registry import patient_compartment_params
-from oauth import PATIENT_CREDENTIAL, Principal, ScopeError, SmartScope, parse_scopes
+from oauth import NAMED_ONLY_TYPES, PATIENT_CREDENTIAL, Principal, ScopeError, SmartScope, parse_scopes
 
 LETTER = {
     "read": "r",
@@ -28,7 +28,9 @@ LETTER = {
 }
 
 
-SECURITY_TYPES = frozenset({"AuditEvent"})
+# The audit trail: no ``*`` scope covers it (``oauth.NAMED_ONLY_TYPES``, which the token
+# endpoint's narrowing and every request's re-check of a token's scopes apply too).
+SECURITY_TYPES = NAMED_ONLY_TYPES
 
 
 def insufficient_scope(needed: str, interaction: str, resource_type: str) -> FhirError:

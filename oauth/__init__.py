@@ -36,7 +36,7 @@ from oauth.operations import (
     withdraw_application,
 )
 from oauth.reach import reachable_hospitals
-from oauth.scopes import ScopeError, SmartScope, normalize_scope_list, parse_scopes
+from oauth.scopes import NAMED_ONLY_TYPES, ScopeError, SmartScope, normalize_scope_list, parse_scopes
 from oauth.server import init_oauth, oauth_error_response, rate_limited_response, smart_configuration
 from oauth.validity import adopt_request_epoch
 
@@ -49,6 +49,7 @@ __all__ = [
     "JwksError",
     "APPLICATION",
     "MIN_GIVEN_SECRET_LENGTH",
+    "NAMED_ONLY_TYPES",
     "HOSPITAL_KEY",
     "KEY_AUTH_METHOD",
     "PATIENT_CREDENTIAL",

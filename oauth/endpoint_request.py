@@ -56,7 +56,11 @@ class EndpointRequest(FlaskOAuth2Request):
     ``client_credentials`` holds ``(method, client_id, secret)`` decided by
     ``parse_endpoint_request``; the URI is the configured endpoint URL, so the transport
     check sees the public https address even behind a TLS-terminating proxy.
+    ``authenticated`` is the id of the client the request authenticated as, once it has
+    (``oauth.grants.authenticate_endpoint_client``): the rate limits count by it.
     """
+
+    authenticated: str | None = None
 
     def __init__(self, request: Request, client_credentials: tuple[str, str | None, str | None]):
         super(FlaskOAuth2Request, self).__init__(

@@ -15,7 +15,7 @@ from app.timeutil import as_utc, utcnow
 from oauth.audience import hospital_for_resource
 from oauth.errors import ClientAuthenticationFailed, InvalidTargetError
 from oauth.models import KEY_AUTH_METHOD, OAuthClient
-from oauth.reach import reachable_hospitals
+from oauth.reach import Reach, hospital_reach
 from oauth.scopes import ScopeError, covers, parse_scopes, split_scope
 from oauth.tokens import issue_access_token
 from oauth.validity import validity_cache
@@ -31,19 +31,21 @@ def authenticate_endpoint_client(server, request, supported_methods, endpoint) -
     method = request.client_credentials[0]
     if method not in supported_methods:
         raise ClientAuthenticationFailed("This client authentication method is not supported.")
-    return server.authenticate_client(request, [method], endpoint)
+    client = server.authenticate_client(request, [method], endpoint)
+    request.authenticated = client.client_id  # see oauth.token_limits
+    return client
 
 
-def choose_target(client: OAuthClient, resource: str | None) -> tuple[str, str]:
-    """RFC 8707 §2: pick the hospital the token is for; return ``(hospital_id, granted)``."""
+def choose_target(client: OAuthClient, resource: str | None) -> tuple[str, Reach]:
+    """RFC 8707 §2: pick the hospital the token is for; return ``(hospital_id, held)``."""
     cached = validity_cache().endpoint_client(client.client_id)
-    return target_within(cached[1] if cached is not None else reachable_hospitals(client), resource)
+    return target_within(cached[1] if cached is not None else hospital_reach(client), resource)
 
 
 def target_within(
-    reach: dict[str, str], resource: str | None, base_url: str | None = None
-) -> tuple[str, str]:
-    """``choose_target`` given the hospitals the client reaches, with their granted scopes
+    reach: dict[str, Reach], resource: str | None, base_url: str | None = None
+) -> tuple[str, Reach]:
+    """``choose_target`` given the hospitals the client reaches, with what it holds there
     (``base_url``: ``FHIRGATE_BASE_URL``, for callers outside an application context)."""
     if resource is None:
         if len(reach) != 1:
@@ -104,14 +106,14 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
         form = self.request.form
         if "resource" in form and not form["resource"]:
             raise InvalidRequestError("The resource parameter is empty.")
-        self.hospital_id, granted = choose_target(client, form.get("resource"))
-        self.scope = narrow_scope(granted, form.get("scope"))
+        self.hospital_id, self.held = choose_target(client, form.get("resource"))
+        self.scope = narrow_scope(self.held.scope, form.get("scope"))
 
     def create_token_response(self):
         """RFC 6749 §4.4.3: a token, no refresh token, nothing written per token."""
         client = self.request.client
         lifetime = token_lifetime(self.request.client_credentials[0])
-        token = issue_access_token(client, self.hospital_id, self.scope, lifetime)
+        token = issue_access_token(client, self.hospital_id, self.scope, lifetime, self.held.serial)
         note_client_used(client)
         return 200, token.response(), self.TOKEN_RESPONSE_HEADER
 

@@ -105,6 +105,10 @@ class AppGrant(db.Model):
         ForeignKey("hospitals.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     scope: Mapped[str] = mapped_column(Text)
+    # Set whenever the grant is (re)created, from the revocation epoch bumped in the same
+    # transaction (so it differs from every earlier grant's); the application's tokens for the
+    # hospital carry it (claim ``grant``) and die when it changes. A scope change keeps it.
+    serial: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

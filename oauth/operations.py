@@ -178,12 +178,14 @@ def grant_application(client: OAuthClient, hospital_id: str, permissions: list[s
     )
     grant = db.session.get(AppGrant, (client.client_id, hospital_id))
     now = utcnow()
+    epoch = bump_epoch()
     if grant is None:
-        grant = AppGrant(client_id=client.client_id, hospital_id=hospital_id, created_at=now)
+        # A new grant's serial is the epoch just bumped: higher than any earlier grant's, so
+        # tokens of a withdrawn grant never match this one, however soon it follows.
+        grant = AppGrant(client_id=client.client_id, hospital_id=hospital_id, created_at=now, serial=epoch)
         db.session.add(grant)
     grant.scope = " ".join(permissions)
     grant.updated_at = now
-    bump_epoch()
     db.session.commit()
     return grant
 

@@ -1,6 +1,8 @@
-"""Which hospitals a client may reach, and with which granted scopes."""
+"""Which hospitals a client may reach, with which granted scopes, under which grant serial."""
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 from sqlalchemy import select
 
@@ -12,16 +14,32 @@ from oauth.models import APPLICATION, AppGrant, OAuthClient
 SANDBOX_SCOPE = "system/*.rs"
 
 
-def reachable_hospitals(client: OAuthClient) -> dict[str, str]:
-    """Map hospital id → the space-separated scopes the client holds there."""
+class Reach(NamedTuple):
+    """The space-separated scopes a client holds at a hospital and the serial of the grant
+    that gives them (``AppGrant.serial``; 0 where no grant row does: the sandbox's test mode,
+    hospital keys and patient credentials), which the client's tokens carry."""
+
+    scope: str
+    serial: int = 0
+
+
+def hospital_reach(client: OAuthClient) -> dict[str, Reach]:
+    """Map hospital id → what the client holds there."""
     if client.kind != APPLICATION:
-        return {client.hospital_id: client.scope or ""}
+        return {client.hospital_id: Reach(client.scope or "")}
     reach = {}
     if db.session.get(Hospital, SANDBOX_HOSPITAL_ID) is not None:
-        reach[SANDBOX_HOSPITAL_ID] = SANDBOX_SCOPE
+        reach[SANDBOX_HOSPITAL_ID] = Reach(SANDBOX_SCOPE)
     grants = db.session.execute(
-        select(AppGrant.hospital_id, AppGrant.scope).where(AppGrant.client_id == client.client_id)
+        select(AppGrant.hospital_id, AppGrant.scope, AppGrant.serial).where(
+            AppGrant.client_id == client.client_id
+        )
     )
-    for hospital_id, scope in grants:
-        reach[hospital_id] = scope
+    for hospital_id, scope, serial in grants:
+        reach[hospital_id] = Reach(scope, serial)
     return reach
+
+
+def reachable_hospitals(client: OAuthClient) -> dict[str, str]:
+    """Map hospital id → the space-separated scopes the client holds there."""
+    return {hospital_id: held.scope for hospital_id, held in hospital_reach(client).items()}

@@ -1,7 +1,8 @@
 """SMART on FHIR resource scopes, v1 (``.read``/``.write``/``.*``) and v2 (``.cruds``).
 
 SMART App Launch 2.x §"Scopes for requesting clinical data". Scopes are parsed into
-``SmartScope`` values; ``covers`` answers whether granted scopes allow a requested one.
+``SmartScope`` values; ``covers`` answers whether granted scopes allow a requested one (the
+token endpoint narrows with it, and every request re-checks its token's scopes with it).
 """
 
 from __future__ import annotations
@@ -25,6 +26,17 @@ SCOPES_SUPPORTED = [
     "patient/*.rs",
     "patient/*.read",
 ]
+
+# Types a ``*`` scope never covers: only a scope that names the type does. The audit trail
+# names other clients, network addresses, patients and their search terms; SMART leaves what
+# ``*`` means to the server. ``fhir.policy`` applies the same list at the FHIR API.
+NAMED_ONLY_TYPES = frozenset({"AuditEvent"})
+
+# What a v2 search restriction added by narrowing may hold: filters on the resource's own
+# elements, ANDed with the granted ones. Not a chain (``subject:Patient.name=x`` would search
+# a type the token may not see) nor a parameter starting with ``_`` other than these own-element
+# filters (``_has``, ``_count``, ``_include``, ``_elements`` ... filter nothing or look elsewhere).
+_OWN_ELEMENT_PARAMETERS = frozenset({"_id", "_lastUpdated", "_tag", "_profile", "_security", "_source"})
 
 # RFC 6749 §3.3: scope tokens are NQCHAR (%x21 / %x23-5B / %x5D-7E): no space, quote or backslash.
 _SCOPE = re.compile(
@@ -89,17 +101,37 @@ def _parse_remembered(text: str) -> SmartScope:
 
 
 def covers(granted: list[SmartScope], requested: SmartScope) -> bool:
-    """Whether the granted scopes together allow everything the requested scope asks."""
+    """Whether the granted scopes together allow everything the requested scope asks.
+
+    A granted scope counts if its context is the requested one, its type is the requested one
+    (or ``*``, except for ``NAMED_ONLY_TYPES``), and the requested search restriction holds
+    all of its restriction plus only filters on the type's own elements (``narrows``).
+    """
     allowed: set[str] = set()
     for scope in granted:
         if scope.context != requested.context:
             continue
-        if scope.resource_type not in ("*", requested.resource_type):
+        if scope.resource_type != requested.resource_type and (
+            scope.resource_type != "*" or requested.resource_type in NAMED_ONLY_TYPES
+        ):
             continue
-        if not scope.query <= requested.query:
+        if not narrows(scope.query, requested.query):
             continue
         allowed |= scope.permissions
     return requested.permissions <= allowed
+
+
+def narrows(granted: frozenset[tuple[str, str]], requested: frozenset[tuple[str, str]]) -> bool:
+    """Whether search restriction ``requested`` selects at most what ``granted`` does: every
+    granted pair, and (ANDed with them, FHIR R4B search.html#combining) own-element filters."""
+    if not granted <= requested:
+        return False
+    return all(_own_element_filter(name) for name, _ in requested - granted)
+
+
+def _own_element_filter(name: str) -> bool:
+    code = name.partition(":")[0]
+    return "." not in name and (not code.startswith("_") or code in _OWN_ELEMENT_PARAMETERS)
 
 
 def normalize_scope_list(items: list[str], *, context: str) -> list[str]:

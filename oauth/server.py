@@ -7,7 +7,7 @@ from authlib.integrations.flask_oauth2 import AuthorizationServer as _Authorizat
 from authlib.oauth2.rfc6749.errors import InvalidRequestError, OAuth2Error, UnsupportedGrantTypeError
 from flask import Blueprint, Flask, Response, current_app, g, request
 
-from app.extensions import db, limiter
+from app.extensions import db
 from oauth import token_limits
 from oauth.audience import token_endpoint_url
 from oauth.client_assertion import authenticate_private_key_jwt
@@ -73,45 +73,41 @@ def _server() -> AuthorizationServer:
     return current_app.extensions["fhirgate_oauth_server"]
 
 
-def _auth_failed(response: Response) -> bool:
-    return response.status_code == 401
+def _limited(endpoint: str | None) -> Response:
+    """Answer a request to one of the three endpoints under ``oauth.token_limits``: refused
+    (429) before anything else if its address and claimed client id have used up their
+    failures (or, at the token endpoint, the client its requests); counted once answered."""
+    per_client = endpoint is None  # only tokens are limited per client
+    client_id, address = claimed_client_id(request), request.remote_addr
+    wait = token_limits.retry_after(client_id, address, per_client=per_client)
+    if wait is not None:
+        return rate_limited_response(wait)
+    if per_client:
+        # Reads, and single-statement writes only (last use, a refused assertion's reason):
+        # without a transaction the epoch read is one round trip, with no BEGIN and ROLLBACK.
+        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    response = _server().respond(endpoint)
+    authenticated = getattr(g.get("oauth_request"), "authenticated", None)
+    token_limits.count(authenticated, client_id, address, response.status_code, per_client=per_client)
+    return response
 
 
 @bp.post("/oauth/token")
 def token():
     """RFC 6749 §3.2 token endpoint (its common requests are answered by ``TokenFastPath``)."""
-    client_id, address = claimed_client_id(request), request.remote_addr
-    wait = token_limits.retry_after(client_id, address)
-    if wait is not None:
-        return rate_limited_response(wait)
-    # Reads, and single-statement writes only (last use, a refused assertion's reason): without
-    # a transaction the epoch read is one round trip, with no BEGIN and ROLLBACK around it.
-    db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-    response = _server().respond(None)
-    token_limits.count(client_id, address, response.status_code)
-    return response
+    return _limited(None)
 
 
 @bp.post("/oauth/introspect")
-@limiter.limit(
-    lambda: current_app.config["FHIRGATE_AUTH_FAILURE_LIMIT"],
-    key_func=lambda: f"authfail:{request.remote_addr}",
-    deduct_when=_auth_failed,
-)
 def introspect():
     """RFC 7662 §2."""
-    return _server().respond(IntrospectionEndpoint.ENDPOINT_NAME)
+    return _limited(IntrospectionEndpoint.ENDPOINT_NAME)
 
 
 @bp.post("/oauth/revoke")
-@limiter.limit(
-    lambda: current_app.config["FHIRGATE_AUTH_FAILURE_LIMIT"],
-    key_func=lambda: f"authfail:{request.remote_addr}",
-    deduct_when=_auth_failed,
-)
 def revoke():
     """RFC 7009 §2."""
-    return _server().respond(RevocationEndpoint.ENDPOINT_NAME)
+    return _limited(RevocationEndpoint.ENDPOINT_NAME)
 
 
 @bp.get("/oauth/jwks")

@@ -98,9 +98,10 @@ class TokenFastPath(FastPath):
             return None
         client, reach, cached_epoch = cached
         address = environ.get("REMOTE_ADDR")
-        # An address locked out by failures is refused before its secret is looked at, as in the
-        # view: answering a right secret later than a wrong one would let guessing go on.
-        if not client.active or token_limits.address_locked(app, address):
+        # An address that has used up its failures for this client id is refused before the
+        # secret is looked at, as in the view: answering a right secret later than a wrong one
+        # would let guessing go on.
+        if not client.active or token_limits.pair_locked(app, address, client_id):
             return None
         config = app.config
         if not (
@@ -111,12 +112,12 @@ class TokenFastPath(FastPath):
             return None
         issuer = config["FHIRGATE_BASE_URL"]
         try:
-            hospital_id, granted = target_within(reach, form.get("resource"), issuer)
-            scope = narrow_scope(granted, form.get("scope"))
+            hospital_id, held = target_within(reach, form.get("resource"), issuer)
+            scope = narrow_scope(held.scope, form.get("scope"))
         except OAuth2Error:
             return None
         lifetime = token_lifetime(method, config)
-        token = mint_access_token(client, hospital_id, scope, lifetime, issuer, signing_key)
+        token = mint_access_token(client, hospital_id, scope, lifetime, issuer, signing_key, held.serial)
         return token, cached_epoch, client_id, address
 
 

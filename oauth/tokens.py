@@ -2,7 +2,8 @@
 
 A token stays valid while its signature verifies against our key ring, it has not
 expired, its client still exists unrevoked with the same ``gen`` (generation), its ``jti``
-is not in the RFC 7009 deny-list, and (for applications) its hospital is still granted.
+is not in the RFC 7009 deny-list, and (for applications) its hospital is still granted by
+the very grant it was issued under (claim ``grant``, the grant's serial).
 """
 
 from __future__ import annotations
@@ -48,10 +49,19 @@ class IssuedToken:
         return body
 
 
-def issue_access_token(client: OAuthClient, hospital_id: str, scope: str, ttl: int) -> IssuedToken:
-    """Sign an RFC 9068 access token for ``client`` at ``hospital_id``."""
+def issue_access_token(
+    client: OAuthClient, hospital_id: str, scope: str, ttl: int, grant_serial: int = 0
+) -> IssuedToken:
+    """Sign an RFC 9068 access token for ``client`` at ``hospital_id`` under the grant
+    ``grant_serial`` (``oauth.reach.Reach.serial``)."""
     return mint_access_token(
-        client, hospital_id, scope, ttl, current_app.config["FHIRGATE_BASE_URL"], keyring().signing_key()
+        client,
+        hospital_id,
+        scope,
+        ttl,
+        current_app.config["FHIRGATE_BASE_URL"],
+        keyring().signing_key(),
+        grant_serial,
     )
 
 
@@ -62,6 +72,7 @@ def mint_access_token(
     ttl: int,
     issuer: str,
     signing_key: tuple[str, ec.EllipticCurvePrivateKey],
+    grant_serial: int = 0,
 ) -> IssuedToken:
     """``issue_access_token`` given the issuer (``FHIRGATE_BASE_URL``) and the current
     ``(kid, key)``: it needs no application context."""
@@ -78,6 +89,8 @@ def mint_access_token(
         "scope": scope,
         "gen": client.generation,
     }
+    if grant_serial:
+        claims["grant"] = grant_serial  # absent: 0 (no grant row, or issued before serials)
     patient = client.patient_id if client.kind == PATIENT_CREDENTIAL else None
     if patient:
         claims["patient"] = patient
@@ -109,6 +122,8 @@ def decode_access_token(token: str) -> dict:
     for name in ("exp", "iat", "gen"):
         if not isinstance(claims.get(name), int):
             raise JwsError(f"the token lacks the {name} claim")
+    if not isinstance(claims.get("grant", 0), int):
+        raise JwsError("the token's grant claim is not a number")
     if len(_verified) >= MAX_VERIFIED_TOKENS:
         _verified.clear()
     _verified[token] = (header["kid"], keyring().public_key(header["kid"]), dict(claims))
@@ -129,9 +144,9 @@ def token_client_if_active(claims: dict) -> ClientState | None:
     grant = cache.grant(client, hospital_id) if hospital_id else None
     if grant is None:
         return None
-    granted, since = grant
-    if claims["iat"] < since:
-        return None
+    granted, serial = grant
+    if claims.get("grant", 0) != serial:
+        return None  # issued under a grant since withdrawn (and perhaps made again)
     try:
         held = parse_scopes(granted)
         if not all(covers(held, scope) for scope in parse_scopes(claims["scope"])):

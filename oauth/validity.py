@@ -19,10 +19,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
 from app.models import SANDBOX_HOSPITAL_ID, Hospital
-from app.timeutil import as_utc
 from oauth.epoch_reader import EPOCH_QUERY, epoch_reader
 from oauth.models import APPLICATION, AppGrant, OAuthClient, RevokedToken
-from oauth.reach import SANDBOX_SCOPE, reachable_hospitals
+from oauth.reach import SANDBOX_SCOPE, Reach, hospital_reach
 
 MAX_REMEMBERED_JTIS = 100_000
 
@@ -36,11 +35,20 @@ class AuthEpoch(db.Model):
     value: Mapped[int] = mapped_column(Integer, default=0)
 
 
-def bump_epoch() -> None:
-    """Mark every worker's cache stale; call inside the revoking transaction."""
-    bumped = db.session.execute(update(AuthEpoch).where(AuthEpoch.id == 1).values(value=AuthEpoch.value + 1))
-    if bumped.rowcount == 0:  # the migration's row is missing: make it
+def bump_epoch() -> int:
+    """Mark every worker's cache stale; call inside the revoking transaction. Returns the new
+    epoch: the row stays locked until the transaction ends, so no two transactions get the
+    same value, and a later one a higher value."""
+    bumped = db.session.execute(
+        update(AuthEpoch)
+        .where(AuthEpoch.id == 1)
+        .values(value=AuthEpoch.value + 1)
+        .returning(AuthEpoch.value)
+    ).scalar()
+    if bumped is None:  # the migration's row is missing: make it
         db.session.add(AuthEpoch(id=1, value=1))
+        return 1
+    return bumped
 
 
 def _read_epoch() -> int:
@@ -78,7 +86,7 @@ class ValidityCache:
         self._clients: dict[str, ClientState | None] = {}
         self._grants: dict[tuple[str, str], tuple[str, int] | None] = {}
         self._revoked: dict[str, bool] = {}
-        self._endpoint_clients: dict[str, tuple[OAuthClient, dict[str, str]]] = {}
+        self._endpoint_clients: dict[str, tuple[OAuthClient, dict[str, Reach]]] = {}
 
     def sync(self) -> None:
         """Read the epoch once per request; drop everything if it moved."""
@@ -141,7 +149,7 @@ class ValidityCache:
             self._keep("_clients", client_id, state)
         return state
 
-    def endpoint_client(self, client_id: str) -> tuple[OAuthClient, dict[str, str]] | None:
+    def endpoint_client(self, client_id: str) -> tuple[OAuthClient, dict[str, Reach]] | None:
         """The client row for the token, introspection and revocation endpoints, detached from
         the session, with the hospitals it reaches; an unknown id is looked up every time."""
         self.sync()
@@ -150,7 +158,7 @@ class ValidityCache:
             row = db.session.get(OAuthClient, client_id)
             if row is None:
                 return None
-            cached = (row, reachable_hospitals(row))
+            cached = (row, hospital_reach(row))
             db.session.expunge(row)  # every column is loaded; the copy outlives the request
             with self._lock:
                 if len(self._endpoint_clients) > MAX_REMEMBERED_JTIS:
@@ -158,7 +166,9 @@ class ValidityCache:
             self._keep("_endpoint_clients", client_id, cached)
         return cached
 
-    def cached_endpoint_client(self, client_id: str) -> tuple[OAuthClient, dict[str, str], int | None] | None:
+    def cached_endpoint_client(
+        self, client_id: str
+    ) -> tuple[OAuthClient, dict[str, Reach], int | None] | None:
         """What ``endpoint_client`` holds for ``client_id``, with the epoch it is valid for,
         loading nothing: None on a miss. The caller uses it only if the epoch it reads is
         that one. Looked up under the lock, so that the entry and the epoch belong together."""
@@ -167,7 +177,7 @@ class ValidityCache:
             return None if cached is None else (*cached, self._epoch)
 
     def grant(self, client: ClientState, hospital_id: str) -> tuple[str, int] | None:
-        """The scopes the client holds at the hospital now, and since when (epoch seconds)."""
+        """The scopes the client holds at the hospital now, and the grant's serial."""
         self.sync()
         key = (client.client_id, hospital_id)
         grant = self._cached("_grants", key, False)
@@ -196,15 +206,16 @@ class ValidityCache:
 
 
 def _load_grant(client: ClientState, hospital_id: str) -> tuple[str, int] | None:
-    # Narrowing is caught by the scope check; a withdrawn-then-new grant is a new row.
+    # As ``oauth.reach.hospital_reach``: a grant (even at the sandbox) before the sandbox's own
+    # scope. A withdrawn-then-new grant has a new serial; narrowing is caught by the scope check.
     if client.kind != APPLICATION:
         return (client.scope, 0) if client.hospital_id == hospital_id else None
+    grant = db.session.get(AppGrant, (client.client_id, hospital_id))
+    if grant is not None:
+        return grant.scope, grant.serial
     if hospital_id == SANDBOX_HOSPITAL_ID:
         return (SANDBOX_SCOPE, 0) if db.session.get(Hospital, SANDBOX_HOSPITAL_ID) is not None else None
-    grant = db.session.get(AppGrant, (client.client_id, hospital_id))
-    if grant is None:
-        return None
-    return grant.scope, int(as_utc(grant.created_at).timestamp())
+    return None
 
 
 def validity_cache() -> ValidityCache:

@@ -483,3 +483,32 @@ def test_an_oversized_jwks_is_refused(developer, sandbox):
     jwks["keys"][0]["x5c"] = ["A" * 70_000]
     response = developer.post("/api/apps", json={"name": "Huge", "jwks": jwks})
     assert response.status_code == 400 and "larger than 64 KiB" in response.get_json()["message"]
+
+
+# P-256 and P-384 group orders (SEC 2 §2.4.2, §2.5.1).
+_ORDERS = {
+    "ES256": (0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551, 32),
+    "ES384": (
+        0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF581A0DB248B0A77AECEC196ACCC52973,
+        48,
+    ),
+}
+
+
+@pytest.mark.parametrize("alg", ["ES256", "ES384"])
+def test_a_high_s_client_assertion_is_accepted_once_whatever_its_spelling(
+    client, make, sandbox, developer, alg
+):
+    """Clients' JOSE libraries (joserfc, Authlib, cryptography) emit a high S about half the time,
+    so both spellings of an ECDSA signature are accepted; the jti makes either of them single-use."""
+    signer = ClientKey(alg)
+    app = make.application(developer, jwks=signer.jwks())
+    order, size = _ORDERS[alg]
+    assertion = signer.assertion(app.key)
+    head, payload, signature = assertion.split(".")
+    raw = base64.urlsafe_b64decode(signature + "==")
+    r, s = int.from_bytes(raw[:size], "big"), int.from_bytes(raw[size:], "big")
+    other = f"{head}.{payload}.{b64(r.to_bytes(size, 'big') + (order - s).to_bytes(size, 'big'))}"
+    high, low = (assertion, other) if s > order // 2 else (other, assertion)
+    assert post_assertion(client, high).status_code == 200
+    assert_refused(post_assertion(client, low), "jti")

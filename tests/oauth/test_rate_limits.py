@@ -1,4 +1,4 @@
-"""Rate limits on the token endpoint: per client and per address for failures (429)."""
+"""Rate limits on the token endpoint: per client, and failures per address and claimed client (429)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def test_one_clients_limit_does_not_block_another(client, make, limits):
 
 
 def test_strangers_cannot_exhaust_a_clients_limit(client, make, limits, app, monkeypatch):
-    """Client ids are not secret: failed attempts count against the address, not the client."""
+    """Client ids are not secret: failed attempts never count against the client they name."""
     monkeypatch.setitem(app.config, "FHIRGATE_AUTH_FAILURE_LIMIT", "100/minute")
     make.hospital("general")
     cred = make.api_key("general")
@@ -48,21 +48,33 @@ def test_strangers_cannot_exhaust_a_clients_limit(client, make, limits, app, mon
             "/oauth/token", data={"grant_type": "client_credentials"}, headers=basic_auth(cred.key, "wrong")
         )
         assert response.status_code == 401
-    assert token_request(client, cred).status_code == 200
+    assert [token_request(client, cred).status_code for _ in range(4)] == [200, 200, 200, 429]
 
 
-def test_failed_authentication_is_limited_per_address(client, make, limits):
+def test_failed_authentication_is_limited_per_address_and_claimed_client(client, make, limits):
     make.hospital("general")
-    cred = make.api_key("general")
-    wrong = [
+    cred, other = make.api_key("general"), make.api_key("general")
+    guesses = [
         client.post(
             "/oauth/token", data={"grant_type": "client_credentials"}, headers=basic_auth(f"hk_guess{i}", "x")
         ).status_code
         for i in range(3)
     ]
-    assert wrong == [401, 401, 429]
-    # Even the right secret waits now: the address is guessing.
+    assert guesses == [401, 401, 401]  # one failure for each id named
+    wrong = basic_auth(cred.key, "wrong")
+    statuses = [
+        client.post("/oauth/token", data={"grant_type": "client_credentials"}, headers=wrong)
+        for _ in range(3)
+    ]
+    assert [response.status_code for response in statuses] == [401, 401, 429]
+    assert int(statuses[-1].headers["Retry-After"]) >= 1
+    # Even the right secret waits now at this address: it is guessing this client's secret.
     assert token_request(client, cred).status_code == 429
+    # The client from elsewhere, and another client from here, go on.
+    elsewhere = client.application.test_client()
+    elsewhere.environ_base["REMOTE_ADDR"] = "192.0.2.7"
+    assert token_request(elsewhere, cred).status_code == 200
+    assert token_request(client, other).status_code == 200
 
 
 def test_redis_backed_limits_are_shared_between_app_instances(tmp_path, make):

@@ -268,13 +268,19 @@ def test_the_client_rate_limit_is_shared_with_the_view(
     assert len(view_calls) == views
 
 
-def test_an_address_locked_out_by_failures_is_refused_with_the_right_secret(
-    post, cached_key, app, monkeypatch
+def test_an_address_that_failed_for_a_client_is_refused_with_its_right_secret(
+    post, cached_key, app, monkeypatch, make, view_calls
 ):
+    other = make.api_key("general")
+    assert post(True, **by_basic(other)).status_code == 200  # cached too
     monkeypatch.setitem(app.config, "FHIRGATE_AUTH_FAILURE_LIMIT", "2/minute")
     wrong = {"data": GRANT, "headers": basic_auth(cached_key.key, "hks_wrong")}
     assert [post(True, **wrong).status_code for _ in range(2)] == [401, 401]
     assert post(True, **by_basic(cached_key)).status_code == 429
+    # The failures were this client id's at this address: another client here goes on, fast.
+    calls = len(view_calls)
+    assert post(True, **by_basic(other)).status_code == 200
+    assert len(view_calls) == calls
 
 
 def test_deleting_a_cached_key_refuses_its_very_next_request(post, cached_key, make, view_calls):
