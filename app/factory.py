@@ -15,6 +15,7 @@ from app.direct_reads import init_direct_reads
 from app.errors import register_error_handlers
 from app.extensions import db, limiter, migrate
 from app.headers import add_security_headers
+from app.login_limits import init_login_limits
 from app.pool_checks import init_pool_checks
 from fhir.storage import tables as _fhir_tables  # noqa: E402,F401
 from oauth import models as _oauth_models  # noqa: E402,F401
@@ -35,6 +36,7 @@ def create_app(config: dict | None = None, instance_path: Path | None = None) ->
         init_direct_reads(app, db.engine)
     migrate.init_app(app, db)
     limiter.init_app(app)
+    init_login_limits(app)
 
     from fhir.audit import init_audit
     from oauth import init_oauth
