@@ -14,8 +14,9 @@ from tests.web.conftest import hidden
 EVIL = "https://evil.example"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def served(app):
+    """One server for the module (it holds no state; the tables are emptied after each test)."""
     with threaded_server(app) as url:
         yield url
 
