@@ -76,12 +76,13 @@ def counters_for(email: str) -> list[Counter]:
     elif email:
         subjects.append(f"account:{email}")
     secret = current_app.config["SECRET_KEY"].encode()
-    counters = []
+    counters = {}  # by key: an item given twice is one counter (an upsert may touch a row once)
     for amount, seconds in _items(current_app.config["FHIRGATE_LOGIN_FAILURE_LIMIT"]):
         for subject in subjects:
             name = f"fhirgate-login|{subject}|{amount}/{seconds}".encode()
-            counters.append(Counter(hmac.new(secret, name, hashlib.sha256).hexdigest(), amount, seconds))
-    return sorted(counters, key=lambda counter: counter.key)  # one lock order for every request
+            key = hmac.new(secret, name, hashlib.sha256).hexdigest()
+            counters[key] = Counter(key, amount, seconds)
+    return [counters[key] for key in sorted(counters)]  # one lock order for every request
 
 
 class SqlCounters:

@@ -177,3 +177,11 @@ def test_database_counters_are_keyed_by_hmac_and_closed_windows_go(
     _login(client, "other@example.org", "guess", "10.9.9.8")
     now = set(db.session.scalars(select(LoginFailure.key)))
     assert len(now) == 2 and not now & first
+
+
+@pytest.mark.parametrize("setting", ["100/minute;2/hour", "2/minute;2/minute"])
+def test_every_item_of_the_setting_holds(app, make, monkeypatch, setting):
+    monkeypatch.setitem(app.config, "FHIRGATE_LOGIN_FAILURE_LIMIT", setting)
+    email = make.user("developer")
+    client = app.test_client()
+    assert [_login(client, email, "guess", "10.5.5.5") for _ in range(3)] == [401, 401, 429]
