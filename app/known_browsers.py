@@ -26,7 +26,7 @@ _MAX_COOKIE = 200
 
 def _mac(email: str, nonce: str) -> str:
     key = current_app.config["SECRET_KEY"].encode()
-    message = f"fhirgate-device|{email}|{nonce}".encode()
+    message = f"fhirgate-device|{email}|{nonce}".encode("utf-8", "surrogatepass")  # JSON allows lone ones
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 

@@ -79,7 +79,8 @@ def counters_for(email: str) -> list[Counter]:
     counters = {}  # by key: an item given twice is one counter (an upsert may touch a row once)
     for amount, seconds in _items(current_app.config["FHIRGATE_LOGIN_FAILURE_LIMIT"]):
         for subject in subjects:
-            name = f"fhirgate-login|{subject}|{amount}/{seconds}".encode()
+            # surrogatepass: a JSON body may carry a lone surrogate, and any text must count
+            name = f"fhirgate-login|{subject}|{amount}/{seconds}".encode("utf-8", "surrogatepass")
             key = hmac.new(secret, name, hashlib.sha256).hexdigest()
             counters[key] = Counter(key, amount, seconds)
     return [counters[key] for key in sorted(counters)]  # one lock order for every request
