@@ -147,9 +147,9 @@ def make_run_server(app, log: Path, base_url: str):
 
 def _stop_group(process: subprocess.Popen) -> None:
     """SIGTERM to the process group (make, granian, its workers); SIGKILL to whatever is left
-    of it after 10 s."""
+    of it after 8 s (granian kills workers that have not stopped after 5)."""
     _signal_group(process.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 8
     while time.monotonic() < deadline and _signal_group(process.pid, 0):
         process.poll()  # reaps make once it has ended (a zombie still counts as in the group)
         time.sleep(0.1)
