@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install browser run test test-sqlite test-postgres lint format clean bench bench-oauth wrk
+.PHONY: install browser run serve test test-sqlite test-postgres lint format clean bench bench-oauth wrk
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,23 @@ run: install
 	$(BIN)/fhirgate db upgrade
 	$(BIN)/fhirgate bootstrap
 	@echo "serving http://$(HOST):$(PORT) (Ctrl-C stops)"
-	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 2 wsgi:app
+	$(SERVE)
+
+## The server of make run: granian, as in production (README "Production"). It reads each
+## request line and its headers before a worker's thread sees the request, so connections that
+## send nothing or half a request hold no worker (each of gunicorn's sync workers waited on one).
+## Ctrl-C: a worker's stop waits for its idle thread to retire (30 s by default, 5 s here) and
+## for every open connection (a browser's keep-alive: for ever), so workers still up after 5 s
+## are killed.
+RUN_WORKERS ?= 2
+SERVE = $(BIN)/granian --interface wsgi --http 1 --no-ws --runtime-mode st --blocking-threads 1 \
+	--blocking-threads-idle-timeout 5 --workers-kill-timeout 5 \
+	--workers $(RUN_WORKERS) --host $(HOST) --port $(PORT) wsgi:app
+
+## make serve: only that server, on the database the environment names (no install, no
+## migration); tests/test_make_run_server.py starts it this way.
+serve:
+	$(SERVE)
 
 ## make test: the whole suite (SQLite; TEST_DATABASE_URL=postgresql+psycopg://... for PostgreSQL).
 test: install browser

@@ -15,6 +15,7 @@ from app.direct_reads import init_direct_reads
 from app.errors import register_error_handlers
 from app.extensions import db, limiter, migrate
 from app.headers import add_security_headers
+from app.login_limits import init_login_limits
 from app.pool_checks import init_pool_checks
 from app.time_limits import init_time_limits, statement_timeout_options
 from fhir.storage import tables as _fhir_tables  # noqa: E402,F401
@@ -38,6 +39,7 @@ def create_app(config: dict | None = None, instance_path: Path | None = None) ->
         init_time_limits(app, db.engine)
     migrate.init_app(app, db)
     limiter.init_app(app)
+    init_login_limits(app)
 
     from fhir.audit import init_audit
     from fhir.fair_share import init_fair_share

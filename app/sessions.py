@@ -16,7 +16,7 @@ from flask import Response, current_app, g, request
 from sqlalchemy import delete, func, select
 
 from app.errors import ApiError
-from app.extensions import db, limiter
+from app.extensions import db
 from app.models import User, WebSession
 from app.passwords import verify_password
 from app.timeutil import as_utc, utcnow
@@ -25,30 +25,9 @@ COOKIE_NAME = "fhirgate_session"
 MAX_EMAIL = 320
 
 
-def _login_failed(response: Response) -> bool:
-    return response.status_code == 401
-
-
-def login_rate_limits(submitted_email):
-    """Failed logins slow down by address and by account, never locking one out for ever.
-
-    ``submitted_email()`` reads the e-mail from the request as the route receives it (JSON or
-    a form); the API and the portal login apply the same limits, each route counting its own.
-    """
-
-    def by_account() -> str:
-        email = str(submitted_email() or "").strip().lower()[:MAX_EMAIL]
-        return f"login:{email}" if email else f"login-addr:{request.remote_addr}"
-
-    def limit() -> str:
-        return current_app.config["FHIRGATE_LOGIN_FAILURE_LIMIT"]
-
-    def decorate(view):
-        view = limiter.limit(limit, key_func=by_account, deduct_when=_login_failed)(view)
-        by_address = lambda: f"login-addr:{request.remote_addr}"  # noqa: E731
-        return limiter.limit(limit, key_func=by_address, deduct_when=_login_failed)(view)
-
-    return decorate
+def cookies_are_secure() -> bool:
+    """Cookies get ``Secure`` when the public base URL or the request itself is https."""
+    return urlsplit(current_app.config["FHIRGATE_BASE_URL"]).scheme == "https" or request.is_secure
 
 
 def _token_hash(token: str) -> str:
@@ -81,9 +60,8 @@ def start_session(user: User, response: Response) -> None:
         )
     )
     db.session.commit()
-    secure = urlsplit(current_app.config["FHIRGATE_BASE_URL"]).scheme == "https" or request.is_secure
     response.set_cookie(
-        COOKIE_NAME, token, max_age=ttl, httponly=True, samesite="Lax", secure=secure, path="/"
+        COOKIE_NAME, token, max_age=ttl, httponly=True, samesite="Lax", secure=cookies_are_secure(), path="/"
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
@@ -84,6 +86,86 @@ def gunicorn_server(app, access_log: Path, workers: int, base_url: str):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@dataclass
+class Served:
+    url: str
+    process: subprocess.Popen  # make, leader of a process group of its own
+
+    def interrupt(self, within_s: float) -> bool:
+        """Ctrl-C, as in a terminal: SIGINT to the whole group; True if it all ended in time."""
+        _signal_group(self.process.pid, signal.SIGINT)
+        deadline = time.monotonic() + within_s
+        while time.monotonic() < deadline:
+            self.process.poll()  # reaps make once it has ended (a zombie still counts in the group)
+            if not _signal_group(self.process.pid, 0):
+                return True
+            time.sleep(0.1)
+        return False
+
+
+@contextmanager
+def make_run_server(app, log: Path, base_url: str):
+    """The server exactly as ``make run`` starts it (``make serve``: the Makefile's ``SERVE``
+    command, with this interpreter's scripts) on the test database, as a ``Served``; always
+    stopped, in bounded time, with every process it started."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+        "FHIRGATE_BASE_URL": base_url,
+        "SECRET_KEY": app.config["SECRET_KEY"],
+        "FHIRGATE_KEK": app.config["FHIRGATE_KEK"],
+    }
+    env.pop("PYTHONPATH", None)
+    env.pop("REDIS_URL", None)
+    env.pop("MAKEFLAGS", None)
+    command = ["make", "--no-print-directory", "-s", "serve"]
+    command += [f"BIN={Path(sys.executable).parent}", "HOST=127.0.0.1", f"PORT={port}"]
+    with log.open("wb") as output:
+        # A session of its own: stopping the group stops make, granian and its workers.
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"make serve exited with {process.returncode}: {log.read_text()[-2000:]}")
+            try:
+                if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"make serve did not answer within 60 s: {log.read_text()[-2000:]}")
+            time.sleep(0.2)
+        yield Served(url, process)
+    finally:
+        _stop_group(process)
+
+
+def _stop_group(process: subprocess.Popen) -> None:
+    """SIGTERM to the process group (make, granian, its workers); SIGKILL to whatever is left
+    of it after 8 s (granian kills workers that have not stopped after 5)."""
+    _signal_group(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 8
+    while time.monotonic() < deadline and _signal_group(process.pid, 0):
+        process.poll()  # reaps make once it has ended (a zombie still counts as in the group)
+        time.sleep(0.1)
+    _signal_group(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
+
+
+def _signal_group(group: int, sig: int) -> bool:
+    """Send ``sig`` to the group; False when no process of it is left."""
+    try:
+        os.killpg(group, sig)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _until_every_worker_answers(url: str, access_log: Path, workers: int, deadline: float) -> None:

@@ -7,12 +7,12 @@ from flask import jsonify, make_response
 from app.api import bp
 from app.api.body import json_body, parsed_json, password_field, text_field
 from app.errors import ApiError
+from app.login_limits import login_throttled
 from app.sessions import (
     check_login,
     current_user,
     end_session,
     forget_current_session,
-    login_rate_limits,
     start_session,
 )
 
@@ -23,9 +23,9 @@ def _submitted_email():
 
 
 @bp.post("/session")
-@login_rate_limits(_submitted_email)
+@login_throttled(_submitted_email)
 def login():
-    """Log in; failures slow down by address and by account, but never lock forever."""
+    """Log in; failures slow down by address and by account (``app/login_limits.py``)."""
     body = json_body(required={"email", "password"})
     user = check_login(text_field(body, "email", max_length=320), password_field(body))
     if user is None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from flask import redirect, render_template, request, url_for
 
+from app.login_limits import login_throttled
 from app.sessions import (
     MAX_EMAIL,
     check_login,
     current_user,
     end_session,
     forget_current_session,
-    login_rate_limits,
     start_session,
 )
 from app.web import bp
@@ -47,7 +47,7 @@ def login_form():
 
 
 @bp.post("/login")
-@login_rate_limits(lambda: request.form.get("email"))
+@login_throttled(lambda: request.form.get("email"))
 def login():
     """The same message and the same work for an unknown e-mail and a wrong password."""
     email = request.form.get("email", "")

@@ -27,8 +27,8 @@ def _http_error(error: HTTPException):
     message = {404: "There is no such page.", 405: "This page cannot be used that way."}.get(
         error.code or 500, error.description or "The request could not be handled."
     )
-    response = render_template("web/error.html", status=error.code, message=message), error.code
-    return response
+    retry_after = [(name, value) for name, value in error.get_headers() if name == "Retry-After"]
+    return render_template("web/error.html", status=error.code, message=message), error.code, retry_after
 
 
 @bp.after_request
