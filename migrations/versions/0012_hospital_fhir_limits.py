@@ -1,7 +1,7 @@
 """a hospital's own FHIR API rate limits (per client and for the whole hospital), in points
 
-Revision ID: 0010_hospital_fhir_limits
-Revises: 0009_owner_index_id_first
+Revision ID: 0012_hospital_fhir_limits
+Revises: 0011_login_failures
 Create Date: 2026-12-06 03:40:00
 
 """
@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision = '0010_hospital_fhir_limits'
-down_revision = '0009_owner_index_id_first'
+revision = '0012_hospital_fhir_limits'
+down_revision = '0011_login_failures'
 branch_labels = None
 depends_on = None
 

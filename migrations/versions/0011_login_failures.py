@@ -1,7 +1,7 @@
 """failed-login counters shared by every worker and host (fixed windows, keyed by an HMAC)
 
-Revision ID: 0010_login_failures
-Revises: 0009_owner_index_id_first
+Revision ID: 0011_login_failures
+Revises: 0010_grant_serial
 Create Date: 2026-11-25 09:00:00
 
 """
@@ -9,8 +9,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0010_login_failures'
-down_revision = '0009_owner_index_id_first'
+revision = '0011_login_failures'
+down_revision = '0010_grant_serial'
 branch_labels = None
 depends_on = None
 
