@@ -16,6 +16,7 @@ from app.errors import register_error_handlers
 from app.extensions import db, limiter, migrate
 from app.headers import add_security_headers
 from app.pool_checks import init_pool_checks
+from app.sqlite_transactions import init_sqlite_transactions
 from fhir.storage import tables as _fhir_tables  # noqa: E402,F401
 from oauth import models as _oauth_models  # noqa: E402,F401
 
@@ -31,6 +32,7 @@ def create_app(config: dict | None = None, instance_path: Path | None = None) ->
 
     db.init_app(app)
     init_pool_checks(app)
+    init_sqlite_transactions(app)
     with app.app_context():
         init_direct_reads(app, db.engine)
     migrate.init_app(app, db)
