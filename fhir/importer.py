@@ -66,9 +66,9 @@ def load_in_transactions(hospital_id: str, resources: Iterable[dict], per_bundle
 
 def _run_transaction(repo: SqlRepository, bundle: dict) -> int:
     """Run a transaction Bundle and commit it; return how many entries it wrote."""
-    result = process_bundle(repo, bundle, repo.base_url, lambda *args: "{}", with_body=False)
+    process_bundle(repo, bundle, repo.base_url, lambda *args: "{}", with_body=False)
     repo.session.commit()
-    return len(result["entry"])
+    return len(bundle.get("entry") or [])
 
 
 def _resources_of(path: Path) -> Iterator[tuple[str, object]]:

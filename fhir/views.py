@@ -11,11 +11,11 @@ from app.models import Hospital
 from fhir import interactions
 from fhir.access import current_principal, repository_for
 from fhir.audit import record_request
-from fhir.bundle_builder import bundle_text, history_entry
 from fhir.bundles import process_bundle
 from fhir.capability import capability_statement
 from fhir.conditional import conditional_create, conditional_delete, conditional_update
 from fhir.errors import FhirError
+from fhir.history_page import history_bundle
 from fhir.http import (
     PATCH_TYPE,
     _response,
@@ -25,14 +25,11 @@ from fhir.http import (
     json_response,
     resource_response,
 )
-from fhir.interactions import WHOLE_NUMBER
 from fhir.validation import is_resource_type
 from oauth import smart_configuration
 
 bp = Blueprint("fhir", __name__, url_prefix="/fhir/<hospital_id>")
 bp.after_request(record_request)
-
-HISTORY_MAX_COUNT = 1000
 
 
 @bp.url_value_preprocessor
@@ -174,7 +171,7 @@ def batch_or_transaction():
         with_body=with_body,
     )
     db.session.commit()
-    return json_response(result, 200)
+    return _response(result, 200)
 
 
 @bp.get("/Patient/<patient_id>/$everything")
@@ -228,21 +225,10 @@ def delete(resource_type, resource_id):
 
 
 def _history_response(resource_type=None, resource_id=None):
-    repo = _repo()
-    count = _count_param(default=50, maximum=HISTORY_MAX_COUNT)
-    entries = repo.history(resource_type, resource_id, count=count)
-    base = base_url(g.hospital_id)
-    links = [{"relation": "self", "url": request.url}]
-    return _response(bundle_text("history", [history_entry(base, e) for e in entries], links=links), 200)
-
-
-def _count_param(default: int, maximum: int) -> int:
-    raw = request.args.get("_count")
-    if raw is None:
-        return default
-    if not WHOLE_NUMBER.fullmatch(raw):
-        raise FhirError.invalid("_count must be a whole number.")
-    return max(0, min(int(raw), maximum))
+    bundle = history_bundle(
+        _repo(), base_url(g.hospital_id), request.url, request.args, resource_type, resource_id
+    )
+    return _response(bundle, 200)
 
 
 @bp.get("/_history")
