@@ -79,3 +79,8 @@ def note_returned(resource_type: str, resource_id: str) -> None:
 def returned_resources() -> list[str]:
     """The resources noted for this request's response, in order, without repeats."""
     return list(g.get(_NOTED) or ())
+
+
+def forget_returned() -> None:
+    """Drop what was noted: the request is being run again from the start (``fhir.retry``)."""
+    g.pop(_NOTED, None)

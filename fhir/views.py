@@ -25,6 +25,7 @@ from fhir.http import (
     json_response,
     resource_response,
 )
+from fhir.retry import retried
 from fhir.validation import is_resource_type
 from oauth import smart_configuration
 
@@ -114,6 +115,7 @@ def search_post(resource_type):
 
 
 @bp.post("/<resource_type>")
+@retried
 def create(resource_type):
     repo = _repo()
     if set(request.args) - {"_format", "_pretty"}:
@@ -138,6 +140,7 @@ def _criteria(interaction: str) -> str:
 
 
 @bp.put("/<resource_type>")
+@retried
 def conditional_update_route(resource_type):
     repo = _repo()
     criteria = _criteria("conditional update")
@@ -149,6 +152,7 @@ def conditional_update_route(resource_type):
 
 
 @bp.delete("/<resource_type>")
+@retried
 def conditional_delete_route(resource_type):
     repo = _repo()
     stored = conditional_delete(repo, _type(resource_type), _criteria("conditional delete"))
@@ -158,6 +162,7 @@ def conditional_delete_route(resource_type):
 
 @bp.post("")
 @bp.post("/")
+@retried
 def batch_or_transaction():
     """FHIR R4B http.html#transaction: POST a batch or transaction Bundle to the base."""
     repo = _repo()
@@ -196,6 +201,7 @@ def smart_configuration_document():
 
 
 @bp.put("/<resource_type>/<resource_id>")
+@retried
 def update(resource_type, resource_id):
     repo = _repo()
     stored, created = interactions.update(
@@ -206,6 +212,7 @@ def update(resource_type, resource_id):
 
 
 @bp.patch("/<resource_type>/<resource_id>")
+@retried
 def patch(resource_type, resource_id):
     repo = _repo()
     stored = interactions.patch(
@@ -216,6 +223,7 @@ def patch(resource_type, resource_id):
 
 
 @bp.delete("/<resource_type>/<resource_id>")
+@retried
 def delete(resource_type, resource_id):
     repo = _repo()
     stored = interactions.delete(repo, _type(resource_type), resource_id)
