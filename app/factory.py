@@ -15,6 +15,7 @@ from app.direct_reads import init_direct_reads
 from app.errors import register_error_handlers
 from app.extensions import db, limiter, migrate
 from app.headers import add_security_headers
+from app.input_check import init_input_check
 from app.pool_checks import init_pool_checks
 from app.sqlite_transactions import init_sqlite_transactions
 from fhir.storage import tables as _fhir_tables  # noqa: E402,F401
@@ -53,6 +54,7 @@ def create_app(config: dict | None = None, instance_path: Path | None = None) ->
     app.register_blueprint(home_bp)
     app.register_blueprint(web_bp)
     app.register_blueprint(fhir_bp)
+    init_input_check(app)
     register_error_handlers(app)
     app.after_request(add_security_headers)
 
