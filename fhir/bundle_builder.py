@@ -5,7 +5,6 @@ from __future__ import annotations
 import orjson
 
 from app.timeutil import utcnow
-from fhir.response_size import note_returned
 from fhir.storage.repository import HistoryEntry, StoredResource, format_instant
 
 _STATUS = {"POST": "201 Created", "PUT": "200 OK", "PATCH": "200 OK", "DELETE": "204 No Content"}
@@ -26,8 +25,6 @@ def bundle_text(bundle_type: str, entries: list[str], *, total: int | None = Non
 def resource_entry(
     base: str, stored: StoredResource, mode: str | None = None, score: float | None = None
 ) -> str:
-    """A Bundle entry around the stored text; the resource is noted for the AuditEvent."""
-    note_returned(stored.resource_type, stored.id)
     full_url = f"{base}/{stored.resource_type}/{stored.id}"
     search = ""
     if mode:
@@ -37,8 +34,6 @@ def resource_entry(
 
 def history_entry(base: str, entry: HistoryEntry) -> str:
     stored = entry.resource
-    if stored.content is not None:
-        note_returned(stored.resource_type, stored.id)
     full_url = f"{base}/{stored.resource_type}/{stored.id}"
     url = f"{stored.resource_type}/{stored.id}" if entry.method != "POST" else stored.resource_type
     request = {"method": entry.method, "url": url}

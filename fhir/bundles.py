@@ -127,7 +127,7 @@ def _response_entry(
         response["etag"] = stored.etag
         response["lastModified"] = format_instant(stored.last_updated)
         if status == 201 or stored.content is not None:
-            note_returned(stored.resource_type, stored.id)
+            note_returned((stored,))
             if location:
                 response["location"] = f"{stored.resource_type}/{stored.id}/_history/{stored.version_id}"
         if with_body and stored.content is not None:

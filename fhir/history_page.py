@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 from fhir.bundle_builder import bundle_text, history_entry
 from fhir.errors import FhirError
 from fhir.interactions import WHOLE_NUMBER
-from fhir.response_size import fitting
+from fhir.response_size import fitting, note_returned
 from fhir.search.cursor import decode_cursor, encode_cursor
 
 DEFAULT_COUNT = 50
@@ -42,6 +42,7 @@ def history_bundle(
         count, before = _count(args.get("_count")), None
     entries = repo.history(resource_type, resource_id, count=count, before_seq=before)
     shown = entries[: fitting([e.resource for e in entries])]
+    note_returned(e.resource for e in shown if e.resource.content is not None)
     links = [{"relation": "self", "url": self_url}]
     if shown and (len(shown) < len(entries) or len(entries) == count):
         state = {"h": repo.hospital_id, "c": repo.client_id, "t": level, "n": count, "b": shown[-1].seq}

@@ -14,7 +14,7 @@ resources they carry are noted here as they are spliced, for the request's Audit
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from flask import g, has_app_context
 
@@ -67,13 +67,15 @@ def fitted_page(
         matches = matches[: len(matches) // 2]
 
 
-def note_returned(resource_type: str, resource_id: str) -> None:
-    """Remember that the response being built carries this resource (the first MAX_NOTED)."""
+def note_returned(resources: Iterable[StoredResource]) -> None:
+    """Remember that the response being built carries these resources (the first MAX_NOTED)."""
     if not has_app_context():
         return
     noted = g.setdefault(_NOTED, {})
-    if len(noted) < MAX_NOTED:
-        noted[f"{resource_type}/{resource_id}"] = None
+    for stored in resources:
+        if len(noted) >= MAX_NOTED:
+            return
+        noted[f"{stored.resource_type}/{stored.id}"] = None
 
 
 def returned_resources() -> list[str]:

@@ -15,7 +15,7 @@ from app.timeutil import as_utc
 from fhir.bundle_builder import bundle_text, resource_entry
 from fhir.errors import FhirError, Issue, operation_outcome
 from fhir.interactions import WHOLE_NUMBER
-from fhir.response_size import fitted_page, fitting
+from fhir.response_size import fitted_page, fitting, note_returned
 from fhir.search.builder import Restriction, SearchBuilder, restrict_mixed_types
 from fhir.search.cursor import decode_cursor, encode_cursor
 from fhir.search.registry import resource_types
@@ -158,6 +158,7 @@ def search(ctx: SearchContext, resource_type: str, args: list[tuple[str, str]], 
     if query.elements:
         matches = [_subset(m, query.elements) for m in matches]
     base = ctx.base_url
+    note_returned((*matches, *included))
     entries = [resource_entry(base, m, "match") for m in matches]
     entries += [resource_entry(base, i, "include") for i in included]
     if query.ignored:
@@ -258,6 +259,7 @@ def everything(ctx: SearchContext, patient_id: str, args: list[tuple[str, str]])
     rows = list(ctx.session.execute(members))
     members_found = [_stored(row.resource_type, row) for row in rows]
     shown = members_found[: fitting(members_found)]
+    note_returned(shown)
     entries = [resource_entry(ctx.base_url, member, "match") for member in shown]
     state = {"h": ctx.hospital_id, "c": ctx.client_id, "t": f"Patient/{patient_id}/$everything"}
     state.update(n=count, s=snapshot)

@@ -146,3 +146,23 @@ def test_batch_entries_are_spliced_as_before(stored):
     assert search["resource"]["type"] == "searchset" and len(search["resource"]["entry"]) == 2
     assert missing["response"]["status"] == "404" and missing["response"]["outcome"]["issue"]
     assert written["response"]["location"] == "Patient/p3/_history/1"
+
+
+def test_the_audit_event_names_what_a_bundle_response_carried(stored, app, make):
+    """Noted while the response is spliced, no longer parsed back out of it."""
+    stored.post(
+        "/",
+        bundle(
+            "batch",
+            entry(method="GET", url="Patient/p1"),
+            entry({"resourceType": "Patient", "id": "p4"}, method="PUT", url="Patient/p4"),
+            entry(method="GET", url="Patient/nope"),
+        ),
+    )
+    stored.get("/Observation/_history?_count=3")
+    app.extensions["fhirgate_audit"].flush()
+    admin = make.as_role("hospital-admin", "general")
+    events = admin.get("/api/hospitals/general/audit-events?interaction=transaction").get_json()
+    assert [sorted(e["resources"]) for e in events][:1] == [["Patient/p1", "Patient/p4"]]
+    history = admin.get("/api/hospitals/general/audit-events?interaction=history-type").get_json()
+    assert len(history[0]["resources"]) == 3
