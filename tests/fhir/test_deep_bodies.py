@@ -99,3 +99,10 @@ def test_the_importer_refuses_a_deep_file(app, make, tmp_path):
     path.write_text(deep_patient(1000))
     with app.app_context(), pytest.raises(ImportFailed, match="nested deeper"):
         import_files("general", [path])
+
+
+def test_the_depth_counts_each_object_and_array():
+    from app.json_depth import nested_within
+
+    assert nested_within("x", 0) and nested_within([], 1) and not nested_within([], 0)
+    assert nested_within({"a": [1, {"b": []}]}, 4) and not nested_within({"a": [1, {"b": []}]}, 3)
