@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from app.api.body import MAX_BODY_DEPTH as API_MAX_DEPTH
+from app.json_depth import nested_within
 from fhir.http import MAX_BODY_DEPTH
 from fhir.importer import ImportFailed, import_files
 
@@ -102,7 +103,5 @@ def test_the_importer_refuses_a_deep_file(app, make, tmp_path):
 
 
 def test_the_depth_counts_each_object_and_array():
-    from app.json_depth import nested_within
-
     assert nested_within("x", 0) and nested_within([], 1) and not nested_within([], 0)
     assert nested_within({"a": [1, {"b": []}]}, 4) and not nested_within({"a": [1, {"b": []}]}, 3)
