@@ -21,6 +21,7 @@ from flask import g, has_app_context
 from fhir.errors import TOO_COSTLY, FhirError
 from fhir.storage.repository import StoredResource
 
+# Sizes are the JSON texts' lengths in characters (bytes, for the ASCII most FHIR JSON is).
 # One page of search, history or $everything results: 1,000 typical resources take 1-3 MB.
 MAX_PAGE_BYTES = 8 * 1024 * 1024
 # A Bundle's GET (and HEAD) entries: each is a query.
