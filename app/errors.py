@@ -91,6 +91,7 @@ def _handle_http_error(error: HTTPException) -> Response:
 
 
 _FHIR_CODES = {
+    400: "invalid",
     404: "not-found",
     405: "not-supported",
     413: "too-costly",

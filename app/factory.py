@@ -15,8 +15,10 @@ from app.direct_reads import init_direct_reads
 from app.errors import register_error_handlers
 from app.extensions import db, limiter, migrate
 from app.headers import add_security_headers
+from app.input_check import init_input_check
 from app.login_limits import init_login_limits
 from app.pool_checks import init_pool_checks
+from app.sqlite_transactions import init_sqlite_transactions
 from app.time_limits import init_time_limits, statement_timeout_options
 from fhir.storage import tables as _fhir_tables  # noqa: E402,F401
 from oauth import models as _oauth_models  # noqa: E402,F401
@@ -34,6 +36,7 @@ def create_app(config: dict | None = None, instance_path: Path | None = None) ->
 
     db.init_app(app)
     init_pool_checks(app)
+    init_sqlite_transactions(app)
     with app.app_context():
         init_direct_reads(app, db.engine, app.config["FHIRGATE_STATEMENT_TIMEOUT_MS"])
         init_time_limits(app, db.engine)
@@ -58,6 +61,7 @@ def create_app(config: dict | None = None, instance_path: Path | None = None) ->
     app.register_blueprint(home_bp)
     app.register_blueprint(web_bp)
     app.register_blueprint(fhir_bp)
+    init_input_check(app)
     register_error_handlers(app)
     app.after_request(add_security_headers)
 

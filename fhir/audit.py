@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
-import orjson
 from flask import Flask, Response, current_app, g, request
 from sqlalchemy import bindparam
 
 from app.extensions import db
 from fhir.audit_index import audit_index
 from fhir.audit_tally import RefusalTally, period_text
+from fhir.response_size import returned_resources
 from fhir.search.registry import indexed_params
 from fhir.storage.repository import format_instant
 from fhir.storage.sql import SqlRepository, time_ordered_id
@@ -73,7 +73,7 @@ class RequestFacts:
     patient_id: str | None
     resource_type: str | None
     resource_id: str | None
-    body: bytes | None = None  # the response, to list the resources it carried
+    # The resources a Bundle response carried, noted as it was spliced (never its parsed body).
     references: list[str] = field(default_factory=list)
     # A summary of tallied refusals (fhir.audit_tally): how many, since when.
     count: int = 1
@@ -84,18 +84,8 @@ def _returned_references(facts: RequestFacts) -> list[str]:
     refs = []
     if facts.resource_type and facts.resource_id:
         refs.append(f"{facts.resource_type}/{facts.resource_id}")
-    if facts.body and facts.status < 300 and facts.body.startswith(b'{"resourceType":"Bundle"'):
-        try:
-            bundle = orjson.loads(facts.body)
-        except orjson.JSONDecodeError:
-            bundle = {}
-        for entry in bundle.get("entry") or []:
-            resource = entry.get("resource") or {}
-            if resource.get("resourceType") and resource.get("id"):
-                refs.append(f"{resource['resourceType']}/{resource['id']}")
-            location = (entry.get("response") or {}).get("location")
-            if location:
-                refs.append("/".join(location.split("/")[:2]))
+    if facts.status < 300:
+        refs.extend(facts.references)
     return list(dict.fromkeys(refs))[:MAX_ENTITIES]
 
 
@@ -335,7 +325,7 @@ def record_request(response: Response) -> Response:
         or ("Patient" if request.endpoint == "fhir.everything" else None),
         resource_id=view_args.get("resource_id") or view_args.get("patient_id"),
         # Only Bundles list several resources; a single resource is named by the URL.
-        body=response.get_data() if request.endpoint in BUNDLE_ENDPOINTS else None,
+        references=returned_resources() if request.endpoint in BUNDLE_ENDPOINTS else [],
     )
     if principal is None or response.status_code == 429:
         audit_writer().record_refusal(facts)

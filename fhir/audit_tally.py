@@ -45,7 +45,7 @@ class _Window:
             period_start=self.since,
             query="",
             count=self.more,
-            body=None,
+            references=[],
         )
 
 

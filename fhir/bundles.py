@@ -3,6 +3,9 @@
 A transaction runs in one database transaction: it resolves ``urn:uuid:`` and conditional
 references first, processes DELETE, POST, PUT/PATCH, then GET, and any failure rolls back
 every entry. A batch runs each entry in its own savepoint and reports each outcome.
+
+The response is spliced from JSON text (stored resources, search Bundles) rather than built
+as Python objects, and what the GET entries may read is bounded (``fhir.response_size``).
 """
 
 from __future__ import annotations
@@ -17,11 +20,20 @@ import orjson
 from fhir import interactions, validation_helper
 from fhir.conditional import conditional_create, conditional_delete, conditional_update
 from fhir.errors import FhirError, Issue
+from fhir.response_size import (
+    MAX_BUNDLE_READ_BYTES,
+    MAX_BUNDLE_READ_ENTRIES,
+    MAX_BUNDLE_READ_RESOURCES,
+    note_returned,
+    too_costly,
+)
+from fhir.search.request import DEFAULT_COUNT, MAX_COUNT
 from fhir.storage.repository import StoredResource, format_instant
 from fhir.storage.sql import SqlRepository, new_id
 from fhir.validation import is_resource_type, validate_resource
 
 MAX_ENTRIES = 10_000
+_READS = ("GET", "HEAD")
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 _STATUS_TEXT = {200: "200 OK", 201: "201 Created", 204: "204 No Content"}
 
@@ -50,6 +62,10 @@ class _Entry:
         self.resource_id = segments[1] if len(segments) > 1 else None
         if self.method != "GET" and not is_resource_type(self.resource_type):
             raise _fail(index, f"entry.request.url names no resource type: {url[:80]!r}.")
+
+
+class _ReadBudgetSpent(Exception):
+    """The GET entries have answered MAX_BUNDLE_READ_BYTES: the whole Bundle is refused."""
 
 
 def _fail(index: int, message: str, status: int = 400) -> FhirError:
@@ -97,19 +113,65 @@ def _resolve_conditional_references(repo: SqlRepository, value, index: int):
                 _resolve_conditional_references(repo, item, index)
 
 
-def _response_entry(status: int, stored: StoredResource | None, base: str, with_body: bool) -> dict:
+def _dumps(value) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _response_entry(
+    status: int, stored: StoredResource | None, base: str, with_body: bool, *, location: bool = True
+) -> str:
+    """A response entry as JSON text, the stored resource spliced in unparsed."""
     response = {"status": _STATUS_TEXT.get(status, str(status))}
-    entry: dict = {}
+    parts = []
     if stored is not None:
         response["etag"] = stored.etag
         response["lastModified"] = format_instant(stored.last_updated)
         if status == 201 or stored.content is not None:
-            response["location"] = f"{stored.resource_type}/{stored.id}/_history/{stored.version_id}"
+            note_returned((stored,))
+            if location:
+                response["location"] = f"{stored.resource_type}/{stored.id}/_history/{stored.version_id}"
         if with_body and stored.content is not None:
-            entry["fullUrl"] = f"{base}/{stored.resource_type}/{stored.id}"
-            entry["resource"] = orjson.loads(stored.content)
-    entry["response"] = response
-    return entry
+            parts.append(f'"fullUrl":{_dumps(f"{base}/{stored.resource_type}/{stored.id}")}')
+            parts.append(f'"resource":{stored.content}')
+    parts.append(f'"response":{_dumps(response)}')
+    return "{" + ",".join(parts) + "}"
+
+
+def _declared_resources(query: str) -> int:
+    """What a GET entry may return, judged from its URL alone: a read one, a search its _count."""
+    if not query:
+        return DEFAULT_COUNT
+    count = DEFAULT_COUNT
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key == "_cursor":
+            return MAX_COUNT
+        if key == "_count" and value.isascii() and value.isdigit():
+            count = min(int(value), MAX_COUNT)
+        elif key == "_summary" and value == "count":
+            return 0
+    return count
+
+
+def _check_reads(raw_entries: list) -> None:
+    """Refuse, before any runs, GET entries that together would read too much."""
+    reads = resources = 0
+    for raw in raw_entries:
+        request = raw.get("request") if isinstance(raw, dict) else None
+        if not isinstance(request, dict) or str(request.get("method", "")).upper() not in _READS:
+            continue
+        url = request.get("url")
+        parts = urlsplit(url) if isinstance(url, str) else None
+        reads += 1
+        searches = parts is not None and len(parts.path.strip("/").split("/")) == 1
+        resources += _declared_resources(parts.query) if searches else 1
+    if reads > MAX_BUNDLE_READ_ENTRIES:
+        raise too_costly(f"A Bundle may carry at most {MAX_BUNDLE_READ_ENTRIES:,} GET entries.")
+    if resources > MAX_BUNDLE_READ_RESOURCES:
+        raise too_costly(
+            f"The Bundle's GET entries ask for up to {resources:,} resources, more than the "
+            f"{MAX_BUNDLE_READ_RESOURCES:,} one Bundle may read (a search counts its _count); "
+            "split it or page the searches."
+        )
 
 
 class BundleProcessor:
@@ -118,8 +180,9 @@ class BundleProcessor:
         self.base = base
         self.search = search
         self.with_body = with_body
+        self.read_bytes = 0  # what the GET entries have answered so far
 
-    def _execute(self, entry: _Entry) -> dict:
+    def _execute(self, entry: _Entry) -> str:
         repo, method = self.repo, entry.method
         if method in ("GET", "HEAD"):
             return self._read(entry)
@@ -160,7 +223,7 @@ class BundleProcessor:
             )
         return _response_entry(201 if created else 200, stored, self.base, self.with_body)
 
-    def _read(self, entry: _Entry) -> dict:
+    def _read(self, entry: _Entry) -> str:
         segments = entry.path.split("/")
         if len(segments) in (2, 4) and (len(segments) == 2 or segments[2] == "_history"):
             if not is_resource_type(segments[0]):
@@ -169,13 +232,18 @@ class BundleProcessor:
                 stored = interactions.read(self.repo, segments[0], segments[1])
             else:
                 stored = interactions.vread(self.repo, segments[0], segments[1], segments[3])
-            entry_json = _response_entry(200, stored, self.base, True)
-            entry_json["response"].pop("location", None)
-            return entry_json
+            self._count_read(len(stored.content or ""))
+            return _response_entry(200, stored, self.base, True, location=False)
         if len(segments) == 1 and is_resource_type(segments[0]):
             text = self.search(segments[0], parse_qsl(entry.query, keep_blank_values=True))
-            return {"resource": orjson.loads(text), "response": {"status": "200 OK"}}
+            self._count_read(len(text))
+            return '{"resource":' + text + ',"response":{"status":"200 OK"}}'
         raise FhirError.not_supported(f"GET {entry.path[:80]!r} is not supported in a Bundle.")
+
+    def _count_read(self, size: int) -> None:
+        self.read_bytes += size
+        if self.read_bytes > MAX_BUNDLE_READ_BYTES:
+            raise _ReadBudgetSpent()
 
     def _prepare_transaction(self, entries: list[_Entry]) -> None:
         """Give every POST its id up front and rewrite references to the new ids."""
@@ -199,7 +267,7 @@ class BundleProcessor:
                     entry.resource = _rewrite_references(entry.resource, mapping)
                 _resolve_conditional_references(self.repo, entry.resource, entry.index)
 
-    def transaction(self, raw_entries: list) -> dict:
+    def transaction(self, raw_entries: list) -> str:
         entries = []
         for index, raw in enumerate(raw_entries):
             if not isinstance(raw, dict):
@@ -214,7 +282,7 @@ class BundleProcessor:
                 if e.resource_id and e.method in ("PUT", "PATCH", "DELETE")
             ]
         )
-        results: dict[int, dict] = {}
+        results: dict[int, str] = {}
         ordered = sorted(entries, key=lambda e: (_ORDER[e.method], e.index))
         bodies = [e.resource for e in ordered if e.method in ("POST", "PUT") and isinstance(e.resource, dict)]
         with validation_helper.helper.validating(bodies):
@@ -233,7 +301,7 @@ class BundleProcessor:
                     raise
         return _bundle("transaction-response", [results[i] for i in range(len(entries))])
 
-    def batch(self, raw_entries: list) -> dict:
+    def batch(self, raw_entries: list) -> str:
         results = []
         for index, raw in enumerate(raw_entries):
             try:
@@ -246,7 +314,8 @@ class BundleProcessor:
                         _resolve_conditional_references(self.repo, entry.resource, index)
                     results.append(self._execute(entry))
             except FhirError as error:
-                results.append({"response": {"status": str(error.status), "outcome": error.outcome()}})
+                response = {"status": str(error.status), "outcome": error.outcome()}
+                results.append('{"response":' + _dumps(response) + "}")
         return _bundle("batch-response", results)
 
 
@@ -257,12 +326,12 @@ def _binary_text(binary: dict, index: int) -> bytes:
         raise _fail(index, "the Binary patch body is not base64.") from None
 
 
-def _bundle(bundle_type: str, entries: list[dict]) -> dict:
-    return {"resourceType": "Bundle", "type": bundle_type, "entry": entries}
+def _bundle(bundle_type: str, entries: list[str]) -> str:
+    return f'{{"resourceType":"Bundle","type":"{bundle_type}","entry":[' + ",".join(entries) + "]}"
 
 
-def process_bundle(repo: SqlRepository, body: object, base: str, search, *, with_body: bool = True) -> dict:
-    """Check the Bundle's shape and run it as a batch or a transaction."""
+def process_bundle(repo: SqlRepository, body: object, base: str, search, *, with_body: bool = True) -> str:
+    """Check the Bundle's shape and run it as a batch or a transaction: the response's JSON."""
     if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
         raise FhirError.invalid("POST to the base URL takes a batch or transaction Bundle.")
     bundle_type = body.get("type")
@@ -272,8 +341,15 @@ def process_bundle(repo: SqlRepository, body: object, base: str, search, *, with
     if not isinstance(entries, list):
         raise FhirError.invalid("Bundle.entry must be a list.", ["Bundle.entry"])
     if len(entries) > MAX_ENTRIES:
-        raise FhirError.simple(413, "too-costly", f"A Bundle may carry at most {MAX_ENTRIES} entries.")
+        raise too_costly(f"A Bundle may carry at most {MAX_ENTRIES:,} entries.")
+    _check_reads(entries)
     processor = BundleProcessor(repo, base, search, with_body)
-    if bundle_type == "transaction":
-        return processor.transaction(entries)
-    return processor.batch(entries)
+    try:
+        if bundle_type == "transaction":
+            return processor.transaction(entries)
+        return processor.batch(entries)
+    except _ReadBudgetSpent:
+        raise too_costly(
+            f"The Bundle's GET entries answer more than {MAX_BUNDLE_READ_BYTES:,} bytes of JSON, the most "
+            "one Bundle may return; split it or page the searches."
+        ) from None

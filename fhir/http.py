@@ -5,11 +5,16 @@ from __future__ import annotations
 import orjson
 from flask import Response, current_app, request
 
+from app.json_depth import nested_within
 from fhir.errors import INFORMATIONAL, FhirError, Issue, operation_outcome
 from fhir.storage.repository import StoredResource
 from fhir.version import FHIR_JSON
 
 JSON_TYPES = (FHIR_JSON, "application/json")
+# Deepest nesting a FHIR body may have. The deepest resources measured: 8 levels in the sandbox
+# generator's, about 16 in FHIR's own QuestionnaireResponse examples (item, answer, item...);
+# a resource may nest 64 (fhir.validation), a Bundle wraps it in 3 more.
+MAX_BODY_DEPTH = 100
 PATCH_TYPE = "application/json-patch+json"
 _FORMATS = {"json", "application/json", FHIR_JSON, "application/fhir json"}
 
@@ -40,9 +45,12 @@ def json_body(allowed: tuple[str, ...] = JSON_TYPES):
     if b"\\u0000" in raw or b"\x00" in raw:
         raise FhirError.invalid("The body contains a NUL character, which FHIR strings may not hold.")
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
         raise FhirError.invalid(f"The body is not valid JSON: {str(error)[:200]}") from None
+    if not nested_within(body, MAX_BODY_DEPTH):
+        raise FhirError.invalid(f"The body is nested deeper than {MAX_BODY_DEPTH} levels.")
+    return body
 
 
 def _response(body: str | bytes, status: int, headers: dict | None = None) -> Response:

@@ -14,9 +14,10 @@ from pathlib import Path
 import orjson
 
 from app.extensions import db
+from app.json_depth import nested_within
 from fhir.bundles import process_bundle
 from fhir.errors import FhirError
-from fhir.http import base_url
+from fhir.http import MAX_BODY_DEPTH, base_url
 from fhir.sandbox.bundles import transaction_bundles
 from fhir.storage.sql import SqlRepository
 from fhir.validation import validate_resource
@@ -66,9 +67,9 @@ def load_in_transactions(hospital_id: str, resources: Iterable[dict], per_bundle
 
 def _run_transaction(repo: SqlRepository, bundle: dict) -> int:
     """Run a transaction Bundle and commit it; return how many entries it wrote."""
-    result = process_bundle(repo, bundle, repo.base_url, lambda *args: "{}", with_body=False)
+    process_bundle(repo, bundle, repo.base_url, lambda *args: "{}", with_body=False)
     repo.session.commit()
-    return len(result["entry"])
+    return len(bundle.get("entry") or [])
 
 
 def _resources_of(path: Path) -> Iterator[tuple[str, object]]:
@@ -88,9 +89,12 @@ def _resources_of(path: Path) -> Iterator[tuple[str, object]]:
 
 def _parse(raw: bytes, place: str) -> object:
     try:
-        return orjson.loads(raw)
+        item = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
         raise ImportFailed(f"{place}: not valid JSON ({error})") from None
+    if not nested_within(item, MAX_BODY_DEPTH):
+        raise ImportFailed(f"{place}: nested deeper than {MAX_BODY_DEPTH} levels")
+    return item
 
 
 def import_files(hospital_id: str, paths: list[Path], batch_size: int = BATCH_SIZE) -> ImportReport:

@@ -11,7 +11,6 @@ from app.models import Hospital
 from fhir import interactions
 from fhir.access import current_principal, repository_for
 from fhir.audit import INTERACTIONS, record_request
-from fhir.bundle_builder import bundle_text, history_entry
 from fhir.bundles import process_bundle
 from fhir.capability import capability_statement
 from fhir.conditional import conditional_create, conditional_delete, conditional_update
@@ -23,6 +22,7 @@ from fhir.fair_share import (
     charge_fair_share,
     weigh_request,
 )
+from fhir.history_page import history_bundle
 from fhir.http import (
     PATCH_TYPE,
     _response,
@@ -32,15 +32,13 @@ from fhir.http import (
     json_response,
     resource_response,
 )
-from fhir.interactions import WHOLE_NUMBER
+from fhir.retry import retried
 from fhir.validation import is_resource_type
 from oauth import smart_configuration
 
 bp = Blueprint("fhir", __name__, url_prefix="/fhir/<hospital_id>")
 bp.after_request(record_request)
 bp.after_request(charge_fair_share)
-
-HISTORY_MAX_COUNT = 1000
 
 
 @bp.url_value_preprocessor
@@ -61,8 +59,6 @@ def _check_hospital_and_format():
     ):
         db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     hospital_id = g.hospital_id
-    if not _clean_text(request.path) or not all(_clean_text(v) for v in request.args.values()):
-        raise FhirError.invalid("The URL contains control characters.")
     # Hospitals are never deleted, so a worker remembers the ones it has seen.
     known = current_app.extensions.setdefault("fhirgate_known_hospitals", set())
     if hospital_id not in known:
@@ -73,11 +69,6 @@ def _check_hospital_and_format():
     check_format()
     if request.endpoint not in PUBLIC_ENDPOINTS:
         admit_fair_share(current_principal(hospital_id), INTERACTIONS.get(request.endpoint or "", "unknown"))
-
-
-def _clean_text(text: str) -> bool:
-    """No NUL or other C0 control characters, no lone surrogates (PostgreSQL refuses them)."""
-    return text.isprintable() or not any(ch < " " or "\ud800" <= ch <= "\udfff" for ch in text)
 
 
 def _repo():
@@ -127,6 +118,7 @@ def search_post(resource_type):
 
 
 @bp.post("/<resource_type>")
+@retried
 def create(resource_type):
     repo = _repo()
     if set(request.args) - {"_format", "_pretty"}:
@@ -151,6 +143,7 @@ def _criteria(interaction: str) -> str:
 
 
 @bp.put("/<resource_type>")
+@retried
 def conditional_update_route(resource_type):
     repo = _repo()
     criteria = _criteria("conditional update")
@@ -162,6 +155,7 @@ def conditional_update_route(resource_type):
 
 
 @bp.delete("/<resource_type>")
+@retried
 def conditional_delete_route(resource_type):
     repo = _repo()
     stored = conditional_delete(repo, _type(resource_type), _criteria("conditional delete"))
@@ -171,6 +165,7 @@ def conditional_delete_route(resource_type):
 
 @bp.post("")
 @bp.post("/")
+@retried
 def batch_or_transaction():
     """FHIR R4B http.html#transaction: POST a batch or transaction Bundle to the base."""
     repo = _repo()
@@ -186,7 +181,7 @@ def batch_or_transaction():
         with_body=with_body,
     )
     db.session.commit()
-    return json_response(result, 200)
+    return _response(result, 200)
 
 
 @bp.get("/Patient/<patient_id>/$everything")
@@ -211,6 +206,7 @@ def smart_configuration_document():
 
 
 @bp.put("/<resource_type>/<resource_id>")
+@retried
 def update(resource_type, resource_id):
     repo = _repo()
     stored, created = interactions.update(
@@ -221,6 +217,7 @@ def update(resource_type, resource_id):
 
 
 @bp.patch("/<resource_type>/<resource_id>")
+@retried
 def patch(resource_type, resource_id):
     repo = _repo()
     stored = interactions.patch(
@@ -231,6 +228,7 @@ def patch(resource_type, resource_id):
 
 
 @bp.delete("/<resource_type>/<resource_id>")
+@retried
 def delete(resource_type, resource_id):
     repo = _repo()
     stored = interactions.delete(repo, _type(resource_type), resource_id)
@@ -240,21 +238,10 @@ def delete(resource_type, resource_id):
 
 
 def _history_response(resource_type=None, resource_id=None):
-    repo = _repo()
-    count = _count_param(default=50, maximum=HISTORY_MAX_COUNT)
-    entries = repo.history(resource_type, resource_id, count=count)
-    base = base_url(g.hospital_id)
-    links = [{"relation": "self", "url": request.url}]
-    return _response(bundle_text("history", [history_entry(base, e) for e in entries], links=links), 200)
-
-
-def _count_param(default: int, maximum: int) -> int:
-    raw = request.args.get("_count")
-    if raw is None:
-        return default
-    if not WHOLE_NUMBER.fullmatch(raw):
-        raise FhirError.invalid("_count must be a whole number.")
-    return max(0, min(int(raw), maximum))
+    bundle = history_bundle(
+        _repo(), base_url(g.hospital_id), request.url, request.args, resource_type, resource_id
+    )
+    return _response(bundle, 200)
 
 
 @bp.get("/_history")

@@ -43,6 +43,8 @@ _SCOPE = re.compile(
     r"(?P<context>patient|user|system)/(?P<type>\*|[A-Z][A-Za-z]{1,63})"
     r"\.(?P<perm>read|write|\*|c?r?u?d?s?)(?:\?(?P<query>[\x21\x23-\x3e\x40-\x5b\x5d-\x7e]+))?"
 )
+# Control characters and lone surrogates, once a restriction's percent-encoding is decoded.
+_CONTROL = re.compile(r"[\x00-\x1f\ud800-\udfff]")
 
 
 class ScopeError(ValueError):
@@ -70,6 +72,9 @@ class SmartScope:
             pairs = parse_qsl(match["query"], keep_blank_values=False, strict_parsing=False)
             if not pairs:
                 raise ScopeError(f"empty search restriction: {text[:100]!r}")
+            if any(_CONTROL.search(key) or _CONTROL.search(value) for key, value in pairs):
+                # %00 decodes to a NUL, which no query (nor PostgreSQL) may carry.
+                raise ScopeError(f"a control character in a search restriction: {text[:100]!r}")
             query = frozenset(pairs)
         return cls(match["context"], match["type"], permissions, query)
 

@@ -12,18 +12,23 @@ import unicodedata
 from flask import request
 
 from app.errors import ApiError
+from app.json_depth import nested_within
 from oauth import JwksError, PublicKeys, public_keys
 
+# The management API's bodies are flat but for a JWK Set (5 levels); nothing needs more.
+MAX_BODY_DEPTH = 32
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$")
 FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
 
 def parsed_json() -> object:
-    """The JSON body, or None when it is not well-formed JSON (bad UTF-8, too deep...)."""
+    """The JSON body, or None when it is not well-formed JSON (bad UTF-8...) or nests deeper
+    than MAX_BODY_DEPTH (nothing after this may recurse through it)."""
     try:
-        return request.get_json(silent=True)
+        body = request.get_json(silent=True)
     except (RecursionError, ValueError):
         return None
+    return body if nested_within(body, MAX_BODY_DEPTH) else None
 
 
 def json_body(*, required: set[str] = frozenset(), optional: set[str] = frozenset()) -> dict:
@@ -32,7 +37,7 @@ def json_body(*, required: set[str] = frozenset(), optional: set[str] = frozense
         raise ApiError(415, "Send a JSON body with Content-Type: application/json.")
     body = parsed_json()
     if not isinstance(body, dict):
-        raise ApiError(400, "The body must be a JSON object.")
+        raise ApiError(400, f"The body must be a JSON object, nested at most {MAX_BODY_DEPTH} levels deep.")
     unknown = set(body) - required - optional
     if unknown:
         raise ApiError(400, f"Unknown field(s): {', '.join(sorted(unknown))[:200]}.")

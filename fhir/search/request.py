@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from app.unstorable import URL_UNSTORABLE
 from fhir.errors import FhirError
 from fhir.search.registry import SearchParam, indexed_params
 from fhir.validation import is_resource_type
@@ -249,6 +250,7 @@ def search_cost(criteria, sort, includes, revincludes) -> int:
 
 def parse_search(resource_type: str, args: list[tuple[str, str]], *, lenient: bool) -> SearchQuery:
     """Turn the (name, value) pairs of a search into a ``SearchQuery``."""
+    _refuse_unstorable(args)
     parser = _Parser(resource_type, lenient)
     criteria: list[Criterion] = []
     sort: list[SortKey] = []
@@ -313,3 +315,12 @@ def parse_search(resource_type: str, args: list[tuple[str, str]], *, lenient: bo
         tuple(revincludes),
         tuple(parser.ignored),
     )
+
+
+def _refuse_unstorable(args: list[tuple[str, str]]) -> None:
+    """No control character in any name or value: every search, conditional criteria, Bundle
+    GET entry and scope restriction is decoded into these pairs (a %00 becomes a NUL, which
+    PostgreSQL cannot hold); the request's own URL was checked before (``app.input_check``)."""
+    for key, value in args:
+        if URL_UNSTORABLE.search(key) or URL_UNSTORABLE.search(value):
+            raise FhirError.invalid("A search parameter holds a NUL or another control character.")

@@ -16,6 +16,7 @@ from app.timeutil import as_utc
 from fhir.bundle_builder import bundle_text, resource_entry
 from fhir.errors import FhirError, Issue, operation_outcome
 from fhir.interactions import WHOLE_NUMBER
+from fhir.response_size import fitted_page, fitting, note_returned
 from fhir.search.builder import Restriction, SearchBuilder, restrict_mixed_types
 from fhir.search.cursor import decode_cursor, encode_cursor
 from fhir.search.registry import resource_types
@@ -140,8 +141,9 @@ def search(ctx: SearchContext, resource_type: str, args: list[tuple[str, str]], 
             total = ctx.session.execute(builder.count(query, snapshot)).scalar_one()
         elif offset == 0 and len(rows) < query.count:
             total = len(rows)
-        matches = [_stored(resource_type, row) for row in rows]
-        included = _included(ctx, builder, query, [m.id for m in matches])
+        matches, included = fitted_page(
+            [_stored(resource_type, row) for row in rows], lambda ids: _included(ctx, builder, query, ids)
+        )
     except OperationalError as error:
         # Every statement is bounded (app/time_limits.py); a batch entry's savepoint survives this.
         if was_cancelled(error):
@@ -151,6 +153,7 @@ def search(ctx: SearchContext, resource_type: str, args: list[tuple[str, str]], 
     if query.elements:
         matches = [_subset(m, query.elements) for m in matches]
     base = ctx.base_url
+    note_returned((*matches, *included))
     entries = [resource_entry(base, m, "match") for m in matches]
     entries += [resource_entry(base, i, "include") for i in included]
     if query.ignored:
@@ -167,8 +170,12 @@ def search(ctx: SearchContext, resource_type: str, args: list[tuple[str, str]], 
     links = [
         {"relation": "self", "url": page_url(offset) if cursor else _self_url(base, resource_type, args)}
     ]
-    if query.count and len(rows) == query.count and (total is None or offset + query.count < total):
-        links.append({"relation": "next", "url": page_url(offset + query.count)})
+    # A page the byte budget ended early goes on where it stopped (search.html#count).
+    ended_early = len(matches) < len(rows)
+    if ended_early or (
+        query.count and len(rows) == query.count and (total is None or offset + query.count < total)
+    ):
+        links.append({"relation": "next", "url": page_url(offset + len(matches))})
     if offset > 0 and query.count:
         links.append({"relation": "previous", "url": page_url(max(0, offset - query.count))})
     return bundle_text("searchset", entries, total=total, links=links)
@@ -245,18 +252,17 @@ def everything(ctx: SearchContext, patient_id: str, args: list[tuple[str, str]])
         .offset(offset)
     )
     rows = list(ctx.session.execute(members))
-    entries = [resource_entry(ctx.base_url, _stored(row.resource_type, row), "match") for row in rows]
+    members_found = [_stored(row.resource_type, row) for row in rows]
+    shown = members_found[: fitting(members_found)]
+    note_returned(shown)
+    entries = [resource_entry(ctx.base_url, member, "match") for member in shown]
     state = {"h": ctx.hospital_id, "c": ctx.client_id, "t": f"Patient/{patient_id}/$everything"}
     state.update(n=count, s=snapshot)
     url = f"{ctx.base_url}/Patient/{patient_id}/$everything"
     links = [{"relation": "self", "url": url}]
-    if len(rows) == count:
-        links.append(
-            {
-                "relation": "next",
-                "url": f"{url}?{urlencode({'_cursor': encode_cursor({**state, 'o': offset + count})})}",
-            }
-        )
+    if len(rows) == count or len(shown) < len(rows):
+        following = encode_cursor({**state, "o": offset + len(shown)})
+        links.append({"relation": "next", "url": f"{url}?{urlencode({'_cursor': following})}"})
     if offset:
         previous = encode_cursor({**state, "o": max(0, offset - count)})
         links.append({"relation": "previous", "url": f"{url}?{urlencode({'_cursor': previous})}"})

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from app.direct_reads import DirectReads
 from app.extensions import db
+from app.sqlite_transactions import begin_writing
 from app.timeutil import as_utc, utcnow
 from fhir.errors import FhirError
 from fhir.search.builder import Restriction, restrict_mixed_types
@@ -199,6 +200,8 @@ class SqlRepository:
         self.flush()
         connection = self.session.connection()
         postgres = connection.dialect.name == "postgresql"
+        if lock:
+            begin_writing(connection)  # SQLite's FOR UPDATE: its write lock
         sql = _CURRENT_ROW + (" FOR UPDATE" if lock and postgres else "")
         if not postgres:
             sql = sql.replace("%s", "?")
@@ -277,11 +280,15 @@ class SqlRepository:
         if not wanted:
             return
         self.flush()
+        begin_writing(self.session.connection())  # SQLite's FOR UPDATE: its write lock
         r = tables.resources.c
         by_type: dict[str, list[str]] = defaultdict(list)
         for resource_type, resource_id in wanted:
             by_type[resource_type].append(resource_id)
-        for resource_type, ids in by_type.items():
+        # Rows are locked in one global order (type, then id), whatever order the Bundle names
+        # them in: two transactions locking the same rows in opposite orders would deadlock.
+        for resource_type in sorted(by_type):
+            ids = sorted(by_type[resource_type])
             for start in range(0, len(ids), 1000):
                 chunk = ids[start : start + 1000]
                 rows = self.session.execute(
@@ -289,6 +296,7 @@ class SqlRepository:
                     .where(
                         r.hospital_id == self.hospital_id, r.resource_type == resource_type, r.id.in_(chunk)
                     )
+                    .order_by(r.id)
                     .with_for_update()
                 )
                 found = {row.id: VersionState(row.version_id, row.deleted) for row in rows}

@@ -24,7 +24,7 @@ from sqlalchemy import DateTime, Engine, and_, bindparam, delete, event, insert,
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from fhir.errors import FhirError
+from fhir.errors import CONFLICT, FhirError, Issue
 from fhir.storage import tables
 
 _KEY = "fhir_pending_writes"
@@ -34,6 +34,14 @@ _CHUNK = 500
 # and a thread hand-off, small enough that a 500-entry Bundle overlaps most of its COPY work.
 HAND_OFF_RESOURCES = 100
 _CONFLICT = "Another request changed the same resource at the same time; retry."
+
+
+class WriteConflict(FhirError):
+    """409: a unique key of the store (a resource's version, a new id) was taken by another
+    transaction meanwhile. Running the request again, on what that one committed, may succeed."""
+
+    def __init__(self):
+        super().__init__(409, [Issue(CONFLICT, _CONFLICT)])
 
 
 @dataclass
@@ -68,7 +76,7 @@ class PendingWrites:
         try:
             self._flush(session)
         except (IntegrityError, psycopg.IntegrityError):
-            raise FhirError.conflict(_CONFLICT) from None
+            raise WriteConflict() from None
         finally:
             self._reset()
 
@@ -94,10 +102,10 @@ class PendingWrites:
             self._assign_seqs(session)
         except (IntegrityError, psycopg.IntegrityError):
             self._reset()
-            raise FhirError.conflict(_CONFLICT) from None
+            raise WriteConflict() from None
         batches = [
-            (tables.history, _as_tuples(tables.history, self.history)),
-            (tables.resources, _as_tuples(tables.resources, self.inserted)),
+            (tables.history, _in_key_order(tables.history, self.history)),
+            (tables.resources, _in_key_order(tables.resources, self.inserted)),
             *((tables.INDEX_TABLES[kind], rows) for kind, rows in self.index.items()),
             (tables.compartments, self.compartments),
         ]
@@ -120,10 +128,13 @@ class PendingWrites:
             self.copying = False
             _finish_copy(session.connection().info)
         if self.cleared:
+            # Rows are locked in one order, (hospital, type, id), by every writer: two
+            # transactions taking the same locks in opposite orders would deadlock.
+            cleared = sorted(self.cleared)
             for table in (*tables.INDEX_TABLES.values(), tables.compartments):
                 c = table.c
-                for start in range(0, len(self.cleared), _CHUNK):
-                    chunk = self.cleared[start : start + _CHUNK]
+                for start in range(0, len(cleared), _CHUNK):
+                    chunk = cleared[start : start + _CHUNK]
                     by_hospital = defaultdict(list)
                     for hospital_id, resource_type, resource_id in chunk:
                         by_hospital[hospital_id].append((resource_type, resource_id))
@@ -140,7 +151,7 @@ class PendingWrites:
         if self.history:
             if postgres:
                 self._assign_seqs(session)
-                bulk_insert(session, tables.history, _as_tuples(tables.history, self.history))
+                bulk_insert(session, tables.history, _in_key_order(tables.history, self.history))
             else:
                 seqs = (
                     session.execute(
@@ -153,7 +164,7 @@ class PendingWrites:
                 for row in self.inserted:
                     row["created_seq"] = seqs[row.pop("_history_index")]
         if self.inserted:
-            bulk_insert(session, tables.resources, _as_tuples(tables.resources, self.inserted))
+            bulk_insert(session, tables.resources, _in_key_order(tables.resources, self.inserted))
         if self.updated:
             r = tables.resources.c
             session.execute(
@@ -168,7 +179,7 @@ class PendingWrites:
                     content=bindparam("content"),
                 )
                 .execution_options(synchronize_session=False),
-                self.updated,
+                sorted(self.updated, key=lambda row: (row["h"], row["t"], row["i"])),
             )
         for kind, rows in self.index.items():
             bulk_insert(session, tables.INDEX_TABLES[kind], rows)
@@ -186,6 +197,14 @@ def next_seqs(session: Session, count: int) -> list[int]:
 def _as_tuples(table, rows: list[dict]) -> list[tuple]:
     columns = [column.name for column in table.columns]
     return [tuple(row.get(name) for name in columns) for row in rows]
+
+
+def _in_key_order(table, rows: list[dict]) -> list[tuple]:
+    """Rows of new resources as tuples, ordered by (hospital, type, id): the unique keys two
+    transactions creating the same resources insert are then taken in the same order (the
+    history's sequence numbers, given before, keep the processing order)."""
+    at = [column.name for column in table.columns].index("hospital_id")  # type and id follow
+    return sorted(_as_tuples(table, rows), key=lambda row: row[at : at + 3])
 
 
 def bulk_insert(session: Session, table, rows: list[tuple]) -> None:

@@ -45,7 +45,7 @@ class FhirClient:
         headers = self.headers(kwargs.pop("headers", None))
         return self.client.patch(
             self.base + path,
-            data=orjson.dumps(operations),
+            data=operations if isinstance(operations, str | bytes) else orjson.dumps(operations),
             content_type="application/json-patch+json",
             headers=headers,
             **kwargs,

@@ -214,3 +214,21 @@ def test_conditional_update_and_delete(fhir):
     fhir.create(patient("Twin", identifier=[{"system": "urn:mrn", "value": "t"}]))
     fhir.create(patient("Twin", identifier=[{"system": "urn:mrn", "value": "t"}]))
     assert fhir.delete("/Patient?identifier=urn:mrn|t").status_code == 412
+
+
+def test_a_failed_transaction_keeps_nothing_its_savepoints_released(fhir, app):
+    """A conditional create takes a savepoint; on SQLite one taken before any write used to open
+    (and its release commit) a transaction of its own, surviving the Bundle's failure."""
+    response = fhir.post(
+        "/",
+        bundle(
+            "transaction",
+            entry(patient("Kept"), ifNoneExist="identifier=http://x|1"),
+            entry({"resourceType": "Patient", "birthDate": "not-a-date"}),
+        ),
+    )
+    assert response.status_code == 400
+    with app.app_context():
+        assert count_stored("fhir_resources") == 0
+        assert count_stored("fhir_conditional_keys") == 0
+        db.session.rollback()
