@@ -36,7 +36,7 @@ run: install
 ## for every open connection (a browser's keep-alive: for ever), so workers still up after 5 s
 ## are killed.
 RUN_WORKERS ?= 2
-SERVE = $(BIN)/granian --interface wsgi --http 1 --no-ws --runtime-mode st --blocking-threads 1 \
+SERVE = $(BIN)/granian --interface wsgi --http 1 --no-ws --runtime-mode st --blocking-threads 2 \
 	--blocking-threads-idle-timeout 5 --workers-kill-timeout 5 \
 	--workers $(RUN_WORKERS) --host $(HOST) --port $(PORT) wsgi:app
 

@@ -147,6 +147,9 @@ def load_config(instance_path: Path = DEFAULT_INSTANCE_PATH) -> dict:
         # Every statement (PostgreSQL) and every request has a time limit: app/time_limits.py.
         "FHIRGATE_STATEMENT_TIMEOUT_MS": _positive("FHIRGATE_STATEMENT_TIMEOUT_MS", 10_000),
         "FHIRGATE_REQUEST_TIME_LIMIT_S": _positive("FHIRGATE_REQUEST_TIME_LIMIT_S", 20),
+        # Heavy FHIR requests (searches, Bundles) a worker runs at once: one fewer than its threads
+        # (granian --blocking-threads 2), so that one is always free for light requests (app/lanes.py).
+        "FHIRGATE_HEAVY_SLOTS": _positive("FHIRGATE_HEAVY_SLOTS", 1),
         "FHIRGATE_SESSION_TTL": _env_int("FHIRGATE_SESSION_TTL", 8 * 3600),
         "FHIRGATE_TRUSTED_PROXIES": _env_int("FHIRGATE_TRUSTED_PROXIES", 0),
         # argon2id cost: RFC 9106's second recommended option (64 MiB, t=3, p=4).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 from flask import Flask
@@ -16,12 +17,17 @@ from app.errors import register_error_handlers
 from app.extensions import db, limiter, migrate
 from app.headers import add_security_headers
 from app.input_check import init_input_check
+from app.lanes import init_heavy_slots
 from app.login_limits import init_login_limits
 from app.pool_checks import init_pool_checks
 from app.sqlite_transactions import init_sqlite_transactions
 from app.time_limits import init_time_limits, statement_timeout_options
 from fhir.storage import tables as _fhir_tables  # noqa: E402,F401
 from oauth import models as _oauth_models  # noqa: E402,F401
+
+# A worker's threads take turns at the interpreter lock: a light request (a read) then waits at
+# most this long behind a heavy one's Python (app/lanes.py), instead of CPython's default 5 ms.
+SWITCH_INTERVAL_S = 0.0005
 
 
 def create_app(config: dict | None = None, instance_path: Path | None = None) -> Flask:
@@ -33,6 +39,7 @@ def create_app(config: dict | None = None, instance_path: Path | None = None) ->
         app.config.update(config)
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = statement_timeout_options(app.config)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
 
     db.init_app(app)
     init_pool_checks(app)
@@ -51,6 +58,7 @@ def create_app(config: dict | None = None, instance_path: Path | None = None) ->
     init_oauth(app)
     init_audit(app)
     init_fair_share(app)
+    init_heavy_slots(app)
 
     from app.api import bp as api_bp
     from app.home import bp as home_bp

@@ -15,12 +15,18 @@ scope's search restriction) are checked where they are decoded: ``fhir.search.re
 
 from __future__ import annotations
 
+import re
+
 from flask import Flask, request
 from werkzeug.exceptions import BadRequest
 
 from app.unstorable import URL_UNSTORABLE, VALUE_UNSTORABLE
 from oauth.endpoint_request import MAX_BODY_BYTES as TOKEN_BODY_BYTES
 
+# In a raw (still percent-encoded) query: a control character, or its percent-encoding, or the
+# UTF-8 lead bytes of a surrogate (ED A0-BF).
+_RAW_SUSPECT = re.compile(r"[\x00-\x1f]|%[01][0-9A-Fa-f]|%[Ee][Dd]%[AaBb][0-9A-Fa-f]")
+_CONTENT_HEADERS = frozenset({"CONTENT_TYPE", "CONTENT_LENGTH"})
 _FORMS = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 MESSAGE = "The request holds a NUL or other control characters, which cannot be stored: remove them."
 
@@ -34,11 +40,16 @@ def refuse_unstorable_input() -> None:
     what cannot be stored."""
     if URL_UNSTORABLE.search(request.path):
         raise BadRequest(MESSAGE)
-    for key, value in request.args.items(multi=True):
-        if URL_UNSTORABLE.search(key) or URL_UNSTORABLE.search(value):
-            raise BadRequest(MESSAGE)
-    for _, value in request.headers.items():
-        if VALUE_UNSTORABLE.search(value):
+    environ = request.environ
+    # Decoding the query costs more than the rest of this check: only a raw query that could
+    # decode to a control character (or a surrogate's UTF-8 lead) is decoded and looked at.
+    if _RAW_SUSPECT.search(environ.get("QUERY_STRING", "")):
+        for key, value in request.args.items(multi=True):
+            if URL_UNSTORABLE.search(key) or URL_UNSTORABLE.search(value):
+                raise BadRequest(MESSAGE)
+    # WSGI header values are Latin-1 text: a NUL is all they can hold that a column cannot.
+    for key, value in environ.items():
+        if (key.startswith("HTTP_") or key in _CONTENT_HEADERS) and "\x00" in value:
             raise BadRequest(MESSAGE)
     if request.mimetype in _FORMS:
         if request.path.startswith("/oauth/"):

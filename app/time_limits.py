@@ -70,8 +70,8 @@ class Deadlines:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)
         self._budgets: dict[int, _Budget] = {}
+        self._longest = 0.0  # the longest budget given: how long the watchdog may sleep when idle
         self._watchdog: tuple[int, threading.Thread] | None = None
 
     # -- the request's side -----------------------------------------------------------
@@ -79,9 +79,8 @@ class Deadlines:
         budget = _Budget(time.monotonic() + seconds)
         with self._lock:
             self._budgets[threading.get_ident()] = budget
+            self._longest = max(self._longest, seconds)
             self._ensure_watchdog()
-            if len(self._budgets) == 1:
-                self._changed.notify()
 
     def end(self) -> None:
         with self._lock:
@@ -108,17 +107,17 @@ class Deadlines:
     # -- the watchdog -----------------------------------------------------------------
     def _ensure_watchdog(self) -> None:
         """Start the watchdog in this process (a forked worker has none of its parent's)."""
-        if self._watchdog is None or self._watchdog[0] != os.getpid() or not self._watchdog[1].is_alive():
+        if self._watchdog is None or self._watchdog[0] != os.getpid():
             thread = threading.Thread(target=self._watch, name="fhirgate-deadlines", daemon=True)
             self._watchdog = (os.getpid(), thread)
             thread.start()
 
     def _watch(self) -> None:
-        with self._lock:
-            while True:
-                if not self._budgets:
-                    self._changed.wait()
-                    continue
+        """Cancel what runs past its deadline. Nothing wakes this thread but its own timer (a
+        wake-up per request cost as much as a small request): with no request in flight it
+        sleeps a whole budget, so that a request starting meanwhile has its deadline after."""
+        while True:
+            with self._lock:
                 now = time.monotonic()
                 for budget in self._budgets.values():
                     # Again every interval while the request goes on: a statement it started
@@ -129,8 +128,8 @@ class Deadlines:
                         budget.cancelled_at = now
                         for connection in budget.connections:
                             _cancel(connection)
-                soonest = min(b.deadline for b in self._budgets.values())
-                self._changed.wait(max(WATCH_INTERVAL_S if soonest <= now else soonest - now, 0.01))
+                soonest = min((b.deadline for b in self._budgets.values()), default=now + self._longest)
+            time.sleep(max(WATCH_INTERVAL_S if soonest <= now else soonest - now, 0.01))
 
 
 def _cancel(connection) -> None:

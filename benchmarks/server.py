@@ -37,7 +37,7 @@ def _tail(path: Path, lines: int = 30) -> str:
 # Rust runtime, HTTP/1.1 with keep-alive.
 GRANIAN_OPTIONS = (
     *("--interface", "wsgi", "--http", "1", "--no-ws"),
-    *("--runtime-mode", "st", "--blocking-threads", os.environ.get("BENCH_GRANIAN_THREADS", "1")),
+    *("--runtime-mode", "st", "--blocking-threads", os.environ.get("BENCH_GRANIAN_THREADS", "2")),
 )
 
 

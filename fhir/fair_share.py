@@ -1,11 +1,12 @@
 """Each client's fair share of the FHIR API: rate limits in points, weighted by cost.
 
-A point is a millisecond of a worker's time. A request costs at least its interaction's
-weight — a read half a point, a write 5, a search or a history 10, ``$everything`` 20, a
-Bundle the sum of its entries' — and a request that works longer than ``GRACE_MS`` costs its
-time beyond that: so a search costs more than a read, and a request that turns out heavy
-costs what it took, whatever made it heavy. (The grace keeps a light request from paying for
-a busy server's delays: its cost is its weight.) Every client has a budget of points
+A point is a millisecond of a worker's time. A request costs its interaction's weight — a read
+half a point, a write 5, a search or a history 10, ``$everything`` 20, a Bundle the sum of its
+entries' — and a search, history, ``$everything`` or Bundle that works longer than
+``GRACE_MS`` costs its time beyond that: so a search costs more than a read, and one that turns
+out heavy costs what it took, whatever made it heavy. (A read or a write is bounded by itself:
+if it takes long, others held it up, and it pays its weight; so does a search slowed by a busy
+server within the grace.) Every client has a budget of points
 (``FHIRGATE_FHIR_CLIENT_LIMIT``) and so has every hospital, for all its clients together
 (``FHIRGATE_FHIR_HOSPITAL_LIMIT``); a hospital may have its own (``fhirgate hospital limits``).
 Beyond either, the answer is 429 with ``Retry-After``, before any work is done: one client, or
@@ -50,6 +51,10 @@ WEIGHTS = {
     "operation": 20,
     "transaction": 5,  # and its entries: bundle_weight
 }
+# The interactions whose cost grows with what they find: they also pay for their time.
+TIMED = frozenset(
+    {"search-type", "history-instance", "history-type", "history-system", "operation", "transaction"}
+)
 BURST_S = 1.0  # a full bucket holds one second's worth of the rate
 GRACE_MS = 25.0  # beyond this, a request costs its time
 HOSPITAL_LIMITS_TTL_S = 30.0  # a changed hospital limit reaches every worker within this
@@ -289,7 +294,10 @@ def admit_fair_share(principal, interaction: str) -> None:
     points, wait = fair_share().admit(principal.hospital_id, principal.client_id, weight)
     if wait is not None:
         raise throttled(wait, fair_share().limits(principal.hospital_id))
-    g.fair_share = (principal.hospital_id, principal.client_id, points, weight, time.perf_counter())
+    # Only searches and their kin pay for their time: a read or a write is bounded by itself,
+    # and one that takes long was held up by others (contention), not heavy of its own.
+    started = time.perf_counter() if interaction in TIMED else None
+    g.fair_share = (principal.hospital_id, principal.client_id, points, weight, started)
 
 
 def weigh_request(weight: float) -> None:
@@ -304,5 +312,6 @@ def charge_fair_share(response: Response) -> Response:
     admitted = g.pop("fair_share", None)
     if admitted is not None:
         hospital_id, client_id, points, weight, started = admitted
-        fair_share().charge(hospital_id, client_id, cost_of(weight, time.perf_counter() - started) - points)
+        cost = weight if started is None else cost_of(weight, time.perf_counter() - started)
+        fair_share().charge(hospital_id, client_id, cost - points)
     return response

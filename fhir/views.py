@@ -7,6 +7,7 @@ from flask import Blueprint, current_app, g, request
 
 from app.direct_reads import direct_reads
 from app.extensions import db
+from app.lanes import claim_heavy_slot
 from app.models import Hospital
 from fhir import interactions
 from fhir.access import current_principal, repository_for
@@ -68,7 +69,9 @@ def _check_hospital_and_format():
     g.hospital_known = True
     check_format()
     if request.endpoint not in PUBLIC_ENDPOINTS:
-        admit_fair_share(current_principal(hospital_id), INTERACTIONS.get(request.endpoint or "", "unknown"))
+        principal = current_principal(hospital_id)
+        claim_heavy_slot()  # before the share is charged: a refusal here costs the client nothing
+        admit_fair_share(principal, INTERACTIONS.get(request.endpoint or "", "unknown"))
 
 
 def _repo():

@@ -50,6 +50,8 @@ def app_config(database_uri: str) -> dict:
         "FHIRGATE_LOGIN_FAILURE_LIMIT": "100000/minute",
         "FHIRGATE_FHIR_CLIENT_LIMIT": "1000000/minute",
         "FHIRGATE_FHIR_HOSPITAL_LIMIT": "1000000/minute",
+        # The suite's threads search in parallel through one app: tests/test_lanes.py sets one slot.
+        "FHIRGATE_HEAVY_SLOTS": 64,
     }
 
 
