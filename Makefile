@@ -73,6 +73,13 @@ bench: install wrk
 bench-oauth: install wrk
 	$(BIN)/python -m benchmarks.oauth_peers
 
+## make bench-fairness: four clients send the heaviest searches and Bundles the limits allow while a
+## fifth reads Patient/{id}; prints its p95 alone and under the load (target <= 3x) and the workers'
+## memory growth (target <= 100 MB). In a database of its own, fhirgate_fairness (BENCH_FAIR_KEEP=1
+## keeps it). Knobs in benchmarks/fairness.py.
+bench-fairness: install wrk
+	$(BIN)/python -m benchmarks.fairness
+
 ## The benchmarks' load generator, from apt.
 wrk:
 	@command -v wrk >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
