@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from app.accounts import AccountError, create_hospital, create_user, set_hospital_limits
 from app.extensions import db
@@ -22,6 +22,23 @@ from oauth import create_signing_key, keyring
 
 BOOTSTRAP_ADMIN = "admin@fhirgate.local"
 BOOTSTRAP_PATIENTS = 10
+
+
+def without_statement_timeout() -> None:
+    """A bulk load is the operator's job, not a request: its statements (a COPY of a large
+    Bundle's index rows) are not held to the requests' statement timeout (app/time_limits.py)."""
+    if db.engine.dialect.name == "postgresql":
+        db.session.remove()  # a connection checked out before keeps its timeout: start afresh
+        event.listen(db.engine, "checkout", _lift_statement_timeout)
+
+
+def _lift_statement_timeout(dbapi_connection, _record, _proxy) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SET statement_timeout = 0")
+    finally:
+        cursor.close()
+    dbapi_connection.commit()  # a SET in a transaction rolled back would be undone
 
 
 def _fail(error: AccountError):
@@ -127,6 +144,7 @@ def ensure_sandbox() -> bool:
 @with_appcontext
 def sandbox_seed(patients: int, random_seed: int):
     """Create the sandbox hospital and fill it with N synthetic patients' records."""
+    without_statement_timeout()
     created = ensure_sandbox()
     click.echo("sandbox hospital created" if created else "sandbox hospital exists")
     if patients:
@@ -145,6 +163,7 @@ def sandbox_seed(patients: int, random_seed: int):
 @with_appcontext
 def import_command(files: tuple[Path, ...], hospital_id: str):
     """Load FHIR Bundles (JSON) or ndjson files into a hospital's FHIR store."""
+    without_statement_timeout()
     if db.session.get(Hospital, hospital_id) is None:
         raise click.ClickException(f"no hospital {hospital_id}")
     try:

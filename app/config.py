@@ -14,7 +14,7 @@ import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from limits import parse
+from limits import parse_many
 
 from app.rate_limit_storage import SCHEME as MEMORY_RATE_LIMITS
 
@@ -46,12 +46,14 @@ def _positive(name: str, default: int) -> int:
 
 
 def _rate(name: str, default: str) -> str:
-    """A rate in the limits syntax (``30000/minute``), checked at start-up."""
+    """One positive rate in the limits syntax (``6000/minute``), checked at start-up."""
     value = os.environ.get(name) or default
     try:
-        parse(value)
+        items = parse_many(value)
     except ValueError:
-        raise ConfigError(f"{name} must be a rate such as {default}, got {value!r}") from None
+        items = []
+    if len(items) != 1 or items[0].amount <= 0:
+        raise ConfigError(f"{name} must be one positive rate such as {default}, got {value!r}")
     return value
 
 

@@ -4,8 +4,8 @@ A worker serving its connections one request at a time on one thread makes a rea
 behind a two-second search wait two seconds, whoever sent the search (under the issue's load
 test, a read's p95 went from 1.5 ms to 3.7 s). So production gives each granian worker two
 threads (``--blocking-threads 2``) and lets at most ``FHIRGATE_HEAVY_SLOTS`` of them (one) run
-a heavy request — a FHIR search, a history, ``$everything``, a batch or transaction Bundle — at
-a time: the other thread is always there for reads, writes, tokens and pages. A further heavy
+a heavy request — a FHIR search, a history, ``$everything``, a Bundle, a conditional write — at
+a time: the other thread is always there for reads, writes by id, tokens and pages. A further heavy
 request, while the slots are taken, is answered at once with 429 and ``Retry-After`` (an
 OperationOutcome) rather than take that thread; light requests pass untouched. A slot is taken
 once the caller is known (after its token is checked, before its share is charged), so that
@@ -22,23 +22,31 @@ from __future__ import annotations
 import re
 import threading
 
-from flask import Flask, current_app, g, request
+from flask import Flask, current_app, g
 
 from fhir.errors import THROTTLED, FhirError, Issue
 
-# Heavy: a search (GET [type], POST [type]/_search), any history, $everything, and a batch or
-# transaction (POST [base]). A read of one resource, and every write, is light.
+# Heavy: whatever runs a search — a search (GET or HEAD [type], POST [type]/_search), any history,
+# $everything, a batch or transaction (POST [base]), and the conditional writes (PUT or DELETE
+# [type]?criteria, POST [type] with If-None-Exist). A read of one resource, and a write by id,
+# is light.
 _HEAVY_GET = re.compile(
     r"/fhir/[^/]+/(?:[A-Z][A-Za-z]+|(?:[^/]+/){0,2}_history|Patient/[^/]+/\$everything)/?"
 )
 _HEAVY_POST = re.compile(r"/fhir/[^/]+(?:/[A-Z][A-Za-z]+/_search)?/?")
+_TYPE = re.compile(r"/fhir/[^/]+/[A-Z][A-Za-z]+/?")
 RETRY_AFTER_S = 1
 
 
 def is_heavy(environ) -> bool:
-    method = environ.get("REQUEST_METHOD")
-    pattern = _HEAVY_GET if method == "GET" else _HEAVY_POST if method == "POST" else None
-    return pattern is not None and pattern.fullmatch(environ.get("PATH_INFO", "")) is not None
+    method, path = environ.get("REQUEST_METHOD"), environ.get("PATH_INFO", "")
+    if method in ("GET", "HEAD"):
+        return _HEAVY_GET.fullmatch(path) is not None
+    if method == "POST":
+        if _HEAVY_POST.fullmatch(path) is not None:
+            return True
+        return "HTTP_IF_NONE_EXIST" in environ and _TYPE.fullmatch(path) is not None
+    return method in ("PUT", "DELETE") and _TYPE.fullmatch(path) is not None
 
 
 class HeavySlots:
@@ -46,7 +54,6 @@ class HeavySlots:
 
     def __init__(self, slots: int):
         self._slots = threading.BoundedSemaphore(slots)
-        self.slots = slots
 
     def claim(self) -> bool:
         """Take a slot for this request (released at its teardown), or answer False at once."""
@@ -73,12 +80,10 @@ def busy() -> FhirError:
 
 
 def claim_heavy_slot() -> None:
-    """For a FHIR request whose caller is known (so a stranger's request takes no slot): a
-    heavy one takes a slot of this worker, or is answered 429 at once."""
-    if is_heavy(request.environ):
-        slots = current_app.extensions["fhirgate_heavy_slots"]
-        if not slots.claim():
-            raise busy()
+    """For a heavy FHIR request whose caller is known (so that a stranger's request takes no
+    slot): a slot of this worker, or 429 at once."""
+    if not current_app.extensions["fhirgate_heavy_slots"].claim():
+        raise busy()
 
 
 def init_heavy_slots(app: Flask) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -142,32 +143,38 @@ class SqlCounters:
         connection.execute(delete(LoginFailure).where(LoginFailure.window_ends <= second))
 
 
-# KEYS: the counters; ARGV: limit and window (ms) of each in turn. Count a failure against
-# every counter (a window starts with its first); if one is then over its limit, take them all
-# back and answer the milliseconds until the last of those windows closes, else 0.
+# KEYS: the counters; ARGV: a new window's id, then the limit and window (ms) of each in turn.
+# A counter is a hash: "n" the count, "w" the id of its window (given when its window starts
+# with its first failure). Count a failure against every counter; if one is then over its limit,
+# take them all back and answer {milliseconds until the last of those windows closes}, else
+# {0, each counter's window id}.
 _RESERVE = """
-local wait = 0
+local wait, windows = 0, {}
 for i, key in ipairs(KEYS) do
-    local count = redis.call("INCR", key)
+    local count = redis.call("HINCRBY", key, "n", 1)
     if redis.call("PTTL", key) < 0 then
-        redis.call("PEXPIRE", key, ARGV[2 * i])
+        redis.call("HSET", key, "w", ARGV[1])
+        redis.call("PEXPIRE", key, ARGV[2 * i + 1])
     end
-    if count > tonumber(ARGV[2 * i - 1]) then
+    windows[i] = redis.call("HGET", key, "w")
+    if count > tonumber(ARGV[2 * i]) then
         wait = math.max(wait, redis.call("PTTL", key), 1)
     end
 end
 if wait > 0 then
     for _, key in ipairs(KEYS) do
-        redis.call("DECR", key)
+        redis.call("HINCRBY", key, "n", -1)
     end
+    return {wait}
 end
-return wait
+return {0, unpack(windows)}
 """
-# A window that closed meanwhile has nothing to hand back (its key is gone or starts afresh).
+# KEYS: the counters; ARGV: the window id each was counted in. A window that closed meanwhile
+# has nothing to hand back: its key is gone, or belongs to a new window with another id.
 _RELEASE = """
-for _, key in ipairs(KEYS) do
-    if tonumber(redis.call("GET", key) or "0") > 0 then
-        redis.call("DECR", key)
+for i, key in ipairs(KEYS) do
+    if redis.call("HGET", key, "w") == ARGV[i] and tonumber(redis.call("HGET", key, "n") or "0") > 0 then
+        redis.call("HINCRBY", key, "n", -1)
     end
 end
 return 0
@@ -187,12 +194,17 @@ class RedisCounters:
 
     def reserve(self, counters: list[Counter], now: float) -> tuple[object, int]:
         keys = [self.PREFIX + c.key for c in counters]
-        arguments = [value for c in counters for value in (c.limit, c.window_s * 1000)]
-        wait_ms = int(self._reserve(keys, arguments))
-        return (None, max(1, -(-wait_ms // 1000))) if wait_ms > 0 else (keys, 0)
+        window = secrets.token_hex(8)
+        arguments = [window, *(value for c in counters for value in (c.limit, c.window_s * 1000))]
+        answer = self._reserve(keys, arguments)
+        wait_ms = int(answer[0])
+        if wait_ms > 0:
+            return None, max(1, -(-wait_ms // 1000))
+        return (keys, [w.decode() if isinstance(w, bytes) else w for w in answer[1:]]), 0
 
     def release(self, held: object) -> None:
-        self._release(held)
+        keys, windows = held
+        self._release(keys, windows)
 
 
 def init_login_limits(app: Flask) -> None:

@@ -7,12 +7,14 @@
 * Every request has a total budget (``FHIRGATE_REQUEST_TIME_LIMIT_S``): a statement timeout
   alone lets a request of many statements run for their sum. No statement starts once the
   budget is spent (``TimeLimitExceeded``), and a watchdog thread per process cancels the
-  statement a request is running when its budget runs out (psycopg's ``cancel_safe``,
-  sqlite3's ``interrupt``), so a request gives its worker back within about
-  ``WATCH_INTERVAL_S`` of its budget, whatever it runs.
+  statement a request is running on its pool connections when its budget runs out (psycopg's
+  ``cancel_safe``, sqlite3's ``interrupt``; again each second while it goes on). Python work
+  between statements ends at the next statement; SQLite's wait for a lock cannot be
+  interrupted (its 5 s busy timeout bounds it).
 
-A request pays for this with a dictionary entry per request and per connection checkout and
-a clock read per statement; the watchdog wakes only while requests are in flight.
+A request pays for this with a dictionary entry per request and per connection checkout, and
+a clock read and a counter per statement. The watchdog wakes on its own timer only: at the
+soonest deadline, or a whole budget later when no request is in flight.
 """
 
 from __future__ import annotations
@@ -32,10 +34,10 @@ from sqlalchemy.exc import OperationalError
 log = logging.getLogger(__name__)
 
 WATCH_INTERVAL_S = 0.25
-CANCEL_TIMEOUT_S = 2.0
-# How a cancelled statement reports itself: PostgreSQL (statement timeout, or our cancel
-# request) and SQLite (interrupt).
-_CANCELLED = ("canceling statement due to", "interrupted")
+RECANCEL_S = 1.0
+CANCEL_TIMEOUT_S = 0.5  # the cancel request's own connection; the watchdog holds its lock meanwhile
+QUERY_CANCELED = "57014"  # PostgreSQL Appendix A: a statement timeout, or a cancel request
+_SQLITE_INTERRUPT = 9
 
 
 class TimeLimitExceeded(Exception):
@@ -54,14 +56,22 @@ def statement_timeout_options(config: dict) -> dict:
 
 
 def was_cancelled(error: BaseException) -> bool:
-    """Whether a database error is a statement stopped by a time limit."""
-    return isinstance(error, OperationalError) and any(text in str(error.orig) for text in _CANCELLED)
+    """Whether a database error is a statement stopped by a time limit (by its code, whatever
+    language the server's messages are in)."""
+    if not isinstance(error, OperationalError):
+        return False
+    driver_error = error.orig
+    if getattr(driver_error, "sqlstate", None) == QUERY_CANCELED:
+        return True
+    code = getattr(driver_error, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF == _SQLITE_INTERRUPT
 
 
 @dataclass
 class _Budget:
     deadline: float
     connections: list = field(default_factory=list)  # DBAPI connections checked out meanwhile
+    running: int = 0  # statements under way (a cancel with none under way stops nothing)
     cancelled_at: float | None = None
 
 
@@ -89,8 +99,16 @@ class Deadlines:
     def check(self) -> None:
         """Before a statement: refuse to start one past the deadline."""
         budget = self._budgets.get(threading.get_ident())
-        if budget is not None and time.monotonic() >= budget.deadline:
-            raise TimeLimitExceeded()
+        if budget is not None:
+            if time.monotonic() >= budget.deadline:
+                raise TimeLimitExceeded()
+            budget.running += 1
+
+    def done(self) -> None:
+        """After a statement, or its failure."""
+        budget = self._budgets.get(threading.get_ident())
+        if budget is not None and budget.running:
+            budget.running -= 1
 
     def attach(self, connection) -> None:
         budget = self._budgets.get(threading.get_ident())
@@ -122,8 +140,10 @@ class Deadlines:
                 for budget in self._budgets.values():
                     # Again every interval while the request goes on: a statement it started
                     # just before the deadline would otherwise escape the first cancel.
-                    if budget.deadline <= now and (
-                        budget.cancelled_at is None or now - budget.cancelled_at >= WATCH_INTERVAL_S
+                    if (
+                        budget.deadline <= now
+                        and budget.running
+                        and (budget.cancelled_at is None or now - budget.cancelled_at >= RECANCEL_S)
                     ):
                         budget.cancelled_at = now
                         for connection in budget.connections:
@@ -160,3 +180,5 @@ def init_time_limits(app: Flask, engine: Engine) -> None:
     event.listen(engine, "checkout", lambda connection, _record, _proxy: deadlines.attach(connection))
     event.listen(engine, "checkin", lambda connection, _record: deadlines.detach(connection))
     event.listen(engine, "before_cursor_execute", lambda *_args: deadlines.check())
+    event.listen(engine, "after_cursor_execute", lambda *_args: deadlines.done())
+    event.listen(engine, "handle_error", lambda _context: deadlines.done())

@@ -33,7 +33,8 @@ def _tail(path: Path, lines: int = 30) -> str:
 
 
 # fhirgate's production setup for the token endpoint, chosen by measurement (README,
-# "Performance"): granian's WSGI interface, one Python thread per worker on a single-threaded
+# "Performance"): granian's WSGI interface, two Python threads per worker (one kept free of
+# heavy requests, app/lanes.py; BENCH_GRANIAN_THREADS to measure another count) on a single-threaded
 # Rust runtime, HTTP/1.1 with keep-alive.
 GRANIAN_OPTIONS = (
     *("--interface", "wsgi", "--http", "1", "--no-ws"),

@@ -282,13 +282,17 @@ NEVER_RECORDED = frozenset(
 )  # fmt: skip
 
 
+SEARCH_ENDPOINTS = frozenset({"fhir.search", "fhir.search_post"})
+
+
 def _recorded_query() -> str:
     """The search parameters (URL and ``POST _search`` form), minus credential-like values."""
     pairs = list(request.args.items(multi=True))
     if request.endpoint == "fhir.search_post":
         pairs += list(request.form.items(multi=True))
     resource_type = (request.view_args or {}).get("resource_type")
-    searched = indexed_params(resource_type) if resource_type and is_resource_type(resource_type) else {}
+    searching = request.endpoint in SEARCH_ENDPOINTS and resource_type and is_resource_type(resource_type)
+    searched = indexed_params(resource_type) if searching else {}
     kept = [(k, v) for k, v in pairs if _parameter_name(k) in searched or k.lower() not in NEVER_RECORDED]
     return urlencode(kept)[:1000]
 
@@ -298,14 +302,14 @@ def _parameter_name(key: str) -> str:
     return key.split(".", 1)[0].split(":", 1)[0]
 
 
-# Public discovery documents: no token, no data, nothing worth an AuditEvent.
-UNAUDITED_ENDPOINTS = frozenset({"fhir.metadata", "fhir.smart_configuration_document"})
+# Public discovery documents: no token, no data, nothing worth an AuditEvent (or a share).
+PUBLIC_ENDPOINTS = frozenset({"fhir.metadata", "fhir.smart_configuration_document"})
 
 
 def record_request(response: Response) -> Response:
     """``after_request`` of the FHIR blueprint: queue this request's AuditEvent."""
     hospital_id = g.get("hospital_id")
-    if not hospital_id or not g.get("hospital_known") or request.endpoint in UNAUDITED_ENDPOINTS:
+    if not hospital_id or not g.get("hospital_known") or request.endpoint in PUBLIC_ENDPOINTS:
         return response
     principal = g.get("fhir_principal")
     view_args = request.view_args or {}

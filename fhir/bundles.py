@@ -52,7 +52,7 @@ class _Entry:
         if not isinstance(url, str) or not url:
             raise _fail(index, "entry.request.url is missing.")
         self.request = request
-        parts = urlsplit(url)
+        parts = _split_url(url, index)
         self.path = parts.path.strip("/")
         self.query = parts.query
         self.full_url = raw.get("fullUrl") if isinstance(raw.get("fullUrl"), str) else None
@@ -66,6 +66,13 @@ class _Entry:
 
 class _ReadBudgetSpent(Exception):
     """The GET entries have answered MAX_BUNDLE_READ_BYTES: the whole Bundle is refused."""
+
+
+def _split_url(url: str, index: int):
+    try:
+        return urlsplit(url)
+    except ValueError:  # urlsplit refuses e.g. an unclosed IPv6 bracket ("http://[x")
+        raise _fail(index, f"entry.request.url is not a URL: {url[:80]!r}.") from None
 
 
 def _fail(index: int, message: str, status: int = 400) -> FhirError:
@@ -160,7 +167,10 @@ def _check_reads(raw_entries: list) -> None:
         if not isinstance(request, dict) or str(request.get("method", "")).upper() not in _READS:
             continue
         url = request.get("url")
-        parts = urlsplit(url) if isinstance(url, str) else None
+        try:
+            parts = urlsplit(url) if isinstance(url, str) else None
+        except ValueError:  # e.g. an unclosed "[": the entry itself reports it when it runs
+            parts = None
         reads += 1
         searches = parts is not None and len(parts.path.strip("/").split("/")) == 1
         resources += _declared_resources(parts.query) if searches else 1

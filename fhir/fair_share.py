@@ -23,6 +23,7 @@ one more to charge a request that cost more than its weight).
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from flask import Flask, Response, current_app, g
-from limits import parse
+from limits import parse, parse_many
 from limits.storage import RedisStorage
 
 from app.extensions import db, limiter
@@ -51,12 +52,12 @@ WEIGHTS = {
     "operation": 20,
     "transaction": 5,  # and its entries: bundle_weight
 }
-# The interactions whose cost grows with what they find: they also pay for their time.
-TIMED = frozenset(
-    {"search-type", "history-instance", "history-type", "history-system", "operation", "transaction"}
-)
 BURST_S = 1.0  # a full bucket holds one second's worth of the rate
-GRACE_MS = 25.0  # beyond this, a request costs its time
+GRACE_MS = 25.0  # beyond this, a heavy request costs its time
+# What a heavy request holds of its client's bucket while it runs: a second of a worker's time,
+# at most half the bucket (so with the default share two at once, with a larger one more).
+HEAVY_RESERVE_POINTS = 1000.0
+HEAVY_RESERVE_SHARE = 0.5
 HOSPITAL_LIMITS_TTL_S = 30.0  # a changed hospital limit reaches every worker within this
 SWEEP_EVERY = 4096
 EPSILON_S = 1e-9  # fifty 1/50 s steps add up to a hair over 1 s in floating point
@@ -82,10 +83,12 @@ def parse_rate(text: str) -> Rate:
 
 
 def valid_rate(text: str) -> bool:
+    """One positive rate (``6000/minute``): what a hospital's own limit may be."""
     try:
-        return parse_rate(text).per_second > 0
+        items = parse_many(text)
     except ValueError:
         return False
+    return len(items) == 1 and items[0].amount > 0
 
 
 def bundle_weight(entries: object) -> float:
@@ -113,6 +116,10 @@ class HospitalLimits:
     rate: Rate
 
 
+# A bucket and what a request costs it: ``(key, rate, points)``; points may be negative (a refund).
+Charge = tuple[str, Rate, float]
+
+
 class MemoryBuckets:
     """This worker's buckets."""
 
@@ -121,20 +128,24 @@ class MemoryBuckets:
         self._arrivals: dict[str, float] = {}
         self._operations = 0
 
-    def admit(self, keys: list[tuple[str, Rate]], cost: float, now: float) -> float | None:
+    def admit(self, charges: list[Charge], now: float) -> float | None:
+        """Charge every bucket its points and answer None, or charge nothing and answer the
+        seconds until they would fit."""
         with self._lock:
             self._sweep(now)
-            waits = [_wait(self._arrivals.get(key, now), rate, cost, now) for key, rate in keys]
+            waits = [_wait(self._arrivals.get(key, now), rate, points, now) for key, rate, points in charges]
             if any(wait > EPSILON_S for wait in waits):
                 return max(waits)
-            for key, rate in keys:
-                self._arrivals[key] = max(self._arrivals.get(key, now), now) + cost / rate.per_second
+            self._add(charges, now)
             return None
 
-    def charge(self, keys: list[tuple[str, Rate]], cost: float, now: float) -> None:
+    def charge(self, charges: list[Charge], now: float) -> None:
         with self._lock:
-            for key, rate in keys:
-                self._arrivals[key] = max(self._arrivals.get(key, now), now) + cost / rate.per_second
+            self._add(charges, now)
+
+    def _add(self, charges: list[Charge], now: float) -> None:
+        for key, rate, points in charges:
+            self._arrivals[key] = max(self._arrivals.get(key, now), now) + points / rate.per_second
 
     def _sweep(self, now: float) -> None:
         """Forget full buckets (an arrival time in the past reads as full anyway)."""
@@ -144,33 +155,35 @@ class MemoryBuckets:
             self._arrivals = {key: at for key, at in self._arrivals.items() if at > now}
 
 
-def _wait(arrival: float, rate: Rate, cost: float, now: float) -> float:
-    """Seconds until ``cost`` fits in the bucket whose theoretical arrival time is ``arrival``."""
-    return max(arrival, now) + cost / rate.per_second - now - rate.window
+def _wait(arrival: float, rate: Rate, points: float, now: float) -> float:
+    """Seconds until ``points`` fit in the bucket whose theoretical arrival time is ``arrival``."""
+    return max(arrival, now) + points / rate.per_second - now - rate.window
 
 
-# KEYS: the buckets; ARGV: now, cost, then each bucket's points per second and window.
+# KEYS: the buckets; ARGV: now, then each bucket's points per second, window and points.
 _ADMIT = """
-local now, cost = tonumber(ARGV[1]), tonumber(ARGV[2])
+local now = tonumber(ARGV[1])
 local longest, arrivals = 0, {}
 for i, key in ipairs(KEYS) do
-    local per_second, window = tonumber(ARGV[1 + 2 * i]), tonumber(ARGV[2 + 2 * i])
-    local arrival = math.max(tonumber(redis.call("get", key) or "0"), now) + cost / per_second
+    local per_second, window = tonumber(ARGV[3 * i - 1]), tonumber(ARGV[3 * i])
+    local points = tonumber(ARGV[3 * i + 1])
+    local arrival = math.max(tonumber(redis.call("get", key) or "0"), now) + points / per_second
     arrivals[i] = arrival
     longest = math.max(longest, arrival - now - window)
 end
 if longest > 1e-9 then return tostring(longest) end
 for i, key in ipairs(KEYS) do
-    redis.call("set", key, tostring(arrivals[i]), "PX", math.ceil((arrivals[i] - now) * 1000) + 1000)
+    local ttl = math.max(math.ceil((arrivals[i] - now) * 1000), 0) + 1000
+    redis.call("set", key, tostring(arrivals[i]), "PX", ttl)
 end
 return "0"
 """
 _CHARGE = """
-local now, cost = tonumber(ARGV[1]), tonumber(ARGV[2])
+local now = tonumber(ARGV[1])
 for i, key in ipairs(KEYS) do
-    local per_second = tonumber(ARGV[1 + 2 * i])
-    local arrival = math.max(tonumber(redis.call("get", key) or "0"), now) + cost / per_second
-    redis.call("set", key, tostring(arrival), "PX", math.ceil((arrival - now) * 1000) + 1000)
+    local per_second, points = tonumber(ARGV[3 * i - 1]), tonumber(ARGV[3 * i + 1])
+    local arrival = math.max(tonumber(redis.call("get", key) or "0"), now) + points / per_second
+    redis.call("set", key, tostring(arrival), "PX", math.max(math.ceil((arrival - now) * 1000), 0) + 1000)
 end
 return 0
 """
@@ -193,19 +206,28 @@ class RedisBuckets:
             )
         return self._scripts[which]
 
-    def _call(self, which: int, keys: list[tuple[str, Rate]], cost: float, now: float):
-        argv: list[float | str] = [repr(now), repr(float(cost))]
-        for _, rate in keys:
-            argv += [repr(rate.per_second), repr(rate.window)]
-        redis_keys = [self._storage.prefixed_key(f"fhir-share:{key}") for key, _ in keys]
-        return self._script(which)(redis_keys, argv)
+    def _call(self, which: int, charges: list[Charge], now: float):
+        argv: list[str] = [repr(now)]
+        for _, rate, points in charges:
+            argv += [repr(rate.per_second), repr(rate.window), repr(float(points))]
+        keys = [self._storage.prefixed_key(f"fhir-share:{key}") for key, _, _ in charges]
+        return self._script(which)(keys, argv)
 
-    def admit(self, keys: list[tuple[str, Rate]], cost: float, now: float) -> float | None:
-        wait = float(self._call(1, keys, cost, now))
+    def admit(self, charges: list[Charge], now: float) -> float | None:
+        wait = float(self._call(1, charges, now))
         return wait if wait > EPSILON_S else None
 
-    def charge(self, keys: list[tuple[str, Rate]], cost: float, now: float) -> None:
-        self._call(2, keys, cost, now)
+    def charge(self, charges: list[Charge], now: float) -> None:
+        self._call(2, charges, now)
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What a request was charged when admitted: each bucket's key, rate and points."""
+
+    charges: tuple[Charge, ...]
+    weight: float
+    started: float | None  # time.perf_counter() for the kinds that pay for their time
 
 
 class FairShare:
@@ -213,7 +235,7 @@ class FairShare:
 
     def __init__(self, app: Flask) -> None:
         self.config = app.config
-        self._hospital_limits: dict[str, tuple[float, Rate, Rate]] = {}
+        self._hospital_limits: dict[str, tuple[float, HospitalLimits]] = {}
         self._memory = MemoryBuckets()
 
     def _buckets(self) -> MemoryBuckets | RedisBuckets:
@@ -225,39 +247,58 @@ class FairShare:
         return self._memory
 
     def limits(self, hospital_id: str) -> HospitalLimits:
-        """The hospital's per-client and whole-hospital limits (its own, else the defaults)."""
-        now = time.monotonic()
-        cached = self._hospital_limits.get(hospital_id)
-        if cached is None or now - cached[0] > HOSPITAL_LIMITS_TTL_S:
+        """The hospital's per-client and whole-hospital limits (its own, else the defaults),
+        read again when older than ``HOSPITAL_LIMITS_TTL_S``."""
+        cached = self.fresh_limits(hospital_id)
+        if cached is None:
             hospital = db.session.get(Hospital, hospital_id)
             config = self.config
             per_client = (hospital and hospital.fhir_client_limit) or config["FHIRGATE_FHIR_CLIENT_LIMIT"]
             whole = (hospital and hospital.fhir_hospital_limit) or config["FHIRGATE_FHIR_HOSPITAL_LIMIT"]
-            cached = (now, HospitalLimits(per_client, parse_rate(per_client), whole, parse_rate(whole)))
-            self._hospital_limits[hospital_id] = cached
+            cached = HospitalLimits(per_client, parse_rate(per_client), whole, parse_rate(whole))
+            self._hospital_limits[hospital_id] = (time.monotonic(), cached)
+        return cached
+
+    def fresh_limits(self, hospital_id: str) -> HospitalLimits | None:
+        """The hospital's limits if this worker read them within the TTL, else None (the read
+        fast path then leaves the request to the view, which reads them)."""
+        cached = self._hospital_limits.get(hospital_id)
+        if cached is None or time.monotonic() - cached[0] > HOSPITAL_LIMITS_TTL_S:
+            return None
         return cached[1]
 
-    def _keys(self, hospital_id: str, client_id: str) -> list[tuple[str, Rate]]:
-        limits = self.limits(hospital_id)
-        return [
-            (f"client:{hospital_id}:{client_id}", limits.client_rate),
-            (f"hospital:{hospital_id}", limits.rate),
-        ]
+    def admit(
+        self, limits: HospitalLimits, hospital_id: str, client_id: str, weight: float, *, heavy: bool
+    ) -> Admission | int:
+        """The admission (its points charged) if the request may go on, else seconds to wait.
 
-    def admit(self, hospital_id: str, client_id: str, weight: float) -> tuple[float, int | None]:
-        """``(points charged, None)`` if the request may go on, else ``(0, seconds to wait)``.
+        A weight beyond a full bucket is charged up to the bucket's size now and the rest when
+        it is answered: it waits for a full bucket, not for ever. A heavy request reserves a
+        second of work (at most half its client's bucket) until it is answered, and gets back
+        what it did not use: a client cannot start heavy requests on every worker at once
+        before any of them is charged, while one paging through results goes on."""
+        burst = limits.client_rate.burst
+        reserve = min(HEAVY_RESERVE_POINTS, burst * HEAVY_RESERVE_SHARE)
+        client_points = max(min(weight, burst), reserve) if heavy else min(weight, burst)
+        charges = (
+            (f"client:{hospital_id}:{client_id}", limits.client_rate, client_points),
+            (f"hospital:{hospital_id}", limits.rate, min(weight, limits.rate.burst)),
+        )
+        wait = self._buckets().admit(list(charges), time.time())
+        if wait is not None:
+            return max(1, math.ceil(wait))
+        return Admission(charges, weight, time.perf_counter() if heavy else None)
 
-        A weight beyond a full bucket (a large Bundle) is charged up to the bucket's size now
-        and the rest when it is answered: it waits for a full bucket, not for ever."""
-        keys = self._keys(hospital_id, client_id)
-        points = min(weight, *(rate.burst for _, rate in keys))
-        wait = self._buckets().admit(keys, points, time.time())
-        return (points, None) if wait is None else (0.0, max(1, math.ceil(wait)))
-
-    def charge(self, hospital_id: str, client_id: str, cost: float) -> None:
-        """Charge what a request cost beyond what ``admit`` took."""
-        if cost > 0:
-            self._buckets().charge(self._keys(hospital_id, client_id), cost, time.time())
+    def settle(self, admission: Admission, weight: float | None = None) -> None:
+        """Charge each bucket what the request cost beyond what ``admit`` took (or give back
+        what it took beyond the cost). No database: this runs after the answer is made."""
+        weight = admission.weight if weight is None else max(weight, admission.weight)
+        cost = (
+            weight if admission.started is None else cost_of(weight, time.perf_counter() - admission.started)
+        )
+        charges = [(key, rate, cost - points) for key, rate, points in admission.charges if cost != points]
+        if charges:
+            self._buckets().charge(charges, time.time())
 
 
 def cost_of(weight: float, seconds: float) -> float:
@@ -270,8 +311,7 @@ def init_fair_share(app: Flask) -> None:
 
 
 # -- in the Flask views ---------------------------------------------------------------
-# Discovery documents need no token and cost nothing worth counting.
-PUBLIC_ENDPOINTS = frozenset({"fhir.metadata", "fhir.smart_configuration_document"})
+log = logging.getLogger(__name__)
 
 
 def fair_share() -> FairShare:
@@ -282,36 +322,37 @@ def throttled(wait: int, limits: HospitalLimits) -> FhirError:
     message = (
         f"This client, or its hospital, has used its share of the FHIR API ({limits.client} points a"
         f" client, {limits.whole} for the hospital; a point is a millisecond of work: a read costs"
-        f" {WEIGHTS['read']:g}, a search {WEIGHTS['search-type']:g}, a longer request its time)."
+        f" {WEIGHTS['read']:g}, a search {WEIGHTS['search-type']:g}, a longer search its time)."
         f" Retry after {wait} s."
     )
     return FhirError(429, [Issue(THROTTLED, message)], {"Retry-After": str(wait)})
 
 
-def admit_fair_share(principal, interaction: str) -> None:
-    """Before a request's work: charge its weight, or answer 429 with ``Retry-After``."""
+def admit_fair_share(principal, interaction: str, *, heavy: bool) -> None:
+    """Before a request's work: charge its weight, or answer 429 with ``Retry-After``. Only
+    heavy requests (searches and their kin, ``app.lanes.is_heavy``) pay for their time: a read
+    or a write is bounded by itself, and one that takes long was held up by others."""
+    share = fair_share()
+    limits = share.limits(principal.hospital_id)
     weight = WEIGHTS.get(interaction, WEIGHTS["read"])
-    points, wait = fair_share().admit(principal.hospital_id, principal.client_id, weight)
-    if wait is not None:
-        raise throttled(wait, fair_share().limits(principal.hospital_id))
-    # Only searches and their kin pay for their time: a read or a write is bounded by itself,
-    # and one that takes long was held up by others (contention), not heavy of its own.
-    started = time.perf_counter() if interaction in TIMED else None
-    g.fair_share = (principal.hospital_id, principal.client_id, points, weight, started)
+    admitted = share.admit(limits, principal.hospital_id, principal.client_id, weight, heavy=heavy)
+    if not isinstance(admitted, Admission):
+        raise throttled(admitted, limits)
+    g.fair_share = admitted
 
 
 def weigh_request(weight: float) -> None:
     """A request whose weight is known only from its body (a Bundle): what it costs at least."""
-    admitted = g.get("fair_share")
-    if admitted is not None:
-        g.fair_share = (*admitted[:3], max(admitted[3], weight), admitted[4])
+    g.fair_share_weight = weight
 
 
 def charge_fair_share(response: Response) -> Response:
-    """After the request: charge the rest of its cost (``after_request``)."""
+    """``after_request``: settle the request's cost. A failure here (Redis gone) is logged and
+    never costs the answer or its AuditEvent."""
     admitted = g.pop("fair_share", None)
     if admitted is not None:
-        hospital_id, client_id, points, weight, started = admitted
-        cost = weight if started is None else cost_of(weight, time.perf_counter() - started)
-        fair_share().charge(hospital_id, client_id, cost - points)
+        try:
+            fair_share().settle(admitted, g.pop("fair_share_weight", None))
+        except Exception as error:  # noqa: BLE001 - the request is answered: keep the answer
+            log.warning("could not charge a request's share (%s)", type(error).__name__)
     return response

@@ -7,7 +7,11 @@ path uses: ``verified_claims`` and ``principal_for`` (the two halves of ``authen
 token, audience, revocation, three-locks headers), the ``AccessPolicy``'s scope check, the
 same headers and the same AuditEvent facts for the audit writer. Its one query reads the
 revocation epoch and the row together (``app.direct_reads``): the epoch is adopted as the
-request's, so the token is judged against the snapshot the row comes from.
+request's, so the token is judged against the snapshot the row comes from. The read is
+admitted against its client's and hospital's shares (``fhir.fair_share``: in this worker's
+memory, or one Redis script with ``REDIS_URL``); a read over its share, or for a hospital
+whose limits this worker last read over 30 s ago, goes to the view (which answers 429, or
+reads the limits).
 
 It answers a 200 only, and only when nothing narrows the read beyond the scope check: no
 query string, no XML in ``Accept``, a hospital this worker has seen, a scope without search
@@ -25,7 +29,7 @@ from datetime import UTC, datetime
 from app.fast_path import FastPath
 from fhir.audit import INTERACTIONS, RequestFacts, audit_writer
 from fhir.errors import FhirError
-from fhir.fair_share import WEIGHTS
+from fhir.fair_share import WEIGHTS, Admission
 from fhir.http import resource_headers
 from fhir.policy import AccessPolicy
 from fhir.storage.sql import CURRENT_ROW_COLUMNS, stored_from_text
@@ -98,8 +102,12 @@ class ReadFastPath(FastPath):
                 return None  # the compartment decides: the view's query
             if stored is None or stored.deleted:
                 return None  # the view's 404 or 410
-            _, wait = self.app.extensions["fhirgate_fair_share"].admit(hospital_id, principal.client_id, READ)
-            if wait is not None:
+            share = self.app.extensions["fhirgate_fair_share"]
+            limits = share.fresh_limits(hospital_id)
+            if limits is None:
+                return None  # the view reads the hospital's limits (once in a while)
+            admitted = share.admit(limits, hospital_id, principal.client_id, READ, heavy=False)
+            if not isinstance(admitted, Admission):
                 return None  # over its share: the view answers 429 (a refusal charges nothing)
             audit_writer().record(
                 RequestFacts(

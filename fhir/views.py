@@ -7,22 +7,16 @@ from flask import Blueprint, current_app, g, request
 
 from app.direct_reads import direct_reads
 from app.extensions import db
-from app.lanes import claim_heavy_slot
+from app.lanes import claim_heavy_slot, is_heavy
 from app.models import Hospital
 from fhir import interactions
 from fhir.access import current_principal, repository_for
-from fhir.audit import INTERACTIONS, record_request
+from fhir.audit import INTERACTIONS, PUBLIC_ENDPOINTS, record_request
 from fhir.bundles import process_bundle
 from fhir.capability import capability_statement
 from fhir.conditional import conditional_create, conditional_delete, conditional_update
 from fhir.errors import FhirError
-from fhir.fair_share import (
-    PUBLIC_ENDPOINTS,
-    admit_fair_share,
-    bundle_weight,
-    charge_fair_share,
-    weigh_request,
-)
+from fhir.fair_share import admit_fair_share, bundle_weight, charge_fair_share, weigh_request
 from fhir.history_page import history_bundle
 from fhir.http import (
     PATCH_TYPE,
@@ -48,7 +42,7 @@ def _pull_hospital(endpoint, values):
 
 
 # A read is single statements (the revocation epoch, the resource): without a transaction it
-# saves the BEGIN and ROLLBACK round trips. Searches keep theirs for their SET LOCAL timeout.
+# saves the BEGIN and ROLLBACK round trips. (Every statement has its timeout from its connection.)
 # On PostgreSQL a read's statements go over app.direct_reads and need no session connection.
 _SINGLE_STATEMENT_READS = frozenset({"fhir.read", "fhir.vread"})
 
@@ -69,9 +63,11 @@ def _check_hospital_and_format():
     g.hospital_known = True
     check_format()
     if request.endpoint not in PUBLIC_ENDPOINTS:
-        principal = current_principal(hospital_id)
-        claim_heavy_slot()  # before the share is charged: a refusal here costs the client nothing
-        admit_fair_share(principal, INTERACTIONS.get(request.endpoint or "", "unknown"))
+        principal = current_principal(hospital_id)  # so that strangers never hold a heavy slot
+        heavy = is_heavy(request.environ)
+        if heavy:
+            claim_heavy_slot()  # before the share is charged: a refusal here costs the client nothing
+        admit_fair_share(principal, INTERACTIONS.get(request.endpoint or "", "unknown"), heavy=heavy)
 
 
 def _repo():

@@ -75,3 +75,10 @@ def test_bad_numbers_are_clear_errors(env, tmp_path):
     env.setenv("FHIRGATE_TOKEN_TTL", "five minutes")
     with pytest.raises(ConfigError, match="FHIRGATE_TOKEN_TTL"):
         load_config(tmp_path)
+
+
+@pytest.mark.parametrize("value", ["0/minute", "100/minute;5/second", "lots"])
+def test_a_fhir_share_must_be_one_positive_rate(monkeypatch, tmp_path, value):
+    monkeypatch.setenv("FHIRGATE_FHIR_CLIENT_LIMIT", value)
+    with pytest.raises(ConfigError, match="FHIRGATE_FHIR_CLIENT_LIMIT"):
+        load_config(tmp_path)

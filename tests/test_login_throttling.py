@@ -185,3 +185,24 @@ def test_every_item_of_the_setting_holds(app, make, monkeypatch, setting):
     email = make.user("developer")
     client = app.test_client()
     assert [_login(client, email, "guess", "10.5.5.5") for _ in range(3)] == [401, 401, 429]
+
+
+def test_on_redis_a_late_hand_back_never_refunds_a_newer_window():
+    from app.login_limits import Counter, RedisCounters
+
+    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    store = redis.Redis.from_url(url)
+    store.flushdb()
+    counters = RedisCounters(url)
+    counter = Counter("late-hand-back", limit=5, window_s=60)
+    key = RedisCounters.PREFIX + counter.key
+    try:
+        first, _ = counters.reserve([counter], 0)
+        store.delete(key)  # its window closed while the attempt was checked
+        second, _ = counters.reserve([counter], 0)  # another attempt opens a new window
+        counters.release(first)  # the first attempt succeeded: it hands back its failure
+        assert int(store.hget(key, "n")) == 1  # the new window keeps the second attempt's
+        counters.release(second)
+        assert int(store.hget(key, "n")) == 0
+    finally:
+        store.flushdb()

@@ -232,3 +232,18 @@ def test_a_failed_transaction_keeps_nothing_its_savepoints_released(fhir, app):
         assert count_stored("fhir_resources") == 0
         assert count_stored("fhir_conditional_keys") == 0
         db.session.rollback()
+
+
+def test_an_entry_url_that_is_no_url_is_a_400_not_a_500(fhir):
+    for bundle_type in ("batch", "transaction"):
+        bundle = {
+            "resourceType": "Bundle",
+            "type": bundle_type,
+            "entry": [{"request": {"method": "GET", "url": "http://[x"}}],
+        }
+        response = fhir.post("", bundle)
+        assert response.status_code in (200, 400), response.get_json()
+        if bundle_type == "batch":
+            assert response.get_json()["entry"][0]["response"]["status"] == "400"
+        else:
+            assert "not a URL" in response.get_json()["issue"][0]["diagnostics"]

@@ -17,7 +17,7 @@ import redis
 
 from app import create_app
 from app.extensions import db, limiter
-from fhir.fair_share import FairShare, MemoryBuckets, Rate, bundle_weight, cost_of, parse_rate
+from fhir.fair_share import Admission, FairShare, HospitalLimits, Rate, bundle_weight, cost_of, parse_rate
 from tests.conftest import app_config
 from tests.fhir.conftest import FhirClient
 
@@ -66,8 +66,9 @@ def test_a_client_over_its_share_waits_and_others_go_on(app, client, make, monke
     _limit(app, monkeypatch, client="100/second")
     greedy, neighbour = _fhir(client, make), _fhir(client, make)
     statuses = [greedy.get("/Patient?name=x").status_code for _ in range(15)]
-    # A full bucket holds 100 points: ten searches of 10 points each, then 429.
-    assert statuses == [200] * 10 + [429] * 5
+    # A full bucket holds 100 points; a search costs 10 and, while it runs, holds half the bucket
+    # (so no client runs many at once): six searches, then 429.
+    assert statuses == [200] * 6 + [429] * 9
     refused = greedy.get("/Patient?name=x")
     assert refused.status_code == 429 and refused.headers["Retry-After"] == "1"
     assert refused.get_json()["issue"][0]["code"] == "throttled"
@@ -83,7 +84,8 @@ def test_a_search_costs_more_than_a_read(app, client, make, monkeypatch, clock):
     reader, searcher = _fhir(client, make), _fhir(client, make)
     reads = sum(reader.get("/Patient/p1").status_code == 200 for _ in range(120))
     searches = sum(searcher.get("/Patient?_id=p1").status_code == 200 for _ in range(120))
-    assert (reads, searches) == (100, 5)  # half a point a read, ten a search
+    # Half a point a read; ten a search, which needs half the bucket (25) free to start.
+    assert (reads, searches) == (100, 3)
 
 
 def test_a_hospital_shares_one_budget_among_its_clients(app, client, make, monkeypatch, clock):
@@ -112,15 +114,25 @@ def test_a_request_costs_its_weight_or_its_time_beyond_the_grace():
     assert cost_of(10, 1.525) == pytest.approx(1500)
 
 
-def test_a_heavy_request_costs_what_it_took():
-    buckets, rate = MemoryBuckets(), Rate(per_second=100, burst=100)
-    keys = [("client:h:c", rate)]
-    assert buckets.admit(keys, 10, now=0.0) is None
-    buckets.charge(keys, 490, now=0.0)  # the request took half a second
-    wait = buckets.admit(keys, 10, now=0.0)
-    # 500 points spent, a full bucket holds 100: the next 10 fit after 4.1 s at 100 a second.
-    assert wait == pytest.approx(4.1)
-    assert buckets.admit(keys, 10, now=4.1) is None
+def test_a_heavy_request_holds_half_its_clients_bucket_and_pays_what_it_took(app, monkeypatch):
+    now, perf = [1_000.0], [0.0]
+    monkeypatch.setattr("fhir.fair_share.time.time", lambda: now[0])
+    monkeypatch.setattr("fhir.fair_share.time.perf_counter", lambda: perf[0])
+    share = FairShare(app)
+    limits = HospitalLimits("100/second", Rate(100, 100), "10000/second", Rate(10_000, 10_000))
+    first = share.admit(limits, "h", "greedy", 10, heavy=True)
+    second = share.admit(limits, "h", "greedy", 10, heavy=True)
+    assert isinstance(first, Admission) and isinstance(second, Admission)
+    assert share.admit(limits, "h", "greedy", 10, heavy=True) == 1  # two at once, not three
+    assert isinstance(share.admit(limits, "h", "other", 10, heavy=True), Admission)
+    perf[0] = 0.525  # the first took 525 ms: 500 points beyond the grace
+    share.settle(first)
+    share.settle(second)  # and so did the second
+    # 1,000 points spent, a full bucket holds 100 at 100 a second: a read's half point fits
+    # 9.005 s later (Retry-After rounds up).
+    assert share.admit(limits, "h", "greedy", 0.5, heavy=False) == 10
+    now[0] += 9.01
+    assert isinstance(share.admit(limits, "h", "greedy", 0.5, heavy=False), Admission)
 
 
 def test_a_large_bundle_waits_for_a_full_bucket_not_for_ever(app, client, make, monkeypatch, clock):
@@ -170,7 +182,7 @@ def test_with_redis_every_worker_draws_on_one_budget(tmp_path, make, clock):
     try:
         fhir = [FhirClient(worker.test_client(), "general", token) for worker in apps]
         statuses = [fhir[n % 2].get("/Patient?name=x").status_code for n in range(4)]
-        assert statuses == [200, 200, 200, 429]
+        assert statuses == [200, 200, 429, 429]  # 30 points; a search holds 15 while it runs
         assert store.keys("*fhir-share:client:general:*")
     finally:
         for worker in apps:  # their AuditEvents are stored now, not in the next test's tables
@@ -184,14 +196,23 @@ def test_a_client_ignoring_retry_after_does_not_flood_the_audit_trail(app, clien
     _limit(app, monkeypatch, client="100/second")
     fhir = _fhir(client, make)
     statuses = [fhir.get("/Patient?name=x").status_code for _ in range(300)]
-    assert statuses.count(200) == 10 and statuses.count(429) == 290
+    assert statuses.count(200) == 6 and statuses.count(429) == 294
     app.extensions["fhirgate_audit"].flush()
     with app.app_context():
         from fhir.storage.sql import SqlRepository
 
         bundle = orjson.loads(SqlRepository(db.session, "general").search("AuditEvent", [("_count", "1000")]))
     refused = [e["resource"] for e in bundle["entry"] if e["resource"]["outcome"] != "0"]
-    assert len(refused) == 2  # the first refusal, and one summary of the other 289
-    assert "289 more requests over the client's share" in next(
+    assert len(refused) == 2  # the first refusal, and one summary of the other 293
+    assert "293 more requests over the client's share" in next(
         e["outcomeDesc"] for e in refused if "period" in e
     )
+
+
+def test_a_larger_share_runs_more_heavy_requests_at_once(app, monkeypatch):
+    monkeypatch.setattr("fhir.fair_share.time.time", lambda: 1_000.0)
+    share = FairShare(app)
+    limits = HospitalLimits("600000/minute", Rate(10_000, 10_000), "1e6/minute", Rate(1e6, 1e6))
+    running = [share.admit(limits, "h", "c", 10, heavy=True) for _ in range(11)]
+    # Each holds a second of work (1,000 points) of the 10,000-point bucket while it runs.
+    assert [isinstance(a, Admission) for a in running] == [True] * 10 + [False]
