@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import parse_qsl
 
+from app.unstorable import URL_UNSTORABLE
+
 CONTEXTS = ("patient", "user", "system")
 V2_ORDER = "cruds"
 V1_PERMISSIONS = {"read": frozenset("rs"), "write": frozenset("cud"), "*": frozenset(V2_ORDER)}
@@ -43,8 +45,6 @@ _SCOPE = re.compile(
     r"(?P<context>patient|user|system)/(?P<type>\*|[A-Z][A-Za-z]{1,63})"
     r"\.(?P<perm>read|write|\*|c?r?u?d?s?)(?:\?(?P<query>[\x21\x23-\x3e\x40-\x5b\x5d-\x7e]+))?"
 )
-# Control characters and lone surrogates, once a restriction's percent-encoding is decoded.
-_CONTROL = re.compile(r"[\x00-\x1f\ud800-\udfff]")
 
 
 class ScopeError(ValueError):
@@ -72,7 +72,8 @@ class SmartScope:
             pairs = parse_qsl(match["query"], keep_blank_values=False, strict_parsing=False)
             if not pairs:
                 raise ScopeError(f"empty search restriction: {text[:100]!r}")
-            if any(_CONTROL.search(key) or _CONTROL.search(value) for key, value in pairs):
+            # Control characters and lone surrogates, once the percent-encoding is decoded.
+            if any(URL_UNSTORABLE.search(key) or URL_UNSTORABLE.search(value) for key, value in pairs):
                 # %00 decodes to a NUL, which no query (nor PostgreSQL) may carry.
                 raise ScopeError(f"a control character in a search restriction: {text[:100]!r}")
             query = frozenset(pairs)
