@@ -96,11 +96,19 @@ def _rewrite_references(value, mapping: dict[str, str]):
     return value
 
 
+def _is_conditional(reference: str) -> bool:
+    """``Type?criteria``: the part before the ``?`` is a bare name, whatever the criteria hold
+    (an identifier system is usually a URL: ``Patient?identifier=https://h.example/mrn|1``).
+    An absolute URL or a ``Type/id`` with a query is a plain reference and stays as it is."""
+    head, question, _ = reference.partition("?")
+    return bool(question) and "/" not in head and ":" not in head
+
+
 def _resolve_conditional_references(repo: SqlRepository, value, index: int):
     """``Patient?identifier=x`` references must match exactly one resource (http.html#trules)."""
     if isinstance(value, dict):
         for key, item in list(value.items()):
-            if key == "reference" and isinstance(item, str) and "?" in item and "://" not in item:
+            if key == "reference" and isinstance(item, str) and _is_conditional(item):
                 resource_type, _, criteria = item.partition("?")
                 if not is_resource_type(resource_type):
                     raise _fail(index, f"Bad conditional reference {item[:80]!r}.")
@@ -118,6 +126,20 @@ def _resolve_conditional_references(repo: SqlRepository, value, index: int):
         for item in value:
             if isinstance(item, dict | list):
                 _resolve_conditional_references(repo, item, index)
+
+
+def _claim(written: dict, entry: _Entry, resource_id: str | None) -> None:
+    """http.html#trules: a transaction whose writes (conditional ones once resolved) touch one
+    resource twice fails; which of the two would win is not defined."""
+    if resource_id is None:
+        return
+    key = (entry.resource_type, resource_id)
+    if key in written:
+        raise FhirError.invalid(
+            f"{entry.method} writes {key[0]}/{key[1]}, which entry {written[key]} writes too; "
+            "a transaction may write each resource once."
+        )
+    written[key] = entry.index
 
 
 def _dumps(value) -> str:
@@ -192,27 +214,29 @@ class BundleProcessor:
         self.with_body = with_body
         self.read_bytes = 0  # what the GET entries have answered so far
 
-    def _execute(self, entry: _Entry) -> str:
+    def _execute(self, entry: _Entry) -> tuple[str, str | None]:
+        """The entry's response, and the id of the resource it wrote (None for reads and creates)."""
         repo, method = self.repo, entry.method
         if method in ("GET", "HEAD"):
-            return self._read(entry)
+            return self._read(entry), None
         if method == "DELETE":
             if entry.resource_id:
                 stored = interactions.delete(repo, entry.resource_type, entry.resource_id)
             else:
                 stored = conditional_delete(repo, entry.resource_type, entry.query)
-            return _response_entry(204, stored, self.base, False)
+            deleted = entry.resource_id or (stored.id if stored else None)
+            return _response_entry(204, stored, self.base, False), deleted
         if method == "POST":
             criteria = entry.request.get("ifNoneExist")
             if isinstance(criteria, str) and criteria:
                 stored, created = conditional_create(
                     repo, entry.resource_type, entry.resource, criteria.lstrip("?")
                 )
-                return _response_entry(201 if created else 200, stored, self.base, self.with_body)
+                return _response_entry(201 if created else 200, stored, self.base, self.with_body), None
             resource = validate_resource(entry.resource, entry.resource_type)
             resource.pop("id", None)
             stored = repo.create(resource, resource_id=entry.new_id)
-            return _response_entry(201, stored, self.base, self.with_body)
+            return _response_entry(201, stored, self.base, self.with_body), None
         if method == "PATCH":
             if not entry.resource_id:
                 raise _fail(entry.index, "PATCH needs Type/id.")
@@ -222,7 +246,7 @@ class BundleProcessor:
             stored = interactions.patch(
                 repo, entry.resource_type, entry.resource_id, patch, entry.request.get("ifMatch")
             )
-            return _response_entry(200, stored, self.base, self.with_body)
+            return _response_entry(200, stored, self.base, self.with_body), stored.id
         if entry.resource_id:
             stored, created = interactions.update(
                 repo, entry.resource_type, entry.resource_id, entry.resource, entry.request.get("ifMatch")
@@ -231,7 +255,7 @@ class BundleProcessor:
             stored, created = conditional_update(
                 repo, entry.resource_type, entry.query, entry.resource, entry.request.get("ifMatch")
             )
-        return _response_entry(201 if created else 200, stored, self.base, self.with_body)
+        return _response_entry(201 if created else 200, stored, self.base, self.with_body), stored.id
 
     def _read(self, entry: _Entry) -> str:
         segments = entry.path.split("/")
@@ -295,10 +319,12 @@ class BundleProcessor:
         results: dict[int, str] = {}
         ordered = sorted(entries, key=lambda e: (_ORDER[e.method], e.index))
         bodies = [e.resource for e in ordered if e.method in ("POST", "PUT") and isinstance(e.resource, dict)]
+        written: dict[tuple[str, str], int] = {}  # each resource a write touched: its entry
         with validation_helper.helper.validating(bodies):
             for entry in ordered:
                 try:
-                    results[entry.index] = self._execute(entry)
+                    results[entry.index], written_id = self._execute(entry)
+                    _claim(written, entry, written_id)
                 except FhirError as error:
                     error.issues = [
                         Issue(
@@ -322,7 +348,7 @@ class BundleProcessor:
                     entry.new_id = None
                     if isinstance(entry.resource, dict):
                         _resolve_conditional_references(self.repo, entry.resource, index)
-                    results.append(self._execute(entry))
+                    results.append(self._execute(entry)[0])
             except FhirError as error:
                 response = {"status": str(error.status), "outcome": error.outcome()}
                 results.append('{"response":' + _dumps(response) + "}")
