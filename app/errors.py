@@ -49,9 +49,17 @@ class ApiError(Exception):
         return cls(404, f"No such {what}.")
 
 
+# RFC 9110 §15.5.2: a 401 names how to authenticate. The portals and /api log in with a form
+# and keep a session cookie; HTTP registers no scheme for that, so the challenge follows the
+# cookie scheme once drafted for it (draft-broyer-http-cookie-auth): where to log in, which cookie.
+SESSION_CHALLENGE = 'Cookie realm="fhirgate", form-action="/login", cookie-name="fhirgate_session"'
+
+
 def api_error_response(status: int, message: str, code: str | None = None) -> Response:
     response = jsonify(error=code or _CODES.get(status, "error"), message=message)
     response.status_code = status
+    if status == 401:
+        response.headers["WWW-Authenticate"] = SESSION_CHALLENGE
     return response
 
 

@@ -14,8 +14,12 @@ from fhir.storage.sql import SqlRepository
 from oauth import InvalidTokenError, Principal, authenticate_bearer
 
 
-def _unauthorized(message: str) -> FhirError:
-    challenge = f'Bearer realm="fhirgate", error="invalid_token", error_description="{message}"'
+def _unauthorized(message: str, presented: bool) -> FhirError:
+    """RFC 6750 §3.1: ``invalid_token`` only when a token came; a request with no credential
+    at all gets the bare challenge, which tells it how to authenticate."""
+    challenge = 'Bearer realm="fhirgate"'
+    if presented:
+        challenge += f', error="invalid_token", error_description="{message}"'
     return FhirError(401, [Issue("login", message)], {"WWW-Authenticate": challenge})
 
 
@@ -31,7 +35,8 @@ def current_principal(hospital_id: str) -> Principal:
                 api_secret=request.headers.get("x-api-secret"),
             )
         except InvalidTokenError as error:
-            raise _unauthorized(str(error)) from None
+            presented = bool(request.headers.get("Authorization") or request.headers.get("x-api-key"))
+            raise _unauthorized(str(error), presented) from None
         g.fhir_principal = principal
     return principal
 

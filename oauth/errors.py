@@ -8,8 +8,9 @@ from authlib.oauth2.rfc6749.errors import InvalidClientError, OAuth2Error, Unsup
 class ClientAuthenticationFailed(InvalidClientError):
     """RFC 6749 §5.2 ``invalid_client``, always 401.
 
-    The ``WWW-Authenticate: Basic`` challenge is sent only when the client used HTTP Basic,
-    as §5.2 requires; the description never says whether the client id exists.
+    Every 401 carries a challenge (RFC 9110 §15.5.2): ``Basic``, the one way of sending client
+    credentials HTTP knows, with ``error="invalid_client"`` when the client used it (§5.2). The
+    description never says whether the client id exists.
     """
 
     status_code = 401
@@ -24,8 +25,8 @@ class ClientAuthenticationFailed(InvalidClientError):
             ("Cache-Control", "no-store"),
             ("Pragma", "no-cache"),
         ]
-        if self.basic:
-            headers.append(("WWW-Authenticate", 'Basic realm="fhirgate", error="invalid_client"'))
+        challenge = 'Basic realm="fhirgate"' + (', error="invalid_client"' if self.basic else "")
+        headers.append(("WWW-Authenticate", challenge))
         return headers
 
 

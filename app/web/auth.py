@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import redirect, render_template, request, url_for
 
+from app.errors import SESSION_CHALLENGE
 from app.login_limits import login_throttled
 from app.sessions import (
     MAX_EMAIL,
@@ -57,11 +58,11 @@ def login():
         page = render_template(
             "web/login.html", next=target, error="Enter your e-mail and password.", email=email
         )
-        return page, 401
+        return page, 401, {"WWW-Authenticate": SESSION_CHALLENGE}
     user = check_login(email, password)
     if user is None:
         page = render_template("web/login.html", next=target, error="Wrong e-mail or password.", email=email)
-        return page, 401
+        return page, 401, {"WWW-Authenticate": SESSION_CHALLENGE}
     response = redirect(target or landing_url(user), code=303)
     forget_current_session()
     start_session(user, response)

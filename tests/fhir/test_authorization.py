@@ -159,5 +159,6 @@ def test_missing_or_malformed_tokens_are_401(world, client, header):
     headers = {"Authorization": header} if header else {}
     response = client.get("/fhir/general/Patient/p1", headers=headers)
     assert response.status_code == 401
-    assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+    # RFC 6750 §3.1: an error code only when a credential came
+    assert ('error="invalid_token"' in response.headers["WWW-Authenticate"]) == (header is not None)
     assert response.get_json()["resourceType"] == "OperationOutcome"

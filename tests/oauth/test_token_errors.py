@@ -32,13 +32,14 @@ def test_wrong_secret_is_invalid_client_with_basic_challenge(client, key):
     assert response.headers["WWW-Authenticate"].startswith("Basic ")
 
 
-def test_wrong_secret_by_post_is_invalid_client_without_basic_challenge(client, key):
+def test_wrong_secret_by_post_is_invalid_client_with_a_plain_basic_challenge(client, key):
+    """A 401 always carries a challenge (RFC 9110 §15.5.2); the error goes with Basic only."""
     response = client.post(
         "/oauth/token",
         data={"grant_type": "client_credentials", "client_id": key.key, "client_secret": "nope"},
     )
     assert_oauth_error(response, 401, "invalid_client")
-    assert "WWW-Authenticate" not in response.headers
+    assert response.headers["WWW-Authenticate"] == 'Basic realm="fhirgate"'
 
 
 def test_unknown_client_is_indistinguishable_from_a_wrong_secret(client, key):
