@@ -95,6 +95,15 @@ def _check_header(header: dict) -> tuple[str, str | None]:
     return alg, kid
 
 
+def _check_jku(client: OAuthClient, header: dict) -> None:
+    """SMART Backend Services: a ``jku`` header SHALL match the JWK Set URL the client registered.
+    The keys come from the registration whatever the header says; one that names another set
+    (or any set, for a client that registered its keys inline) is refused, not overlooked."""
+    jku = header.get("jku")
+    if jku is not None and (not client.jwks_uri or jku != client.jwks_uri):
+        raise AssertionRefused("its jku header is not the client's registered jwks_uri.")
+
+
 def _client_id(payload: dict, form_client_id: str | None) -> str:
     issuer, subject = payload.get("iss"), payload.get("sub")
     if not isinstance(issuer, str) or issuer != subject or not CLIENT_ID.fullmatch(issuer):
@@ -163,6 +172,7 @@ def _check_claims(payload: dict) -> tuple[str, float]:
 def _verify(client: OAuthClient, parts: tuple[dict, dict, bytes, bytes]) -> None:
     header, payload, signature, signing_input = parts
     alg, kid = _check_header(header)
+    _check_jku(client, header)
     key = _client_keys(client, kid).for_header(kid, alg)
     if key is None:
         what = "the assertion's kid" if kid is not None else "an assertion without a kid"

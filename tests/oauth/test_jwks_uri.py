@@ -251,3 +251,15 @@ def test_a_slow_name_lookup_is_given_up_on(monkeypatch):
 )
 def test_internal_addresses_inside_ipv6_and_non_ascii_urls_are_refused(uri):
     assert jwks_uri_problem(uri, local_ok=False) is not None
+
+
+def test_a_jku_header_must_be_the_registered_jwks_uri(client, developer, registered, host, key):
+    """SMART Backend Services: a jku that names another key set is refused, even though the key
+    that signed it is the registered one; the registered URL itself is fine."""
+    elsewhere = key.assertion(registered.key, header={"jku": "https://attacker.example/jwks.json"})
+    response = client.post("/oauth/token", data=assertion_form(elsewhere))
+    assert response.status_code == 401 and response.get_json()["error"] == "invalid_client"
+    assert "jku" in failure(developer, registered.key)
+
+    same = key.assertion(registered.key, header={"jku": host.url})
+    assert client.post("/oauth/token", data=assertion_form(same)).status_code == 200

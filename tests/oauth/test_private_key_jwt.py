@@ -512,3 +512,9 @@ def test_a_high_s_client_assertion_is_accepted_once_whatever_its_spelling(
     high, low = (assertion, other) if s > order // 2 else (other, assertion)
     assert post_assertion(client, high).status_code == 200
     assert_refused(post_assertion(client, low), "jti")
+
+
+def test_a_jku_header_is_refused_when_the_client_registered_its_keys_inline(client, app_with_key, key):
+    """SMART Backend Services: a jku SHALL match the registered JWK Set URL; this client has none."""
+    assertion = key.assertion(app_with_key.key, header={"jku": "https://attacker.example/jwks.json"})
+    assert_refused(post_assertion(client, assertion), "jku", assertion)
