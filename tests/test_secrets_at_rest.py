@@ -27,7 +27,7 @@ from oauth.models import OAuthClient, SigningKey
 from tests.conftest import PASSWORD, Credential, basic_auth, token_request
 
 PORTAL_PASSWORD = "portal password of patient seven"
-GIVEN_APP_SECRET = "a developer chosen secret, long enough 0123456789"
+GIVEN_APP_SECRET = "a-developer-chosen-secret.long-enough_0123456789"
 SESSION_COOKIE = "fhirgate_session"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import jsonify
 
 from app.api import bp
@@ -60,12 +62,18 @@ def _secret_response(new, status: int):
     return response
 
 
+# RFC 3986's unreserved characters, those of a generated secret (base64url) and a few more: a
+# secret of these reads the same whether or not a client form-encodes its Basic credentials
+# (RFC 6749 §2.3.1 asks it to; several do not, and then "+", "%" or ":" break them).
+_URL_SAFE_SECRET = re.compile(r"[A-Za-z0-9._~-]+")
+
+
 def given_secret_problem(secret: object) -> str | None:
     """What is wrong with a client secret the developer chose, or None."""
     if not isinstance(secret, str) or not MIN_GIVEN_SECRET_LENGTH <= len(secret) <= 512:
         return f"needs {MIN_GIVEN_SECRET_LENGTH} to 512 characters."
-    if not secret.isprintable() or secret != secret.strip():
-        return "must be printable, without surrounding spaces."
+    if not _URL_SAFE_SECRET.fullmatch(secret):
+        return "may hold only letters, digits and - . _ ~ (characters every client sends unchanged)."
     return None
 
 

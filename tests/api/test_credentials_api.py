@@ -110,7 +110,7 @@ def test_patient_holds_many_named_credentials(make):
 
 def test_application_with_a_given_secret(make, sandbox, client):
     developer = make.as_role("developer")
-    secret = "my-own-secret-that-is-long-enough-1234"
+    secret = "my-own_secret.that~is-long-enough-1234"
     response = developer.post("/api/apps", json={"name": "Scheduler", "client_secret": secret})
     assert response.status_code == 201
     body = response.get_json()
@@ -118,8 +118,23 @@ def test_application_with_a_given_secret(make, sandbox, client):
     assert token_request(client, Credential(body["client_id"], secret, body)).status_code == 200
 
 
-@pytest.mark.parametrize("secret", ["short", "x" * 31, 12345, " " + "y" * 40, "z" * 600])
-def test_application_secret_too_weak_is_400(make, secret):
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "short",
+        "x" * 31,
+        12345,
+        " " + "y" * 40,
+        "z" * 600,
+        # characters a client that does not form-encode Basic credentials sends wrong
+        "with+plus+and/slash/" + "y" * 30,
+        "percent%41" + "y" * 30,
+        "colon:" + "y" * 30,
+        "space inside " + "y" * 30,
+        "ünïcödé" + "y" * 30,
+    ],
+)
+def test_a_given_secret_too_weak_or_not_url_safe_is_400(make, secret):
     developer = make.as_role("developer")
     response = developer.post("/api/apps", json={"name": "Scheduler", "client_secret": secret})
     assert response.status_code == 400

@@ -146,3 +146,9 @@ def test_a_request_message_with_control_characters_is_refused(make, developer):
         f"/developer/apps/{mine.key}/access-requests", data={**form, "message": "hi\x00"}
     )
     assert refused.status_code == 400 and b"control characters" in refused.data
+
+
+def test_a_chosen_secret_with_characters_clients_send_wrong_is_refused(developer):
+    """A client that does not form-encode Basic credentials would send "+" or "%" wrong."""
+    response, _ = add_app(developer, secret="plus+and%percent" + "s" * 30)
+    assert response.status_code == 400 and b"letters, digits and - . _ ~" in response.data
