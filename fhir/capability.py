@@ -57,6 +57,7 @@ def _rest_resources() -> tuple[dict, ...]:
             "readHistory": True,
             "updateCreate": True,
             "conditionalCreate": True,
+            "conditionalRead": "full-support",  # If-None-Match and If-Modified-Since
             "conditionalUpdate": True,
             "conditionalDelete": "single",
             "searchParam": search_params_of(resource_type),

@@ -14,11 +14,11 @@ whose limits this worker last read over 30 s ago, goes to the view (which answer
 reads the limits).
 
 It answers a 200 only, and only when nothing narrows the read beyond the scope check: no
-query string, no XML in ``Accept``, a hospital this worker has seen, a scope without search
-restrictions, and for a patient token only its own Patient (the compartment of any other
-type needs a query the view makes). Everything else — every error, every other request —
-goes on untouched to the Flask view, which decides and renders it. PostgreSQL only (direct
-reads); ``FHIRGATE_READ_FAST_PATH=0`` turns it off.
+query string, an ``Accept`` it meets (JSON, R4B), no conditional read headers, a hospital
+this worker has seen, a scope without search restrictions, and for a patient token only its
+own Patient (the compartment of any other type needs a query the view makes). Everything
+else — every error, every other request — goes on untouched to the Flask view, which decides
+and renders it. PostgreSQL only (direct reads); ``FHIRGATE_READ_FAST_PATH=0`` turns it off.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from app.fast_path import FastPath
 from fhir.audit import INTERACTIONS, RequestFacts, audit_writer
 from fhir.errors import FhirError
 from fhir.fair_share import WEIGHTS, Admission
-from fhir.http import resource_headers
+from fhir.http import accepts_this_server, resource_headers
 from fhir.policy import AccessPolicy
 from fhir.storage.sql import CURRENT_ROW_COLUMNS, stored_from_text
 from fhir.validation import is_resource_type
@@ -47,8 +47,17 @@ _ROW_WITH_EPOCH = (
     " ON r.hospital_id = $1 AND r.resource_type = $2 AND r.id = $3"
 )
 _CONTENT_TYPE = ("Content-Type", f"{FHIR_JSON}; charset=utf-8")
+_PLAIN_ACCEPTS = frozenset({FHIR_JSON, "application/json", "*/*"})  # met without parsing
 # A read here takes a fraction of a millisecond: its weight is all it costs (fhir/fair_share.py).
 READ = WEIGHTS["read"]
+
+
+def _plain(environ) -> bool:
+    """No conditional read and an ``Accept`` this server meets: otherwise the view decides."""
+    if "HTTP_IF_NONE_MATCH" in environ or "HTTP_IF_MODIFIED_SINCE" in environ:
+        return False
+    accept = environ.get("HTTP_ACCEPT")
+    return accept is None or accept in _PLAIN_ACCEPTS or accepts_this_server(accept)
 
 
 class ReadFastPath(FastPath):
@@ -65,7 +74,7 @@ class ReadFastPath(FastPath):
 
     def answer(self, environ) -> tuple[bytes, list[tuple[str, str]]] | None:
         matched = _READ_PATH.fullmatch(environ["PATH_INFO"])
-        if matched is None or environ.get("QUERY_STRING") or "xml" in environ.get("HTTP_ACCEPT", ""):
+        if matched is None or environ.get("QUERY_STRING") or not _plain(environ):
             return None
         hospital_id, resource_type, resource_id = matched.groups()
         if hospital_id not in self.app.extensions.get("fhirgate_known_hospitals", ()):

@@ -96,6 +96,11 @@ def test_over_https_both_answers_carry_hsts(postgres_only, general, get):
         ("/fhir/general/Observation/p1", {}, 403),  # a scope that does not cover it
         ("/fhir/general/Patient/p1?_format=xml", {}, 406),
         ("/fhir/general/Patient/p1", {"Accept": "application/fhir+xml"}, 406),
+        ("/fhir/general/Patient/p1", {"Accept": "application/fhir+json; fhirVersion=5.0"}, 406),
+        ("/fhir/general/Patient/p1", {"Accept": "application/fhir+json; fhirVersion=4.3"}, 200),
+        ("/fhir/general/Patient/p1", {"If-None-Match": 'W/"1"'}, 304),
+        ("/fhir/general/Patient/p1", {"If-None-Match": 'W/"2"'}, 200),
+        ("/fhir/general/Patient/p1", {"If-Modified-Since": "Fri, 01 Jan 2100 00:00:00 GMT"}, 304),
         ("/fhir/general/Patient/p1?_summary=true", {}, 200),
         ("/fhir/general/Nonsense/p1", {}, 404),  # unknown type
         ("/fhir/elsewhere/Patient/p1", {}, 404),  # no such hospital
