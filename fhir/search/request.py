@@ -108,6 +108,9 @@ class SearchQuery:
     includes: tuple[Include, ...] = ()
     revincludes: tuple[Include, ...] = ()
     ignored: tuple[str, ...] = field(default=())
+    # The (name, value) pairs as applied: what the self link and the paging cursor carry, so
+    # that neither claims a parameter the server left out under handling=lenient.
+    applied: tuple[tuple[str, str], ...] = field(default=())
 
 
 def _split_values(raw: str) -> list[str]:
@@ -259,12 +262,18 @@ def parse_search(resource_type: str, args: list[tuple[str, str]], *, lenient: bo
     elements: list[str] = []
     count, total, summary_count = DEFAULT_COUNT, "accurate", False
     value_count = 0
+    applied: list[tuple[str, str]] = []
     for key, raw in args:
+        problems_before = len(parser.ignored)
+        if key == "_sort":
+            keys = parser.sort(raw)
+            sort.extend(keys)
+            if keys:  # only the keys it sorts by, when lenient handling left some out
+                applied.append((key, ",".join(("-" if k.descending else "") + k.name for k in keys)))
+            continue
         if key in CONTROL:
             if key == "_count":
                 count = _count(raw)
-            elif key == "_sort":
-                sort.extend(parser.sort(raw))
             elif key == "_total":
                 if raw not in ("none", "estimate", "accurate"):
                     parser.problem("_total takes none, estimate or accurate.")
@@ -280,14 +289,16 @@ def parse_search(resource_type: str, args: list[tuple[str, str]], *, lenient: bo
                 include = parser.include(raw, reverse=key == "_revinclude")
                 if include:
                     (revincludes if key == "_revinclude" else includes).append(include)
-            continue
-        values = _split_values(raw)
-        value_count += len(values)
-        if value_count > MAX_VALUES:
-            raise FhirError.invalid(f"A search may carry at most {MAX_VALUES} values.")
-        criterion = parser.criterion(key, values)
-        if criterion is not None:
-            criteria.append(criterion)
+        else:
+            values = _split_values(raw)
+            value_count += len(values)
+            if value_count > MAX_VALUES:
+                raise FhirError.invalid(f"A search may carry at most {MAX_VALUES} values.")
+            criterion = parser.criterion(key, values)
+            if criterion is not None:
+                criteria.append(criterion)
+        if len(parser.ignored) == problems_before:
+            applied.append((key, raw))
     includes, revincludes = list(dict.fromkeys(includes)), list(dict.fromkeys(revincludes))
     if len(includes) + len(revincludes) > MAX_INCLUDES:
         raise FhirError.invalid(f"A search may carry at most {MAX_INCLUDES} _include and _revinclude.")
@@ -314,6 +325,7 @@ def parse_search(resource_type: str, args: list[tuple[str, str]], *, lenient: bo
         tuple(includes),
         tuple(revincludes),
         tuple(parser.ignored),
+        tuple(applied),
     )
 
 

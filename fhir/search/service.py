@@ -163,12 +163,15 @@ def search(ctx: SearchContext, resource_type: str, args: list[tuple[str, str]], 
         entries.append('{"resource":' + orjson.dumps(outcome).decode() + ',"search":{"mode":"outcome"}}')
 
     def page_url(page_offset: int) -> str:
-        state = {"h": ctx.hospital_id, "c": ctx.client_id, "t": resource_type, "q": args}
+        state = {"h": ctx.hospital_id, "c": ctx.client_id, "t": resource_type, "q": query.applied}
         state.update(o=page_offset, s=snapshot)
         return f"{base}/{resource_type}?{urlencode({'_cursor': encode_cursor(state)})}"
 
     links = [
-        {"relation": "self", "url": page_url(offset) if cursor else _self_url(base, resource_type, args)}
+        {
+            "relation": "self",
+            "url": page_url(offset) if cursor else _self_url(base, resource_type, query.applied),
+        }
     ]
     # A page the byte budget ended early goes on where it stopped (search.html#count).
     ended_early = len(matches) < len(rows)
@@ -181,7 +184,7 @@ def search(ctx: SearchContext, resource_type: str, args: list[tuple[str, str]], 
     return bundle_text("searchset", entries, total=total, links=links)
 
 
-def _self_url(base: str, resource_type: str, args: list[tuple[str, str]]) -> str:
+def _self_url(base: str, resource_type: str, args) -> str:
     query = urlencode(args)
     return f"{base}/{resource_type}" + (f"?{query}" if query else "")
 

@@ -48,15 +48,14 @@ def people(fhir, make, client, app):
     return patient_token, system_token
 
 
-def test_two_puts_of_one_resource_in_a_transaction_leave_no_stale_index(fhir, people):
+def test_two_puts_of_one_resource_in_a_batch_leave_no_stale_index(fhir, people):
+    """(A transaction may not write one resource twice: tests/fhir/test_transaction_rules.py.)"""
     patient_token, _ = people
     entries = [
         {"resource": {**obs("p1"), "id": "x"}, "request": {"method": "PUT", "url": "Observation/x"}},
         {"resource": {**obs("p2"), "id": "x"}, "request": {"method": "PUT", "url": "Observation/x"}},
     ]
-    assert (
-        fhir.post("", {"resourceType": "Bundle", "type": "transaction", "entry": entries}).status_code == 200
-    )
+    assert fhir.post("", {"resourceType": "Bundle", "type": "batch", "entry": entries}).status_code == 200
     assert patient_token("p1").get("/Observation/x").status_code == 404
     assert fhir.ids("Observation?subject=Patient/p1") == []
     assert fhir.ids("Observation?subject=Patient/p2") == ["x"]

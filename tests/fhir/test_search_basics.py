@@ -238,3 +238,22 @@ def test_lenient_handling_ignores_unknown_parameters(fhir, data):
     assert matches == [data["bob"]["id"]]
     outcome = [e for e in bundle["entry"] if e["search"]["mode"] == "outcome"]
     assert outcome and "nonsense" in outcome[0]["resource"]["issue"][0]["diagnostics"]
+
+
+def test_the_lenient_self_link_lists_only_the_parameters_applied(fhir, data):
+    """search.html#lenient: the self link says what the server did, not what was asked."""
+    lenient = {"Prefer": "handling=lenient"}
+    query = "/Observation?nonsense=1&code=8867-4&_sort=nosuchkey,-date&_total=maybe&_count=1"
+    bundle = fhir.get(query, headers=lenient).get_json()
+
+    self_url = next(link["url"] for link in bundle["link"] if link["relation"] == "self")
+    assert self_url.endswith("/Observation?code=8867-4&_sort=-date&_count=1")
+    # the next page carries only what was applied, and needs no Prefer header to be followed
+    seen = [bundle["entry"][0]["resource"]["id"]]
+    while nxt := next((link["url"] for link in bundle["link"] if link["relation"] == "next"), None):
+        response = fhir.client.get(nxt, headers=fhir.headers())
+        assert response.status_code == 200, response.get_json()
+        bundle = response.get_json()
+        seen += [e["resource"]["id"] for e in bundle["entry"] if e["search"]["mode"] == "match"]
+    expected = [data["anna_hr2"]["id"], data["anna_hr"]["id"], data["bob_hr"]["id"]]
+    assert seen == expected

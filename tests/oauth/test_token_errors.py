@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import base64
+from urllib.parse import quote_plus
 
 import pytest
+from sqlalchemy import select
 
+from app.extensions import db
+from app.models import User
+from oauth import create_application
 from tests.conftest import BASE_URL, basic_auth, token_request
 
 
@@ -248,14 +253,17 @@ def test_scope_with_a_trailing_newline_or_tab_is_invalid_scope(client, key):
     )
 
 
-def test_basic_credentials_are_form_decoded(client, make, sandbox):
-    """RFC 6749 §2.3.1: id and secret are form-urlencoded before Base64."""
-    developer = make.as_role("developer")
+def test_basic_credentials_are_form_decoded(app, client, make, sandbox):
+    """RFC 6749 §2.3.1: id and secret are form-urlencoded before Base64. A secret chosen before
+    given secrets were held to URL-safe characters may still hold others."""
+    developer_email = make.user("developer")
     secret = "a secret+with spaces%and-plus-signs-0123456789"
-    created = developer.post("/api/apps", json={"name": "x", "client_secret": secret}).get_json()
-    from urllib.parse import quote_plus
+    with app.app_context():
+        developer = db.session.execute(select(User).where(User.email == developer_email)).scalar_one()
+        client_id = create_application("x", developer.id, secret, None).client.client_id
+        db.session.commit()
 
-    encoded = base64.b64encode(f"{quote_plus(created['client_id'])}:{quote_plus(secret)}".encode()).decode()
+    encoded = base64.b64encode(f"{quote_plus(client_id)}:{quote_plus(secret)}".encode()).decode()
     response = client.post(
         "/oauth/token",
         data={"grant_type": "client_credentials"},
