@@ -27,11 +27,11 @@ from sqlalchemy import bindparam
 from app.extensions import db
 from fhir.audit_index import audit_index
 from fhir.audit_tally import RefusalTally, period_text
+from fhir.model_classes import is_resource_type
 from fhir.response_size import returned_resources
 from fhir.search.registry import indexed_params
 from fhir.storage.repository import format_instant
 from fhir.storage.sql import SqlRepository, time_ordered_id
-from fhir.validation import is_resource_type
 from oauth import OAuthClient
 
 log = logging.getLogger(__name__)

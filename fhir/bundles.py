@@ -17,9 +17,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-from fhir import interactions, validation_helper
+from fhir import exact_json, interactions, validation_helper
 from fhir.conditional import conditional_create, conditional_delete, conditional_update
 from fhir.errors import FhirError, Issue
+from fhir.model_classes import is_resource_type
 from fhir.response_size import (
     MAX_BUNDLE_READ_BYTES,
     MAX_BUNDLE_READ_ENTRIES,
@@ -30,7 +31,7 @@ from fhir.response_size import (
 from fhir.search.request import DEFAULT_COUNT, MAX_COUNT
 from fhir.storage.repository import StoredResource, format_instant
 from fhir.storage.sql import SqlRepository, new_id
-from fhir.validation import is_resource_type, validate_resource
+from fhir.validation import validate_resource
 
 MAX_ENTRIES = 10_000
 _READS = ("GET", "HEAD")
@@ -242,7 +243,7 @@ class BundleProcessor:
                 raise _fail(entry.index, "PATCH needs Type/id.")
             patch = entry.resource
             if isinstance(patch, dict) and patch.get("resourceType") == "Binary":
-                patch = orjson.loads(_binary_text(patch, entry.index))
+                patch = exact_json.loads(_binary_text(patch, entry.index))
             stored = interactions.patch(
                 repo, entry.resource_type, entry.resource_id, patch, entry.request.get("ifMatch")
             )

@@ -7,8 +7,8 @@ from functools import cache
 from flask import current_app
 
 from fhir.http import base_url
+from fhir.model_classes import is_resource_type
 from fhir.search.registry import indexed_params, resource_types
-from fhir.validation import is_resource_type
 from fhir.version import FHIR_JSON, FHIR_VERSION
 
 INTERACTIONS = tuple(

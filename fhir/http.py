@@ -6,6 +6,7 @@ import orjson
 from flask import Response, current_app, request
 
 from app.json_depth import nested_within
+from fhir import exact_json
 from fhir.errors import INFORMATIONAL, FhirError, Issue, operation_outcome
 from fhir.storage.repository import StoredResource
 from fhir.version import FHIR_JSON, FHIR_VERSION
@@ -87,8 +88,8 @@ def json_body(allowed: tuple[str, ...] = JSON_TYPES):
     if b"\\u0000" in raw or b"\x00" in raw:
         raise FhirError.invalid("The body contains a NUL character, which FHIR strings may not hold.")
     try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as error:
+        body = exact_json.loads(raw)
+    except ValueError as error:
         raise FhirError.invalid(f"The body is not valid JSON: {str(error)[:200]}") from None
     if not nested_within(body, MAX_BODY_DEPTH):
         raise FhirError.invalid(f"The body is nested deeper than {MAX_BODY_DEPTH} levels.")

@@ -11,10 +11,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
-
 from app.extensions import db
 from app.json_depth import nested_within
+from fhir import exact_json
 from fhir.bundles import process_bundle
 from fhir.errors import FhirError
 from fhir.http import MAX_BODY_DEPTH, base_url
@@ -89,8 +88,8 @@ def _resources_of(path: Path) -> Iterator[tuple[str, object]]:
 
 def _parse(raw: bytes, place: str) -> object:
     try:
-        item = orjson.loads(raw)
-    except orjson.JSONDecodeError as error:
+        item = exact_json.loads(raw)
+    except ValueError as error:
         raise ImportFailed(f"{place}: not valid JSON ({error})") from None
     if not nested_within(item, MAX_BODY_DEPTH):
         raise ImportFailed(f"{place}: nested deeper than {MAX_BODY_DEPTH} levels")

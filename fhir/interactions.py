@@ -6,8 +6,8 @@ import copy
 import re
 
 import jsonpatch
-import orjson
 
+from fhir import exact_json
 from fhir.errors import FhirError
 from fhir.storage.repository import Repository, StoredResource
 from fhir.validation import valid_id, validate_resource
@@ -76,7 +76,7 @@ def patch(
     if not isinstance(operations, list):
         raise FhirError.invalid("A JSON Patch document is a JSON array of operations.")
     try:
-        patched = jsonpatch.JsonPatch(copy.deepcopy(operations)).apply(orjson.loads(current.content))
+        patched = jsonpatch.JsonPatch(copy.deepcopy(operations)).apply(exact_json.loads(current.content))
     except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, ValueError) as error:
         raise FhirError.simple(
             422, "processing", f"The patch cannot be applied: {str(error)[:200]}"

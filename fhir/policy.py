@@ -4,7 +4,7 @@ SMART App Launch 2.x scopes (v1 ``read``/``write`` and v2 ``cruds``, ``*`` types
 search restrictions) are mapped onto FHIR interactions: read and vread need ``r``, search
 and history ``s``, create ``c``, update and patch ``u``, delete ``d``. Deny by default:
 an interaction no scope covers is refused, a resource outside the patient's compartment
-does not exist for a patient token.
+does not exist for a patient token (``SHARED_WITH_PATIENTS`` aside, which it may read).
 """
 
 from __future__ import annotations
@@ -26,6 +26,15 @@ LETTER = {
     "patch": "u",
     "delete": "d",
 }
+
+
+# Directory resources a patient's record points to — who treated them, where, with which
+# medication — though no patient's compartment holds them. A patient token reads and searches
+# them across its hospital (its scopes permitting), as SMART servers let patient apps do; it
+# never writes them.
+SHARED_WITH_PATIENTS = frozenset(
+    {"Practitioner", "PractitionerRole", "Organization", "Location", "Medication"}
+)
 
 
 # The audit trail: no ``*`` scope covers it (``oauth.NAMED_ONLY_TYPES``, which the token
@@ -98,8 +107,12 @@ class AccessPolicy:
         """How resources of a type may be shown (included, chained, listed): ``False`` not
         at all, ``None`` without condition, or only those matching one of the returned v2
         search restrictions. ``letters``: the permissions that count (history: ``s``)."""
-        in_compartment = resource_type == "Patient" or patient_compartment_params(resource_type)
-        if self.patient_id is not None and not in_compartment:
+        in_reach = (
+            resource_type == "Patient"
+            or resource_type in SHARED_WITH_PATIENTS
+            or patient_compartment_params(resource_type)
+        )
+        if self.patient_id is not None and not in_reach:
             return False
         covering = [scope for letter in letters for scope in self._covering(letter, resource_type)]
         if not covering:

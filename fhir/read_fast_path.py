@@ -31,9 +31,9 @@ from fhir.audit import INTERACTIONS, RequestFacts, audit_writer
 from fhir.errors import FhirError
 from fhir.fair_share import WEIGHTS, Admission
 from fhir.http import accepts_this_server, resource_headers
+from fhir.model_classes import is_resource_type
 from fhir.policy import AccessPolicy
 from fhir.storage.sql import CURRENT_ROW_COLUMNS, stored_from_text
-from fhir.validation import is_resource_type
 from fhir.version import FHIR_JSON
 from oauth import EPOCH_QUERY, InvalidTokenError, adopt_request_epoch, principal_for, verified_claims
 

@@ -15,13 +15,13 @@ import orjson
 from sqlalchemy import ColumnElement, and_, false, or_, select
 
 from fhir.errors import FhirError, Issue
-from fhir.policy import AccessPolicy
+from fhir.policy import SHARED_WITH_PATIENTS, AccessPolicy
 from fhir.search.builder import SearchBuilder
 from fhir.search.extract import extract
 from fhir.search.registry import patient_compartment_params
 from fhir.search.request import parse_search
 from fhir.storage import tables
-from fhir.storage.repository import HistoryEntry, StoredResource
+from fhir.storage.repository import HistoryPage, StoredResource
 from fhir.storage.sql import SqlRepository
 
 _PRIMARY_UNSET = object()
@@ -54,6 +54,8 @@ class ScopedRepository:
             return None
         if resource_type == "Patient":
             return id_column == patient_id
+        if resource_type in SHARED_WITH_PATIENTS:
+            return None  # readable hospital-wide; _check_writable_scope keeps them from writes
         if not patient_compartment_params(resource_type):
             return false()
         c = tables.compartments.c
@@ -128,6 +130,10 @@ class ScopedRepository:
             return False
         return extract(orjson.loads(content)).compartment_patients == {self.policy.patient_id}
 
+    def _patient_sees_version(self, stored: StoredResource) -> bool:
+        """A version a patient token may see: its own compartment's, or a shared type's."""
+        return stored.resource_type in SHARED_WITH_PATIENTS or self._in_own_compartment(stored.content)
+
     def _check_content(self, resource: dict, restrictions=None) -> None:
         """A patient's write must stay inside its own compartment, and nobody else's."""
         patient_id = self.policy.patient_id
@@ -159,7 +165,7 @@ class ScopedRepository:
             raise restricted_scope()
         self._check_visible(resource_type, resource_id)
         stored = self.inner.vread(resource_type, resource_id, version_id)
-        if self.policy.patient_id is not None and not self._in_own_compartment(stored.content):
+        if self.policy.patient_id is not None and not self._patient_sees_version(stored):
             # The resource is the patient's now, but this version was someone else's.
             raise FhirError.not_found(f"This {resource_type} has no such version.")
         return stored
@@ -176,33 +182,38 @@ class ScopedRepository:
         """Conditional criteria see only what the principal may see."""
         return self._repo(self._restrict()).find(resource_type, criteria, limit)
 
-    def everything(self, patient_id: str, args: list[tuple[str, str]]) -> str:
+    def everything(self, patient_id: str, args: list[tuple[str, str]], *, lenient: bool = False) -> str:
         restrictions = self.policy.require("read", "Patient")
         if self.policy.patient_id not in (None, patient_id):
             raise FhirError.not_found("No such Patient.")
         restrict = self._restrict(primary="Patient", primary_restrictions=restrictions)
-        return self._repo(restrict).everything(patient_id, args)
+        return self._repo(restrict).everything(patient_id, args, lenient=lenient)
 
-    def history(self, resource_type=None, resource_id=None, **kwargs) -> list[HistoryEntry]:
+    def history(self, resource_type=None, resource_id=None, **kwargs) -> HistoryPage:
         if resource_type and self.policy.require("history", resource_type):
             raise restricted_scope()
         if resource_id:
             if self.inner.current_version(resource_type, resource_id, lock=False) is None:
                 raise FhirError.not_found(f"No such {resource_type}.")
             self._check_visible(resource_type, resource_id)
-            entries = self.inner.history(resource_type, resource_id, **kwargs)
+            page = self.inner.history(resource_type, resource_id, **kwargs)
         else:
             # Whole-hospital history lists only types the scopes let the token search.
-            entries = self.inner.history(resource_type, None, visible=self._restrict("s"), **kwargs)
+            page = self.inner.history(resource_type, None, visible=self._restrict("s"), **kwargs)
+        entries = page.entries
         if self.policy.patient_id is not None:
             # Each version on its own merits: a resource may have moved between compartments.
-            entries = [e for e in entries if self._in_own_compartment(e.resource.content)]
+            entries = [e for e in entries if self._patient_sees_version(e.resource)]
         if any(self.policy.visibility(e.resource.resource_type, "s") for e in entries):
             raise restricted_scope()
-        return entries
+        return HistoryPage(entries, page.resume_below)
 
     # -- writes -----------------------------------------------------------------------
     def _check_writable_scope(self, interaction: str, resource_type: str):
+        if self.policy.patient_id is not None and resource_type in SHARED_WITH_PATIENTS:
+            raise FhirError(
+                403, [Issue("forbidden", f"A patient's token may read a {resource_type}, never change it.")]
+            )
         restrictions = self.policy.require(interaction, resource_type)
         if restrictions:
             raise restricted_scope()

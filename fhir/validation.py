@@ -10,37 +10,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from functools import cache
 from typing import Protocol
 
 from pydantic import ValidationError
 
 from fhir.errors import FhirError, Issue
-from fhir.resources.R4B import get_fhir_model_class
+from fhir.model_classes import model_class
+from fhir.resource_rules import rule_problems
 
 MAX_DEPTH = 64
+MAX_ISSUES = 100  # problems one OperationOutcome lists
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.")
-
-
-@cache
-def model_class(resource_type: str):
-    """The R4B model class of a resource type, or None when R4B has no such resource."""
-    if not resource_type.isascii() or not resource_type.isalpha() or not resource_type[:1].isupper():
-        return None
-    try:
-        cls = get_fhir_model_class(resource_type)
-    except (KeyError, ValueError, AttributeError, ImportError):
-        return None
-    # Only resources, not data types such as HumanName.
-    return cls if "resourceType" in getattr(cls, "model_fields", {}) or _is_resource(cls) else None
-
-
-def _is_resource(cls) -> bool:
-    return any(base.__name__ in ("Resource", "DomainResource") for base in cls.__mro__)
-
-
-def is_resource_type(resource_type: str) -> bool:
-    return model_class(resource_type) is not None
 
 
 def valid_id(value: object) -> bool:
@@ -106,19 +86,21 @@ def checked_model_class(resource: object, expected_type: str | None = None):
 
 
 def model_error(cls, resource: dict) -> FhirError | None:
-    """Validate against the R4B model; the 400 naming the elements at fault, or None."""
+    """Validate against the R4B model and the rules it leaves out (``fhir.resource_rules``);
+    the 400 listing every element at fault, or None."""
     resource_type = cls.__name__
+    issues, model = [], None
     try:
-        cls.model_validate(resource)
+        model = cls.model_validate(resource)
     except ValidationError as error:
-        issues = []
-        for detail in error.errors()[:20]:
+        for detail in error.errors()[:MAX_ISSUES]:
             path = _element_path(resource_type, detail.get("loc", ()))
             issues.append(Issue("structure", f"{path}: {detail.get('msg', 'invalid')}", expression=[path]))
-        return FhirError(400, issues)
     except (ValueError, TypeError) as error:
         return FhirError.invalid(f"The resource is not valid {resource_type}: {str(error)[:300]}")
-    return None
+    for code, path, message in rule_problems(resource, model)[: MAX_ISSUES - len(issues)]:
+        issues.append(Issue(code, f"{path}: {message}", expression=[path]))
+    return FhirError(400, issues) if issues else None
 
 
 # -- verdicts reached elsewhere (a validation helper process) ---------------------------

@@ -27,8 +27,10 @@ from pathlib import Path
 
 import orjson
 
+from fhir import exact_json
 from fhir.errors import FhirError, Issue
-from fhir.validation import Verdict, checked_model_class, model_class, model_error, verdicts_from
+from fhir.model_classes import model_class
+from fhir.validation import Verdict, checked_model_class, model_error, verdicts_from
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +174,7 @@ class ValidationHelper:
 
     # -- frames -------------------------------------------------------------------------
     def _send(self, items: list) -> None:
-        payload = orjson.dumps(items)
+        payload = exact_json.dumps(items)  # the helper validates each decimal as written
         self._outbox += _HEADER.pack(len(payload)) + payload
         self._pump(0)
 
@@ -311,7 +313,7 @@ def serve() -> None:
         if len(header) < _HEADER.size:
             return  # the server process went away
         (size,) = _HEADER.unpack(header)
-        items = orjson.loads(source.read(size))
+        items = exact_json.loads(source.read(size))
         write([[seq, _outcome(resource_type, resource)] for seq, resource_type, resource in items])
 
 

@@ -27,8 +27,9 @@ from fhir.http import (
     json_response,
     resource_response,
 )
+from fhir.model_classes import is_resource_type
 from fhir.retry import retried
-from fhir.validation import is_resource_type
+from fhir.subsetting import read_subset, subset_stored
 from oauth import smart_configuration
 
 bp = Blueprint("fhir", __name__, url_prefix="/fhir/<hospital_id>")
@@ -80,16 +81,23 @@ def _type(resource_type: str) -> str:
     return resource_type
 
 
+def _subset_response(stored):
+    """A read's answer, as its ``_summary`` or ``_elements`` ask."""
+    summary, elements = read_subset(
+        stored.resource_type, list(request.args.items(multi=True)), lenient=_lenient()
+    )
+    return resource_response(subset_stored(stored, summary, elements), g.hospital_id)
+
+
 @bp.get("/<resource_type>/<resource_id>")
 def read(resource_type, resource_id):
     repo = repository_for(current_principal(g.hospital_id), committed_only=True)
-    return resource_response(interactions.read(repo, _type(resource_type), resource_id), g.hospital_id)
+    return _subset_response(interactions.read(repo, _type(resource_type), resource_id))
 
 
 @bp.get("/<resource_type>/<resource_id>/_history/<version>")
 def vread(resource_type, resource_id, version):
-    stored = interactions.vread(_repo(), _type(resource_type), resource_id, version)
-    return resource_response(stored, g.hospital_id)
+    return _subset_response(interactions.vread(_repo(), _type(resource_type), resource_id, version))
 
 
 def _lenient() -> bool:
@@ -187,7 +195,8 @@ def batch_or_transaction():
 def everything(patient_id):
     """FHIR R4B patient-operation-everything: the patient and their compartment."""
     interactions.check_id(patient_id)
-    return _response(_repo().everything(patient_id, list(request.args.items(multi=True))), 200)
+    args = list(request.args.items(multi=True))
+    return _response(_repo().everything(patient_id, args, lenient=_lenient()), 200)
 
 
 @bp.get("/metadata")
@@ -238,7 +247,12 @@ def delete(resource_type, resource_id):
 
 def _history_response(resource_type=None, resource_id=None):
     bundle = history_bundle(
-        _repo(), base_url(g.hospital_id), request.url, request.args, resource_type, resource_id
+        _repo(),
+        base_url(g.hospital_id),
+        request.args.items(multi=True),
+        lenient=_lenient(),
+        resource_type=resource_type,
+        resource_id=resource_id,
     )
     return _response(bundle, 200)
 

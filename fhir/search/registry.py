@@ -1,6 +1,6 @@
 """The FHIR specification's search parameters and patient compartment, per resource type.
 
-Built from ``fhir/definitions`` (HL7 FHIR 4.0.1 SearchParameter resources, see its README);
+Built from ``fhir/definitions`` (HL7 FHIR 4.3.0 (R4B) SearchParameter resources, see its README);
 FHIR R4B search.html#params and compartmentdefinition-patient.html.
 """
 
@@ -177,8 +177,10 @@ def indexed_params(resource_type: str) -> Mapping[str, SearchParam]:
 
 @cache
 def resource_types() -> tuple[str, ...]:
-    """Return every resource type that the specification defines its own parameters for."""
-    return tuple(sorted(_specific()))
+    """Every R4B resource type (``resource-types.json``), those without parameters of their own
+    (Binary, Parameters...) included: the common ones (``_id``, ``_lastUpdated``) apply to all."""
+    listed = set(_read("resource-types.json")) | set(_specific())
+    return tuple(sorted(t for t in listed if _r4b_kind(t) is not None))
 
 
 @cache

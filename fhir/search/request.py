@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 
 from app.unstorable import URL_UNSTORABLE
 from fhir.errors import FhirError
+from fhir.model_classes import is_resource_type
 from fhir.search.registry import SearchParam, indexed_params
-from fhir.validation import is_resource_type
+from fhir.subsetting import element_names, summary_mode
 
 DEFAULT_COUNT = 20
 MAX_COUNT = 1000
@@ -104,6 +105,7 @@ class SearchQuery:
     count: int = DEFAULT_COUNT
     total: str = "accurate"  # accurate | none
     summary_count: bool = False
+    summary: str | None = None  # _summary=true|text|data (fhir.subsetting)
     elements: tuple[str, ...] = ()
     includes: tuple[Include, ...] = ()
     revincludes: tuple[Include, ...] = ()
@@ -260,7 +262,7 @@ def parse_search(resource_type: str, args: list[tuple[str, str]], *, lenient: bo
     includes: list[Include] = []
     revincludes: list[Include] = []
     elements: list[str] = []
-    count, total, summary_count = DEFAULT_COUNT, "accurate", False
+    count, total, summary_count, summary = DEFAULT_COUNT, "accurate", False, None
     value_count = 0
     applied: list[tuple[str, str]] = []
     for key, raw in args:
@@ -279,12 +281,16 @@ def parse_search(resource_type: str, args: list[tuple[str, str]], *, lenient: bo
                     parser.problem("_total takes none, estimate or accurate.")
                 total = "none" if raw == "none" else "accurate"
             elif key == "_summary":
-                if raw == "count":
-                    summary_count = True
-                elif raw != "false":
-                    parser.problem("Only _summary=count and _summary=false are supported.")
+                try:
+                    summary = summary_mode(raw)
+                except FhirError as error:
+                    parser.problem(error.issues[0].diagnostics)
+                summary_count = summary == "count"
             elif key == "_elements":
-                elements.extend(e.strip() for e in raw.split(",") if e.strip())
+                try:
+                    elements.extend(element_names(resource_type, [raw]))
+                except FhirError as error:
+                    parser.problem(error.issues[0].diagnostics)
             elif key in ("_include", "_revinclude"):
                 include = parser.include(raw, reverse=key == "_revinclude")
                 if include:
@@ -321,6 +327,7 @@ def parse_search(resource_type: str, args: list[tuple[str, str]], *, lenient: bo
         count,
         total,
         summary_count,
+        summary if summary in ("true", "text", "data") else None,
         tuple(elements),
         tuple(includes),
         tuple(revincludes),

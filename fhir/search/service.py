@@ -15,19 +15,15 @@ from app.time_limits import was_cancelled
 from app.timeutil import as_utc
 from fhir.bundle_builder import bundle_text, resource_entry
 from fhir.errors import FhirError, Issue, operation_outcome
-from fhir.interactions import WHOLE_NUMBER
-from fhir.response_size import fitted_page, fitting, note_returned
-from fhir.search.builder import Restriction, SearchBuilder, restrict_mixed_types
+from fhir.response_size import fitted_page, note_returned
+from fhir.search.builder import Restriction, SearchBuilder
 from fhir.search.cursor import decode_cursor, encode_cursor
-from fhir.search.registry import resource_types
 from fhir.search.request import SearchQuery, parse_search
 from fhir.storage import tables
 from fhir.storage.repository import StoredResource
+from fhir.subsetting import subset_stored
 
-DEFAULT_EVERYTHING_COUNT = 100
-MAX_EVERYTHING_COUNT = 1000
 MAX_INCLUDED = 1000
-SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
 
 
 @dataclass(frozen=True)
@@ -40,32 +36,17 @@ class SearchContext:
     base_url: str
     restrict: Restriction | None = None
 
+    def snapshot(self) -> int:
+        """The hospital's newest history ``seq``: pages of one search see what existed then."""
+        h = tables.history.c
+        query = select(func.max(h.seq)).where(h.hospital_id == self.hospital_id)
+        return self.session.execute(query).scalar() or 0
 
-def _snapshot(ctx: SearchContext) -> int:
-    h = tables.history.c
-    return ctx.session.execute(select(func.max(h.seq)).where(h.hospital_id == ctx.hospital_id)).scalar() or 0
-
-
-def _stored(resource_type: str, row) -> StoredResource:
-    return StoredResource(resource_type, row.id, row.version_id, as_utc(row.last_updated), False, row.content)
-
-
-def _subset(stored: StoredResource, elements: tuple[str, ...]) -> StoredResource:
-    """``_elements``: keep the named top-level elements (and the mandatory ones)."""
-    resource = orjson.loads(stored.content)
-    keep = {"resourceType", "id", "meta", *elements}
-    subset = {key: value for key, value in resource.items() if key in keep}
-    meta = dict(subset.get("meta") or {})
-    meta["tag"] = [*meta.get("tag", []), SUBSETTED]
-    subset["meta"] = meta
-    return StoredResource(
-        stored.resource_type,
-        stored.id,
-        stored.version_id,
-        stored.last_updated,
-        False,
-        orjson.dumps(subset).decode(),
-    )
+    @staticmethod
+    def stored(resource_type: str, row) -> StoredResource:
+        return StoredResource(
+            resource_type, row.id, row.version_id, as_utc(row.last_updated), False, row.content
+        )
 
 
 def _included(
@@ -113,7 +94,7 @@ def _fetch_into(ctx, builder: SearchBuilder, found: dict, resource_type: str, co
         .limit(MAX_INCLUDED)
     )
     for row in rows:
-        found.setdefault((resource_type, row.id), _stored(resource_type, row))
+        found.setdefault((resource_type, row.id), ctx.stored(resource_type, row))
 
 
 def search(ctx: SearchContext, resource_type: str, args: list[tuple[str, str]], *, lenient: bool) -> str:
@@ -129,7 +110,7 @@ def search(ctx: SearchContext, resource_type: str, args: list[tuple[str, str]], 
     query = parse_search(resource_type, args, lenient=lenient)
     builder = SearchBuilder(ctx.hospital_id, ctx.base_url, ctx.restrict)
     if snapshot is None:
-        snapshot = _snapshot(ctx)
+        snapshot = ctx.snapshot()
     try:
         total = None
         rows = []
@@ -142,7 +123,7 @@ def search(ctx: SearchContext, resource_type: str, args: list[tuple[str, str]], 
         elif offset == 0 and len(rows) < query.count:
             total = len(rows)
         matches, included = fitted_page(
-            [_stored(resource_type, row) for row in rows], lambda ids: _included(ctx, builder, query, ids)
+            [ctx.stored(resource_type, row) for row in rows], lambda ids: _included(ctx, builder, query, ids)
         )
     except OperationalError as error:
         # Every statement is bounded (app/time_limits.py); a batch entry's savepoint survives this.
@@ -150,8 +131,8 @@ def search(ctx: SearchContext, resource_type: str, args: list[tuple[str, str]], 
             raise FhirError.simple(400, "too-costly", "The search took too long; narrow it down.") from None
         raise
 
-    if query.elements:
-        matches = [_subset(m, query.elements) for m in matches]
+    if query.summary or query.elements:
+        matches = [subset_stored(m, query.summary, query.elements) for m in matches]
     base = ctx.base_url
     note_returned((*matches, *included))
     entries = [resource_entry(base, m, "match") for m in matches]
@@ -198,75 +179,3 @@ def find_ids(ctx: SearchContext, resource_type: str, criteria: str, limit: int) 
     builder = SearchBuilder(ctx.hospital_id, ctx.base_url, ctx.restrict)
     rows = ctx.session.execute(builder.page(query, offset=0, snapshot=None))
     return [row.id for row in rows]
-
-
-def everything(ctx: SearchContext, patient_id: str, args: list[tuple[str, str]]) -> str:
-    """Patient/$everything: the Patient and every resource in its compartment, paged."""
-    cursor = [value for key, value in args if key == "_cursor"]
-    count = DEFAULT_EVERYTHING_COUNT
-    offset, snapshot = 0, None
-    if cursor:
-        state = decode_cursor(cursor[-1], hospital_id=ctx.hospital_id, client_id=ctx.client_id)
-        if state.get("t") != f"Patient/{patient_id}/$everything":
-            raise FhirError.invalid("The paging cursor belongs to another request.")
-        offset, snapshot, count = int(state["o"]), int(state["s"]), int(state["n"])
-    else:
-        raw = [value for key, value in args if key == "_count"]
-        if raw:
-            count = max(
-                1, min(int(raw[-1]) if WHOLE_NUMBER.fullmatch(raw[-1]) else count, MAX_EVERYTHING_COUNT)
-            )
-        snapshot = _snapshot(ctx)
-    r = tables.resources.c
-    builder = SearchBuilder(ctx.hospital_id, ctx.base_url, ctx.restrict)
-    patient = ctx.session.execute(
-        select(r.id).where(
-            r.hospital_id == ctx.hospital_id,
-            r.resource_type == "Patient",
-            r.id == patient_id,
-            r.deleted == false(),
-            *builder.restriction("Patient", r.id),
-        )
-    ).first()
-    if patient is None:
-        raise FhirError.not_found("No such Patient.")
-    comp = tables.compartments.c
-    members = (
-        select(r.resource_type, r.id, r.version_id, r.last_updated, r.content)
-        .join(
-            tables.compartments,
-            (comp.hospital_id == r.hospital_id)
-            & (comp.resource_type == r.resource_type)
-            & (comp.resource_id == r.id),
-        )
-        .where(
-            comp.hospital_id == ctx.hospital_id,
-            comp.patient_id == patient_id,
-            r.deleted == false(),
-            r.created_seq <= snapshot,
-            *(
-                [restrict_mixed_types(ctx.restrict, r.resource_type, r.id, resource_types())]
-                if ctx.restrict
-                else []
-            ),
-        )
-        .order_by(r.resource_type, r.id)
-        .limit(count)
-        .offset(offset)
-    )
-    rows = list(ctx.session.execute(members))
-    members_found = [_stored(row.resource_type, row) for row in rows]
-    shown = members_found[: fitting(members_found)]
-    note_returned(shown)
-    entries = [resource_entry(ctx.base_url, member, "match") for member in shown]
-    state = {"h": ctx.hospital_id, "c": ctx.client_id, "t": f"Patient/{patient_id}/$everything"}
-    state.update(n=count, s=snapshot)
-    url = f"{ctx.base_url}/Patient/{patient_id}/$everything"
-    links = [{"relation": "self", "url": url}]
-    if len(rows) == count or len(shown) < len(rows):
-        following = encode_cursor({**state, "o": offset + len(shown)})
-        links.append({"relation": "next", "url": f"{url}?{urlencode({'_cursor': following})}"})
-    if offset:
-        previous = encode_cursor({**state, "o": max(0, offset - count)})
-        links.append({"relation": "previous", "url": f"{url}?{urlencode({'_cursor': previous})}"})
-    return bundle_text("searchset", entries, links=links)

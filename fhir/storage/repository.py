@@ -38,6 +38,25 @@ class HistoryEntry:
     method: str  # POST, PUT, PATCH or DELETE
 
 
+@dataclass(frozen=True)
+class HistoryRange:
+    """Which versions a history lists (http.html#history): ``_since`` and ``_at``."""
+
+    since: datetime | None = None  # versions written at or after it
+    current_from: datetime | None = None  # ``_at``: versions current at some point in
+    current_until: datetime | None = None  # [current_from, current_until)
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    """Versions newest first, and where the next page starts: the ``seq`` below which the
+    scan goes on, or None when it reached the end. A caller that leaves out versions it may
+    not show keeps ``resume_below``, so that its page is short but its paging never stops early."""
+
+    entries: list[HistoryEntry]
+    resume_below: int | None
+
+
 class Repository(Protocol):
     hospital_id: str
 
@@ -66,7 +85,7 @@ class Repository(Protocol):
         resource_type: str | None = None,
         resource_id: str | None = None,
         *,
-        since: datetime | None = None,
+        within: HistoryRange = HistoryRange(),
         before_seq: int | None = None,
         count: int = 20,
-    ) -> list[HistoryEntry]: ...
+    ) -> HistoryPage: ...

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -23,13 +22,15 @@ from app.direct_reads import DirectReads
 from app.extensions import db
 from app.sqlite_transactions import begin_writing
 from app.timeutil import as_utc, utcnow
+from fhir import exact_json
 from fhir.errors import FhirError
+from fhir.everything import everything
 from fhir.search.builder import Restriction, restrict_mixed_types
 from fhir.search.extract import IndexValues, extract
 from fhir.search.registry import resource_types
-from fhir.search.service import SearchContext, everything, find_ids, search
+from fhir.search.service import SearchContext, find_ids, search
 from fhir.storage import tables
-from fhir.storage.repository import HistoryEntry, StoredResource, format_instant
+from fhir.storage.repository import HistoryEntry, HistoryPage, HistoryRange, StoredResource, format_instant
 from fhir.storage.writes import PendingWrites, VersionState, bulk_insert, flush_pending, next_seqs, pending
 
 CURRENT_ROW_COLUMNS = ("version_id", "last_updated", "deleted", "content")
@@ -153,10 +154,10 @@ class SqlRepository:
         self.flush()
         return search(self._search_context(), resource_type, args, lenient=lenient)
 
-    def everything(self, patient_id: str, args: list[tuple[str, str]]) -> str:
+    def everything(self, patient_id: str, args: list[tuple[str, str]], *, lenient: bool = False) -> str:
         """Patient/$everything as a searchset Bundle (JSON text)."""
         self.flush()
-        return everything(self._search_context(), patient_id, args)
+        return everything(self._search_context(), patient_id, args, lenient=lenient)
 
     def find(self, resource_type: str, criteria: str, limit: int = 2) -> list[str]:
         """Ids of the resources matching a conditional ``criteria`` query string."""
@@ -309,7 +310,7 @@ class SqlRepository:
         meta["versionId"] = str(version_id)
         meta["lastUpdated"] = format_instant(moment)
         resource["meta"] = meta
-        return orjson.dumps(resource).decode()
+        return exact_json.dumps(resource).decode()
 
     def _write(
         self,
@@ -458,11 +459,11 @@ class SqlRepository:
         resource_type: str | None = None,
         resource_id: str | None = None,
         *,
-        since: datetime | None = None,
+        within: HistoryRange = HistoryRange(),
         before_seq: int | None = None,
         count: int = 20,
         visible: Restriction | None = None,
-    ) -> list[HistoryEntry]:
+    ) -> HistoryPage:
         """FHIR R4B http.html#history, newest first; ``visible`` narrows it per type."""
         self.flush()
         h = tables.history.c
@@ -476,12 +477,25 @@ class SqlRepository:
             query = query.where(h.resource_type == resource_type)
         if resource_id:
             query = query.where(h.id == resource_id)
-        if since is not None:
-            query = query.where(h.last_updated >= since)
+        if within.since is not None:
+            query = query.where(h.last_updated >= within.since)
+        if within.current_until is not None:
+            # current at some point in the period: written before its end, and not replaced
+            # by a next version at or before its start
+            following = tables.history.alias("following")
+            f = following.c
+            replaced = select(f.seq).where(
+                f.hospital_id == h.hospital_id,
+                f.resource_type == h.resource_type,
+                f.id == h.id,
+                f.version_id == h.version_id + 1,
+                f.last_updated <= within.current_from,
+            )
+            query = query.where(h.last_updated < within.current_until, ~replaced.exists())
         if before_seq is not None:
             query = query.where(h.seq < before_seq)
-        rows = self.session.execute(query.order_by(h.seq.desc()).limit(count))
-        return [
+        rows = list(self.session.execute(query.order_by(h.seq.desc()).limit(count)))
+        entries = [
             HistoryEntry(
                 row.seq,
                 StoredResource(
@@ -496,3 +510,4 @@ class SqlRepository:
             )
             for row in rows
         ]
+        return HistoryPage(entries, rows[-1].seq if rows and len(rows) == count else None)

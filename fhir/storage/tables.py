@@ -74,6 +74,7 @@ history = Table(
     UniqueConstraint("hospital_id", "resource_type", "id", "version_id", name="uq_fhir_history_version"),
     Index("ix_fhir_history_hospital_seq", "hospital_id", "seq"),
     Index("ix_fhir_history_type_seq", "hospital_id", "resource_type", "seq"),
+    Index("ix_fhir_history_hospital_updated", "hospital_id", "last_updated"),  # _history?_since=
 )
 
 # One row per conditional create: the unique key makes parallel conditional creates with

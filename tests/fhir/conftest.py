@@ -1,14 +1,23 @@
-"""FHIR fixtures: a hospital with a full-access system token, and a client helper."""
+"""FHIR fixtures: a hospital with a full-access system token, and a client helper; the app on
+a loopback port with a token from its real token endpoint, for client libraries written by
+others."""
 
 from __future__ import annotations
 
+import base64
+import json
+
 import orjson
 import pytest
+import requests
 
 from app.extensions import db
 from tests.conftest import BASE_URL
+from tests.servers import threaded_server
 
 FHIR_JSON = "application/fhir+json"
+LIVE_HOSPITAL = "general"
+LIVE_TIMEOUT = 10
 
 
 class FhirClient:
@@ -86,3 +95,43 @@ def postgres_only(app):
     with app.app_context():
         if db.engine.dialect.name != "postgresql":
             pytest.skip("direct reads are PostgreSQL's")
+
+
+@pytest.fixture
+def server_url(app, monkeypatch):
+    """The session app on 127.0.0.1:<ephemeral>, configured with that address as its base URL."""
+    # Restored by monkeypatch after the server has stopped (this fixture tears down first).
+    configure = lambda url: monkeypatch.setitem(app.config, "FHIRGATE_BASE_URL", url)  # noqa: E731
+    with threaded_server(app, configure) as url:
+        yield url
+
+
+@pytest.fixture
+def fhir_base(server_url) -> str:
+    return f"{server_url}/fhir/{LIVE_HOSPITAL}"
+
+
+def _claims(jwt: str) -> dict:
+    payload = jwt.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+@pytest.fixture
+def access_token(make, server_url, fhir_base) -> str:
+    """A bearer token from POST /oauth/token (client_secret_basic), after the base URL switch."""
+    make.hospital(LIVE_HOSPITAL)
+    cred = make.api_key(LIVE_HOSPITAL, permissions=["system/*.cruds"])
+    response = requests.post(
+        f"{server_url}/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=requests.auth.HTTPBasicAuth(cred.key, cred.secret),
+        timeout=LIVE_TIMEOUT,
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["token_type"] == "Bearer"
+    assert body["scope"] == "system/*.cruds"
+    claims = _claims(body["access_token"])
+    assert claims["iss"] == server_url
+    assert claims["aud"] == fhir_base
+    return body["access_token"]

@@ -35,6 +35,8 @@ def world(fhir, make, client, app):
         "/Practitioner/doc", {"resourceType": "Practitioner", "id": "doc", "name": [{"family": "Doc"}]}
     )
     assert doc.status_code == 201
+    pump = fhir.put("/Device/pump", {"resourceType": "Device", "id": "pump"})
+    assert pump.status_code == 201
     for pid, family in (("p1", "Mine"), ("p2", "Theirs")):
         assert (
             fhir.put(
@@ -61,7 +63,10 @@ def test_patient_reads_only_its_own_compartment(world):
     assert patient.get(f"/Observation/{world['own'][0]}").status_code == 200
     assert patient.get(f"/Observation/{world['other']}").status_code == 404
     assert patient.get(f"/Observation/{world['other']}/_history/1").status_code == 404
-    assert patient.get("/Practitioner/doc").status_code == 404  # not in any patient compartment
+    # The hospital's directory (fhir.policy.SHARED_WITH_PATIENTS) is readable; other types that
+    # no patient compartment holds are not.
+    assert patient.get("/Practitioner/doc").status_code == 200
+    assert patient.get("/Device/pump").status_code == 404
 
 
 def test_patient_searches_are_narrowed_in_the_query(world):
@@ -74,7 +79,8 @@ def test_patient_searches_are_narrowed_in_the_query(world):
     body = patient.get("/Observation?_include=Observation:subject&_include=Observation:performer").get_data(
         as_text=True
     )
-    assert "p2" not in body and "Practitioner" not in body.replace("Practitioner/doc", "")
+    assert "p2" not in body
+    assert '"resourceType":"Practitioner","id":"doc"' in body  # the directory is shared
     revinclude = patient.get("/Patient?_revinclude=Observation:subject").get_data(as_text=True)
     assert world["other"] not in revinclude and all(o in revinclude for o in world["own"])
 

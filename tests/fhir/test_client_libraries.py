@@ -12,11 +12,7 @@ token endpoint (client_credentials, client_secret_basic) through ``requests``.
 
 from __future__ import annotations
 
-import base64
-import json
-
 import pytest
-import requests
 from fhirclient import client as smart_client
 from fhirclient.auth import FHIRAuth
 from fhirclient.models.observation import Observation
@@ -24,54 +20,12 @@ from fhirclient.models.patient import Patient
 from fhirpy import SyncFHIRClient
 from fhirpy.base.exceptions import ResourceNotFound
 
-from tests.servers import threaded_server
-
 TIMEOUT = 10
 HOSPITAL = "general"
 LOINC = "http://loinc.org"
 HEART_RATE = "8867-4"
 BODY_WEIGHT = "29463-7"
 APP_ID = "fhirgate-test"
-
-
-@pytest.fixture
-def server_url(app, monkeypatch):
-    """The session app on 127.0.0.1:<ephemeral>, configured with that address as its base URL."""
-    # Restored by monkeypatch after the server has stopped (this fixture tears down first).
-    configure = lambda url: monkeypatch.setitem(app.config, "FHIRGATE_BASE_URL", url)  # noqa: E731
-    with threaded_server(app, configure) as url:
-        yield url
-
-
-@pytest.fixture
-def fhir_base(server_url) -> str:
-    return f"{server_url}/fhir/{HOSPITAL}"
-
-
-def _claims(jwt: str) -> dict:
-    payload = jwt.split(".")[1]
-    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-
-
-@pytest.fixture
-def access_token(make, server_url, fhir_base) -> str:
-    """A bearer token from POST /oauth/token (client_secret_basic), after the base URL switch."""
-    make.hospital(HOSPITAL)
-    cred = make.api_key(HOSPITAL, permissions=["system/*.cruds"])
-    response = requests.post(
-        f"{server_url}/oauth/token",
-        data={"grant_type": "client_credentials"},
-        auth=requests.auth.HTTPBasicAuth(cred.key, cred.secret),
-        timeout=TIMEOUT,
-    )
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert body["token_type"] == "Bearer"
-    assert body["scope"] == "system/*.cruds"
-    claims = _claims(body["access_token"])
-    assert claims["iss"] == server_url
-    assert claims["aud"] == fhir_base
-    return body["access_token"]
 
 
 @pytest.fixture

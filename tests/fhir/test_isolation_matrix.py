@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 from app.extensions import db
+from fhir.policy import SHARED_WITH_PATIENTS
 from fhir.sandbox import generate
 from fhir.search.registry import indexed_params, patient_compartment_params
 from fhir.storage.sql import SqlRepository
@@ -111,9 +112,9 @@ def setting(app, client, make):
     )
     outsider_key = make.api_key("h2", permissions=["system/*.cruds"])
     outsider_patient = make.patient_credential("h2", sorted(p for p in h2 if p != "shared")[0])
-    # For a patient: everything of the other patient is hidden. Shared resources
-    # (practitioners, organizations) cannot be read either (tested below), but their ids
-    # do appear inside the patient's own resources' references, as FHIR data goes.
+    # For a patient: everything of the other patient is hidden. The hospital's directory
+    # (practitioners, organizations: fhir.policy.SHARED_WITH_PATIENTS) is readable but never
+    # writable; other shared resources are hidden (tested below).
     b_ids = {rid for _, rid in h1[b]}
     return {
         "h1": h1,
@@ -148,7 +149,9 @@ def test_isolation_matrix(app, client, setting):
                 rid for t, rid in (h1[b] if patient_context else h2[sorted(h2)[0]]) if t == resource_type
             ]
             victims += [
-                rid for t, rid in (h1["shared"] if patient_context else h2["shared"]) if t == resource_type
+                rid
+                for t, rid in (h1["shared"] if patient_context else h2["shared"])
+                if t == resource_type and not (patient_context and t in SHARED_WITH_PATIENTS)
             ]
             if not victims:
                 continue
@@ -234,10 +237,32 @@ def test_isolation_matrix(app, client, setting):
                     fhir.put(f"/{resource_type}/{victim}", mine), expected, hidden, f"overwrite {label}"
                 )
             assert _version(app, home, resource_type, victim) == 1, label
+        if patient_context:
+            # The hospital's directory (practitioners, organizations...): readable, never writable.
+            for resource_type, rid in h1["shared"]:
+                if resource_type not in SHARED_WITH_PATIENTS:
+                    continue
+                label = f"{name} shared {resource_type}/{rid}"
+                matrix.check(fhir.get(f"/{resource_type}/{rid}"), 200, hidden, f"read {label}")
+                # the search lists h1's directory only: h2's ids are in hidden
+                matrix.check(fhir.get(f"/{resource_type}?_count=1000"), 200, hidden, f"search {label}")
+                patch = [{"op": "add", "path": "/language", "value": "en"}]
+                matrix.check(fhir.patch(f"/{resource_type}/{rid}", patch), 403, hidden, f"patch {label}")
+                matrix.check(fhir.delete(f"/{resource_type}/{rid}"), 403, hidden, f"delete {label}")
+                assert _version(app, "h1", resource_type, rid) == 1, label
         target = b if patient_context else sorted(p for p in h2 if p != "shared")[-1]  # never copied to h1
         matrix.check(fhir.get(f"/Patient/{target}/$everything"), 404, hidden, f"everything {name}")
         own = fhir.get(f"/Patient/{a}/$everything")
         matrix.check(own, 200, hidden, f"own everything {name}")
+        narrowed = fhir.get(
+            f"/Patient/{a}/$everything?_type=Encounter,Practitioner,Organization&start=2000&_count=3"
+        )
+        matrix.check(narrowed, 200, hidden, f"own everything with parameters {name}")
+        _check_every_page(matrix, fhir, narrowed, hidden, f"everything pages {name}")
+        for history in ("/_history?_count=40", "/Observation/_history?_count=40&_since=2000-01-01"):
+            first = fhir.get(history)
+            matrix.check(first, 200, hidden, f"history {history} {name}")
+            _check_every_page(matrix, fhir, first, hidden, f"history pages {history} {name}")
 
     for name, token in setting["outsiders"].items():
         outsider = FhirClient(client, "h1", token)
@@ -253,6 +278,19 @@ def test_isolation_matrix(app, client, setting):
     assert matrix.cases > 500
 
 
+def _check_every_page(matrix: Matrix, fhir: FhirClient, response, hidden: set[str], what: str) -> None:
+    """Follow the next links of a Bundle: no page shows a hidden resource."""
+    bundle = response.get_json()
+    for _ in range(100):
+        following = next((link["url"] for link in bundle.get("link", []) if link["relation"] == "next"), None)
+        if following is None:
+            return
+        page = fhir.client.get(following, headers=fhir.headers())
+        matrix.check(page, 200, hidden, what)
+        bundle = page.get_json()
+    raise AssertionError(f"{what}: more than 100 pages")
+
+
 def _stored_json(app, hospital: str, resource_type: str, resource_id: str) -> str:
     with app.app_context():
         return SqlRepository(db.session, hospital).read(resource_type, resource_id).content
@@ -263,10 +301,21 @@ def _version(app, hospital: str, resource_type: str, resource_id: str) -> int:
         return SqlRepository(db.session, hospital).read(resource_type, resource_id).version_id
 
 
+def _new_target(old: object, patient_reference: str) -> object:
+    if not isinstance(old, str) or old.startswith("Patient/"):
+        return patient_reference
+    return f"{old.split('/')[0]}/retargeted"
+
+
 def _retarget(value, reference: str):
-    """Point every reference in a resource at ``reference``."""
+    """Point every reference to a Patient in a resource at ``reference``, and every other one at
+    an id of its own type that no hospital holds (an Encounter reference may only name an
+    Encounter, and the victim's own ids must not come along)."""
     if isinstance(value, dict):
-        return {k: (reference if k == "reference" else _retarget(v, reference)) for k, v in value.items()}
+        return {
+            k: (_new_target(v, reference) if k == "reference" else _retarget(v, reference))
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [_retarget(item, reference) for item in value]
     return value

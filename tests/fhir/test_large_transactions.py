@@ -10,8 +10,9 @@ from sqlalchemy import text
 
 from app.extensions import db
 from fhir import validation_helper
+from fhir.model_classes import model_class
 from fhir.storage import writes
-from fhir.validation import model_class, model_error, validate_resource
+from fhir.validation import model_error, validate_resource
 from tests.conftest import count_stored
 from tests.fhir.test_bundles import bundle, entry
 

@@ -778,7 +778,9 @@ CONCEPT_MAP = {
     "url": "http://example.org/fhir/ConceptMap/cm1",
     "status": "draft",
     "sourceUri": "http://example.org/fhir/ValueSet/source",
-    "targetCanonical": "http://example.org/fhir/ValueSet/target",
+    # targetUri, not targetCanonical: fhirpathpy's "as uri" takes a canonical (a uri subtype) or
+    # not depending on what it compiled before; the index keeps each under its own parameter.
+    "targetUri": "http://example.org/fhir/ValueSet/target",
     "group": [
         {
             "source": "http://example.org/cs1",

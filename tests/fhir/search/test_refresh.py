@@ -45,7 +45,15 @@ def test_refresh_slims_the_definitions(tmp_path):
         ],
         "text": {"div": "<div/>"},
     }
-    assert write(bundle, compartment, tmp_path) == (3, 4)
+    files = {
+        f"SearchParameter-{entry['resource']['id']}.json": entry["resource"] for entry in bundle["entry"]
+    }
+    files["SearchParameter-example.json"] = {
+        **parameter("Resource-example", ["Resource"]),
+        "experimental": True,
+    }
+    files["CompartmentDefinition-patient.json"] = compartment
+    assert write(files, tmp_path) == (3, 4)
     data = json.loads((tmp_path / "search-parameters.json").read_text())
     assert data["anyTarget"] == ["Observation", "Patient"]
     by_id = {p["id"]: p for p in data["parameter"]}

@@ -1,0 +1,243 @@
+"""What FHIR R4B requires of a resource beyond what the ``fhir.resources`` models check.
+
+* No JSON ``null`` (but in a primitive array whose ``_name`` sibling fills the place), and no
+  empty object, array or string (json.html, ele-1).
+* A ``code`` with a required binding holds one of its codes (terminologies.html#required), from
+  R4B's own value sets (``fhir/definitions/required-codes.json``).
+* A Reference names a type its element allows (``Reference(Patient | Group)``), and a
+  conditional reference (``Type?criteria``) only appears in a Bundle, which resolves it first.
+* The narrative is safe XHTML (``fhir.narrative``).
+* Invariants of the common resources and types: obs-6, obs-7, pat-1, qty-3, ref-1.
+
+Every problem is reported, each with its FHIRPath, so one OperationOutcome lists them all.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib.resources import files
+
+from pydantic import BaseModel
+
+from fhir.model_classes import is_resource_type
+from fhir.narrative import narrative_problems
+from fhir.resources.R4B.backboneelement import BackboneElement
+from fhir.resources.R4B.resource import Resource
+
+MAX_PROBLEMS = 100
+QUANTITIES = frozenset({"Quantity", "Age", "Count", "Distance", "Duration"})  # code and system
+
+
+@cache
+def required_codes() -> dict[str, frozenset[str]]:
+    text = files("fhir.definitions").joinpath("required-codes.json").read_text("utf-8")
+    return {path: frozenset(codes) for path, codes in json.loads(text).items()}
+
+
+class _Problems(list):
+    """(OperationOutcome issue type, FHIRPath, message) of each problem found."""
+
+    def add(self, expression: str, message: str, code: str = "structure") -> None:
+        if len(self) < MAX_PROBLEMS:
+            self.append((code, expression, message))
+
+
+def rule_problems(resource: dict, model) -> list[tuple[str, str, str]]:
+    """``(issue type, FHIRPath, message)`` for each rule ``resource`` breaks; ``model`` is its
+    validated ``fhir.resources`` instance (None when the model refused it: the rules that need
+    it wait until the model's own problems are mended)."""
+    problems = _Problems()
+    resource_type = resource["resourceType"]
+    _empty_values(resource, resource_type, problems)
+    _narratives(resource, resource_type, problems)
+    if model is not None:
+        _Walk(problems).model(model, resource_type, resource_type)
+    _invariants(resource, resource_type, problems)
+    return list(problems)
+
+
+# -- nulls and empties -------------------------------------------------------------------
+
+
+def _empty_values(value, expression: str, problems: _Problems) -> None:
+    if isinstance(value, dict):
+        if not value:
+            problems.add(expression, "an empty object is not allowed: leave the element out.")
+        for key, item in value.items():
+            child = f"{expression}.{key}"
+            if item is None:
+                problems.add(child, "null is not allowed: leave the element out.")
+            elif isinstance(item, list):
+                _empty_array_items(value, key, item, child, problems)
+            else:
+                _empty_values(item, child, problems)
+    elif isinstance(value, str) and not value:
+        problems.add(expression, "an empty string is not allowed: leave the element out.")
+
+
+def _empty_array_items(parent: dict, key: str, items: list, expression: str, problems: _Problems) -> None:
+    if not items:
+        problems.add(expression, "an empty array is not allowed: leave the element out.")
+        return
+    # json.html#primitive: ``"given": ["a", null]`` with ``"_given": [null, {...}]`` keeps places
+    sibling = parent.get(key[1:] if key.startswith("_") else f"_{key}")
+    for index, item in enumerate(items):
+        if item is None:
+            partner = sibling[index] if isinstance(sibling, list) and index < len(sibling) else None
+            if partner is None:
+                problems.add(f"{expression}[{index}]", "null is not allowed here.")
+        else:
+            _empty_values(item, f"{expression}[{index}]", problems)
+
+
+# -- narratives --------------------------------------------------------------------------
+
+
+def _narratives(resource: dict, expression: str, problems: _Problems) -> None:
+    text = resource.get("text")
+    if isinstance(text, dict) and "div" in text:
+        for problem in narrative_problems(text["div"]):
+            problems.add(f"{expression}.text.div", problem, "value")
+    for index, contained in enumerate(resource.get("contained") or ()):
+        if isinstance(contained, dict):
+            _narratives(contained, f"{expression}.contained[{index}]", problems)
+
+
+# -- bindings, references and typed invariants, along the validated model ----------------
+
+
+def _reference_target(reference: str) -> str | None:
+    """The type a literal reference names (``Type/id``, ``.../Type/id/_history/v``), or None
+    for one whose shape names no resource type (an absolute URL of another kind)."""
+    parts = reference.partition("?")[0].split("/")
+    if "_history" in parts:
+        parts = parts[: parts.index("_history")]
+    if len(parts) >= 2 and is_resource_type(parts[-2]):
+        return parts[-2]
+    return None
+
+
+class _Walk:
+    def __init__(self, problems: _Problems):
+        self.problems = problems
+        self.codes = required_codes()
+        self.backbone_paths: dict[type, str] = {}  # a backbone class at its first path (contentReference)
+        self.contained_ids: set[str] = set()
+
+    def model(self, model, path: str, expression: str) -> None:
+        if isinstance(model, Resource):
+            self.contained_ids = {c.id for c in getattr(model, "contained", None) or () if c.id}
+        for name, field in type(model).model_fields.items():
+            extra = field.json_schema_extra
+            if not isinstance(extra, dict) or not extra.get("element_property"):
+                continue
+            value = getattr(model, name, None)
+            if value is None:
+                continue
+            json_name = field.alias or name
+            choice = extra.get("one_of_many")
+            element_path = f"{path}.{choice}[x]" if choice else f"{path}.{json_name}"
+            items = value if isinstance(value, list) else [value]
+            for index, item in enumerate(items):
+                child = f"{expression}.{json_name}" + (f"[{index}]" if isinstance(value, list) else "")
+                self.element(item, element_path, child, extra)
+
+    def element(self, item, element_path: str, expression: str, extra: dict) -> None:
+        if isinstance(item, str):
+            allowed = self.codes.get(element_path)
+            if allowed is not None and item not in allowed:
+                shown = ", ".join(sorted(allowed)[:12]) + (", ..." if len(allowed) > 12 else "")
+                message = f"{item[:60]!r} is not a code of its required value set ({shown})."
+                self.problems.add(expression, message, "code-invalid")
+            return
+        if isinstance(item, Resource):
+            saved = self.contained_ids
+            self.model(item, item.get_resource_type(), expression)
+            self.contained_ids = saved
+        elif isinstance(item, BackboneElement):
+            path = self.backbone_paths.setdefault(type(item), element_path)
+            self.model(item, path, expression)
+        elif isinstance(item, BaseModel):
+            type_name = item.get_resource_type()
+            if type_name == "Reference":
+                self.reference(item, expression, extra.get("enum_reference_types") or ())
+            elif (
+                type_name in QUANTITIES and getattr(item, "code", None) and not getattr(item, "system", None)
+            ):
+                self.problems.add(
+                    expression, "a Quantity with a unit code needs its system (qty-3).", "invariant"
+                )
+            self.model(item, type_name, expression)
+
+    def reference(self, reference, expression: str, allowed) -> None:
+        literal = reference.reference
+        named = [reference.type] if reference.type else []
+        if isinstance(literal, str):
+            if literal.startswith("#"):
+                if literal != "#" and literal[1:] not in self.contained_ids:
+                    message = "no contained resource has that id (ref-1)."
+                    self.problems.add(f"{expression}.reference", message, "invariant")
+            elif "?" in literal and ":" not in literal.partition("?")[0]:
+                self.problems.add(
+                    f"{expression}.reference",
+                    "a conditional reference (Type?criteria) is resolved in a transaction or batch only.",
+                )
+            elif not literal.startswith(("urn:uuid:", "urn:oid:")) and (target := _reference_target(literal)):
+                named.append(target)
+        if not allowed or "Resource" in allowed:
+            return
+        for target in named:
+            if target not in allowed:
+                self.problems.add(
+                    expression,
+                    f"this reference may point at {', '.join(allowed)}, not at {target[:64]}.",
+                    "value",
+                )
+
+
+# -- invariants of the common resources ------------------------------------------------
+
+
+def _codings(concept) -> set[tuple[str | None, str | None]]:
+    if not isinstance(concept, dict):
+        return set()
+    codings = concept.get("coding")
+    return {
+        (coding.get("system"), coding["code"])
+        for coding in (codings if isinstance(codings, list) else ())
+        if isinstance(coding, dict)
+        and isinstance(coding.get("code"), str)
+        and isinstance(coding.get("system"), str | None)
+    }
+
+
+def _has_value(element: dict) -> bool:
+    return any(key.startswith("value") for key in element)
+
+
+def _invariants(resource: dict, resource_type: str, problems: _Problems) -> None:
+    if resource_type == "Observation":
+        if "dataAbsentReason" in resource and _has_value(resource):
+            problems.add(
+                "Observation", "dataAbsentReason may only be given without a value[x] (obs-6).", "invariant"
+            )
+        own = _codings(resource.get("code"))
+        if _has_value(resource):
+            for index, component in enumerate(resource.get("component") or ()):
+                if isinstance(component, dict) and own & _codings(component.get("code")):
+                    problems.add(
+                        f"Observation.component[{index}]",
+                        "a component has the Observation's own code: the Observation has no value (obs-7).",
+                        "invariant",
+                    )
+    elif resource_type == "Patient":
+        for index, contact in enumerate(resource.get("contact") or ()):
+            if isinstance(contact, dict) and not {"name", "telecom", "address", "organization"} & set(
+                contact
+            ):
+                problems.add(
+                    f"Patient.contact[{index}]",
+                    "a contact needs a name, telecom, address or organization (pat-1).",
+                    "invariant",
+                )

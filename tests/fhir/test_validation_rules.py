@@ -1,0 +1,207 @@
+"""What a write must satisfy beyond structure (FHIR R4B): required bindings, no nulls or
+empties, reference target types, safe narrative XHTML, the common invariants — every problem
+listed in one OperationOutcome, and nothing stored."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.extensions import db
+from tests.conftest import count_stored
+
+XHTML = 'xmlns="http://www.w3.org/1999/xhtml"'
+
+
+def observation(**extra) -> dict:
+    return {"resourceType": "Observation", "status": "final", "code": {"text": "weight"}, **extra}
+
+
+def refused(fhir, app, resource: dict) -> list[dict]:
+    with app.app_context():
+        before = count_stored("fhir_resources")
+    response = fhir.post(f"/{resource['resourceType']}", resource)
+    assert response.status_code == 400, response.get_json()
+    outcome = response.get_json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    with app.app_context():
+        db.session.rollback()
+        assert count_stored("fhir_resources") == before
+    return outcome["issue"]
+
+
+@pytest.mark.parametrize(
+    "resource,expression",
+    [
+        ({"resourceType": "Patient", "gender": "robot"}, "Patient.gender"),
+        (observation(status="done"), "Observation.status"),
+        ({"resourceType": "Patient", "name": [{"use": "nickname-ish"}]}, "Patient.name[0].use"),
+        ({"resourceType": "Patient", "telecom": [{"system": "pager-2"}]}, "Patient.telecom[0].system"),
+    ],
+)
+def test_a_code_outside_its_required_binding_is_refused(fhir, app, resource, expression):
+    issues = refused(fhir, app, resource)
+    assert [i["code"] for i in issues] == ["code-invalid"]
+    assert issues[0]["expression"] == [expression]
+
+
+@pytest.mark.parametrize(
+    "resource,expression",
+    [
+        ({"resourceType": "Patient", "gender": None}, "Patient.gender"),
+        ({"resourceType": "Patient", "name": []}, "Patient.name"),
+        ({"resourceType": "Patient", "name": [{}]}, "Patient.name[0]"),
+        ({"resourceType": "Patient", "name": [{"family": ""}]}, "Patient.name[0].family"),
+        ({"resourceType": "Patient", "name": [{"given": ["Anna", None]}]}, "Patient.name[0].given[1]"),
+        (observation(code={}), "Observation.code"),
+    ],
+)
+def test_nulls_and_empties_are_refused(fhir, app, resource, expression):
+    issues = refused(fhir, app, resource)
+    assert expression in [e for issue in issues for e in issue.get("expression", [])], issues
+
+
+def test_a_null_that_keeps_a_primitives_place_beside_its_extension_is_fine(fhir):
+    extension = {"extension": [{"url": "http://example.org/why", "valueString": "spoken"}]}
+    patient = {"resourceType": "Patient", "name": [{"given": ["Anna", None], "_given": [None, extension]}]}
+    assert fhir.post("/Patient", patient).status_code == 201
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [
+        observation(hasMember=[{"reference": "Patient/p1"}]),
+        {"resourceType": "Patient", "managingOrganization": {"reference": "Practitioner/dr"}},
+        {
+            "resourceType": "Patient",
+            "managingOrganization": {"reference": "https://other.example/fhir/Location/1"},
+        },
+        {"resourceType": "Patient", "managingOrganization": {"type": "Location", "display": "a ward"}},
+    ],
+)
+def test_a_reference_to_a_type_the_element_does_not_allow_is_refused(fhir, app, resource):
+    issues = refused(fhir, app, resource)
+    assert "may point at" in issues[0]["diagnostics"]
+
+
+def test_references_of_allowed_types_and_any_type_pass(fhir):
+    assert (
+        fhir.post("/Observation", observation(hasMember=[{"reference": "Observation/o1"}])).status_code == 201
+    )
+    assert fhir.post("/Observation", observation(focus=[{"reference": "Medication/m1"}])).status_code == 201
+
+
+def test_a_conditional_reference_outside_a_bundle_is_refused_not_stored_literally(fhir, app):
+    issues = refused(
+        fhir, app, observation(subject={"reference": "Patient?identifier=https://h.example/mrn|1"})
+    )
+    assert "transaction" in issues[0]["diagnostics"]
+
+
+@pytest.mark.parametrize(
+    "div",
+    [
+        f"<div {XHTML}><script>alert(document.cookie)</script>hello</div>",
+        f'<div {XHTML}><p onmouseover="steal()">hello</p></div>',
+        f'<div {XHTML}><a href="javascript:steal()">hello</a></div>',
+        f'<div {XHTML}><img src="https://tracker.example/pixel.gif"/>hello</div>',
+        f"<div {XHTML}><iframe>hello</iframe></div>",
+        f'<div {XHTML}><p style="background:url(https://tracker.example/x)">hello</p></div>',
+        "<div>not in the XHTML namespace</div>",
+        f"<div {XHTML}><p>unclosed</div>",
+        f"<div {XHTML}>   </div>",
+        f'<!DOCTYPE div [<!ENTITY x "y">]><div {XHTML}>&x;</div>',
+    ],
+)
+def test_narrative_xhtml_that_breaks_the_rules_is_refused(fhir, app, div):
+    issues = refused(fhir, app, {"resourceType": "Patient", "text": {"status": "generated", "div": div}})
+    assert issues[0]["expression"] == ["Patient.text.div"]
+
+
+def test_safe_narrative_is_stored_as_sent(fhir):
+    div = f'<div {XHTML}><p>Anna&nbsp;<b>Müller</b>, <a href="https://example.org/x">link</a></p></div>'
+    created = fhir.create({"resourceType": "Patient", "text": {"status": "generated", "div": div}})
+    assert created["text"]["div"] == div
+
+
+@pytest.mark.parametrize(
+    "resource,invariant",
+    [
+        (observation(valueString="x", dataAbsentReason={"text": "asked"}), "obs-6"),
+        (
+            observation(
+                code={"coding": [{"system": "http://loinc.org", "code": "85354-9"}]},
+                valueString="x",
+                component=[
+                    {
+                        "code": {"coding": [{"system": "http://loinc.org", "code": "85354-9"}]},
+                        "valueString": "y",
+                    }
+                ],
+            ),
+            "obs-7",
+        ),
+        ({"resourceType": "Patient", "contact": [{"gender": "female"}]}, "pat-1"),
+        (observation(valueQuantity={"value": 61.5, "code": "kg"}), "qty-3"),
+        (observation(subject={"reference": "#missing"}), "ref-1"),
+    ],
+)
+def test_invariants_of_the_common_types_are_enforced(fhir, app, resource, invariant):
+    issues = refused(fhir, app, resource)
+    assert any(invariant in issue["diagnostics"] for issue in issues), issues
+    assert any(issue["code"] == "invariant" for issue in issues)
+
+
+def test_a_contained_reference_that_resolves_passes(fhir):
+    contained = [{"resourceType": "Patient", "id": "p", "name": [{"family": "Inside"}]}]
+    assert (
+        fhir.post("/Observation", observation(contained=contained, subject={"reference": "#p"})).status_code
+        == 201
+    )
+
+
+def test_every_problem_is_listed_in_one_outcome(fhir, app):
+    issues = refused(
+        fhir,
+        app,
+        {
+            "resourceType": "Patient",
+            "gender": "robot",
+            "birthDate": None,
+            "managingOrganization": {"reference": "Practitioner/dr"},
+            "contact": [{"gender": "female"}],
+            "text": {"status": "generated", "div": f"<div {XHTML}><script>x</script>y</div>"},
+        },
+    )
+    expressions = {e for issue in issues for e in issue.get("expression", [])}
+    assert {
+        "Patient.gender",
+        "Patient.birthDate",
+        "Patient.managingOrganization",
+        "Patient.contact[0]",
+        "Patient.text.div",
+    } <= expressions
+
+
+def test_a_transaction_with_an_invalid_entry_lists_its_problems_and_stores_nothing(fhir, app):
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "resource": {"resourceType": "Patient", "gender": "female"},
+                "request": {"method": "POST", "url": "Patient"},
+            },
+            {
+                "resource": {"resourceType": "Patient", "gender": "robot", "name": []},
+                "request": {"method": "POST", "url": "Patient"},
+            },
+        ],
+    }
+    with app.app_context():
+        before = count_stored("fhir_resources")
+    response = fhir.post("/", bundle)
+    assert response.status_code == 400
+    diagnostics = [issue["diagnostics"] for issue in response.get_json()["issue"]]
+    assert len(diagnostics) >= 2 and all(d.startswith("Bundle entry 1:") for d in diagnostics)
+    with app.app_context():
+        assert count_stored("fhir_resources") == before
