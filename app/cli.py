@@ -16,6 +16,7 @@ from app.accounts import AccountError, create_hospital, create_user, set_hospita
 from app.extensions import db
 from app.models import ROLES, SANDBOX_HOSPITAL_ID, Hospital, User
 from fhir.importer import ImportFailed, import_files, load_in_transactions, load_resources
+from fhir.reindex import reindex_hospital
 from fhir.sandbox import generate
 from fhir.storage.sql import SqlRepository
 from oauth import create_signing_key, keyring
@@ -173,6 +174,25 @@ def import_command(files: tuple[Path, ...], hospital_id: str):
     click.echo(f"imported {report.resources} resources from {report.files} file(s) into {hospital_id}")
 
 
+@click.command("reindex")
+@click.option(
+    "--hospital", "hospital_ids", multiple=True, help="Only this hospital (repeatable); all by default."
+)
+@with_appcontext
+def reindex_command(hospital_ids: tuple[str, ...]):
+    """Rebuild the search index and patient compartments of stored resources (after an upgrade
+    that changes the search definitions, as the move to R4B's did)."""
+    without_statement_timeout()
+    known = [h.id for h in db.session.scalars(select(Hospital).order_by(Hospital.id))]
+    unknown = sorted(set(hospital_ids) - set(known))
+    if unknown:
+        raise click.ClickException(f"no hospital {unknown[0]}")
+    for hospital_id in hospital_ids or known:
+        started = time.monotonic()
+        count = reindex_hospital(db.session, hospital_id)
+        click.echo(f"{hospital_id}: reindexed {count} resources in {time.monotonic() - started:.1f} s")
+
+
 @click.command("bootstrap")
 @with_appcontext
 def bootstrap():
@@ -210,7 +230,17 @@ def version():
 
 
 def register_commands(app: Flask) -> None:
-    for command in (hospital_cli, user_cli, keys_cli, sandbox_cli, import_command, bootstrap, version):
+    commands = (
+        hospital_cli,
+        user_cli,
+        keys_cli,
+        sandbox_cli,
+        import_command,
+        reindex_command,
+        bootstrap,
+        version,
+    )
+    for command in commands:
         app.cli.add_command(command)
 
 

@@ -256,6 +256,7 @@ INTERACTIONS = {
     "fhir.conditional_delete_route": "delete",
     "fhir.search": "search-type",
     "fhir.search_post": "search-type",
+    "fhir.compartment_search": "search-compartment",
     "fhir.type_history": "history-type",
     "fhir.instance_history": "history-instance",
     "fhir.hospital_history": "history-system",
@@ -266,6 +267,7 @@ INTERACTIONS = {
 
 BUNDLE_ENDPOINTS = {
     "fhir.search",
+    "fhir.compartment_search",
     "fhir.search_post",
     "fhir.type_history",
     "fhir.instance_history",
@@ -282,7 +284,9 @@ NEVER_RECORDED = frozenset(
 )  # fmt: skip
 
 
-SEARCH_ENDPOINTS = frozenset({"fhir.search", "fhir.search_post"})
+SEARCH_ENDPOINTS = frozenset({"fhir.search", "fhir.search_post", "fhir.compartment_search"})
+# Endpoints about one Patient (its record, a type within its compartment): the audit names it.
+PATIENT_ENDPOINTS = frozenset({"fhir.everything", "fhir.compartment_search"})
 
 
 def _recorded_query() -> str:
@@ -325,8 +329,7 @@ def record_request(response: Response) -> Response:
         client_id=principal.client_id if principal else None,
         client_kind=principal.kind if principal else None,
         patient_id=principal.patient_id if principal else None,
-        resource_type=view_args.get("resource_type")
-        or ("Patient" if request.endpoint == "fhir.everything" else None),
+        resource_type="Patient" if request.endpoint in PATIENT_ENDPOINTS else view_args.get("resource_type"),
         resource_id=view_args.get("resource_id") or view_args.get("patient_id"),
         # Only Bundles list several resources; a single resource is named by the URL.
         references=returned_resources() if request.endpoint in BUNDLE_ENDPOINTS else [],

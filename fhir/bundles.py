@@ -21,6 +21,7 @@ from fhir import exact_json, interactions, validation_helper
 from fhir.conditional import conditional_create, conditional_delete, conditional_update
 from fhir.errors import FhirError, Issue
 from fhir.model_classes import is_resource_type
+from fhir.resource_rules import is_conditional_reference
 from fhir.response_size import (
     MAX_BUNDLE_READ_BYTES,
     MAX_BUNDLE_READ_ENTRIES,
@@ -97,19 +98,11 @@ def _rewrite_references(value, mapping: dict[str, str]):
     return value
 
 
-def _is_conditional(reference: str) -> bool:
-    """``Type?criteria``: the part before the ``?`` is a bare name, whatever the criteria hold
-    (an identifier system is usually a URL: ``Patient?identifier=https://h.example/mrn|1``).
-    An absolute URL or a ``Type/id`` with a query is a plain reference and stays as it is."""
-    head, question, _ = reference.partition("?")
-    return bool(question) and "/" not in head and ":" not in head
-
-
 def _resolve_conditional_references(repo: SqlRepository, value, index: int):
     """``Patient?identifier=x`` references must match exactly one resource (http.html#trules)."""
     if isinstance(value, dict):
         for key, item in list(value.items()):
-            if key == "reference" and isinstance(item, str) and _is_conditional(item):
+            if key == "reference" and isinstance(item, str) and is_conditional_reference(item):
                 resource_type, _, criteria = item.partition("?")
                 if not is_resource_type(resource_type):
                     raise _fail(index, f"Bad conditional reference {item[:80]!r}.")

@@ -128,6 +128,8 @@ def capability_statement(hospital_id: str) -> dict:
                 },
                 "resource": list(_rest_resources()),
                 "interaction": [{"code": "transaction"}, {"code": "batch"}, {"code": "history-system"}],
+                # GET Patient/{id}/{type}: search within a Patient's compartment
+                "compartment": ["http://hl7.org/fhir/CompartmentDefinition/patient"],
             }
         ],
     }

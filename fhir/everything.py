@@ -27,7 +27,7 @@ from fhir.interactions import WHOLE_NUMBER
 from fhir.model_classes import is_resource_type
 from fhir.response_size import fitting, note_returned
 from fhir.search.builder import SearchBuilder, restrict_mixed_types
-from fhir.search.cursor import decode_cursor, encode_cursor
+from fhir.search.cursor import STALE_CURSOR, decode_cursor, encode_cursor
 from fhir.search.index_values import date_range
 from fhir.search.registry import indexed_params, patient_compartment_params, resource_types, stored_under
 from fhir.storage import tables
@@ -129,8 +129,11 @@ def everything(ctx, patient_id: str, args, *, lenient: bool) -> str:
         state = decode_cursor(cursor[-1], hospital_id=ctx.hospital_id, client_id=ctx.client_id)
         if state.get("t") != level:
             raise FhirError.invalid("The paging cursor belongs to another request.")
-        query = parse_everything(state["q"], lenient=False)
-        offset, snapshot = int(state["o"]), int(state["s"])
+        try:
+            query = parse_everything(state["q"], lenient=False)
+            offset, snapshot = int(state["o"]), int(state["s"])
+        except (KeyError, TypeError, ValueError):  # a cursor of an earlier release
+            raise FhirError.invalid(STALE_CURSOR) from None
         self_url = f"{url}?{urlencode({'_cursor': cursor[-1]})}"
     else:
         query, offset, snapshot = parse_everything(args, lenient=lenient), 0, ctx.snapshot()
@@ -160,19 +163,18 @@ def everything(ctx, patient_id: str, args, *, lenient: bool) -> str:
         conditions.append(restrict_mixed_types(ctx.restrict, r.resource_type, r.id, resource_types()))
     if query.since:
         conditions.append(r.last_updated >= query.since)
-    if query.types:
-        conditions.append(r.resource_type.in_(query.types))
     if query.start or query.end:
         conditions.append(_in_care_period(ctx.hospital_id, query, r))
+    in_compartment = (
+        (comp.hospital_id == r.hospital_id)
+        & (comp.resource_type == r.resource_type)
+        & (comp.resource_id == r.id)
+    )
+    of_types = [r.resource_type.in_(query.types)] if query.types else []
     members = (
         select(r.resource_type, r.id, r.version_id, r.last_updated, r.content)
-        .join(
-            tables.compartments,
-            (comp.hospital_id == r.hospital_id)
-            & (comp.resource_type == r.resource_type)
-            & (comp.resource_id == r.id),
-        )
-        .where(*conditions)
+        .join(tables.compartments, in_compartment)
+        .where(*conditions, *of_types)
         .order_by(r.resource_type, r.id)
         .limit(query.count)
         .offset(offset)
@@ -180,7 +182,19 @@ def everything(ctx, patient_id: str, args, *, lenient: bool) -> str:
     rows = list(ctx.session.execute(members))
     found = [ctx.stored(row.resource_type, row) for row in rows]
     shown = found[: fitting(found)]
-    referenced = _referenced(ctx, builder, shown, query.types)
+    if query.types is None:  # what the page's members point to, page by page
+        owners = sorted({(m.resource_type, m.id) for m in shown})
+    elif offset == 0:
+        # _type may leave out the members that point (``_type=Practitioner`` keeps none): what
+        # the whole record points to, once, on the first page (the compartment's rows alone: the
+        # members' own narrowing, a patient token's across every type, made this slow, and what
+        # is brought is narrowed by the caller's restriction of its own type anyway)
+        owners = select(comp.resource_type, comp.resource_id).where(
+            comp.hospital_id == ctx.hospital_id, comp.patient_id == patient_id
+        )
+    else:
+        owners = []
+    referenced = _referenced(ctx, builder, owners, query.types)
     note_returned((*shown, *referenced))
     entries = [resource_entry(ctx.base_url, member, "match") for member in shown]
     entries += [resource_entry(ctx.base_url, other, "include") for other in referenced]
@@ -196,9 +210,10 @@ def everything(ctx, patient_id: str, args, *, lenient: bool) -> str:
     return bundle_text("searchset", entries, links=links)
 
 
-def _referenced(ctx, builder: SearchBuilder, members, types: tuple[str, ...] | None) -> list:
-    """The resources outside the compartment that the page's members point to."""
-    if not members:
+def _referenced(ctx, builder: SearchBuilder, owners, types: tuple[str, ...] | None) -> list:
+    """The resources outside the compartment that ``owners`` point to: (type, id) pairs, or a
+    query selecting them."""
+    if isinstance(owners, list) and not owners:
         return []
     wanted = outside_types() if types is None else outside_types() & set(types)
     if not wanted:
@@ -208,9 +223,7 @@ def _referenced(ctx, builder: SearchBuilder, members, types: tuple[str, ...] | N
         select(ref.target_type, ref.target_id)
         .where(
             ref.hospital_id == ctx.hospital_id,
-            tuple_(ref.resource_type, ref.resource_id).in_(
-                sorted({(m.resource_type, m.id) for m in members})
-            ),
+            tuple_(ref.resource_type, ref.resource_id).in_(owners),
             ref.target_type.in_(sorted(wanted)),
             ref.target_id.isnot(None),
         )

@@ -16,10 +16,23 @@ from decimal import Decimal
 
 import orjson
 
-# A number a float would print otherwise: a fraction ending in 0, one starting with four zeros
-# (printed as 1e-05), 16 or more digits, an exponent. A match inside a string only costs the
-# slower reading.
-_IMPRECISE = re.compile(rb"\d\.\d*0(?![0-9])|\.0000|(?:\d\.?){16}|\d[eE][+-]?\d")
+# A JSON number (after ":", "[" or "," and before ",", "]" or "}"; a timestamp's fraction or a
+# version string inside quotes is not one).
+_NUMBER = re.compile(rb"(?<=[:\[,])\s*-?(\d+)(\.\d+)?([eE][+-]?\d+)?(?=\s*[,\]}])")
+
+
+def _imprecise(data: bytes) -> bool:
+    """Whether a float would print some number of ``data`` otherwise than it is written: a
+    fraction ending in 0, one that starts with four zeros (printed 1e-05), 16 or more digits, or
+    an exponent. A match inside a string only costs the slower reading."""
+    for match in _NUMBER.finditer(data):
+        whole, fraction, exponent = match.groups()
+        if exponent or (
+            fraction
+            and (fraction.endswith(b"0") or fraction.startswith(b".0000") or len(whole) + len(fraction) > 16)
+        ):
+            return True
+    return False
 
 
 class WrittenDecimal(Decimal):
@@ -41,7 +54,7 @@ def loads(raw: bytes | str) -> object:
     """The JSON value of ``raw``; decimals that a float would change come back as ``Decimal``.
     Raises ``ValueError`` (orjson's ``JSONDecodeError`` is one) on anything but strict JSON."""
     data = raw.encode() if isinstance(raw, str) else raw
-    if not _IMPRECISE.search(data):
+    if not _imprecise(data):
         return orjson.loads(data)
     fast = orjson.loads(data)  # the same strictness as the fast path (no NaN, no trailing commas...)
     try:

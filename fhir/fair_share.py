@@ -46,6 +46,7 @@ WEIGHTS = {
     "patch": 5,
     "delete": 5,
     "search-type": 10,
+    "search-compartment": 10,
     "history-instance": 10,
     "history-type": 10,
     "history-system": 10,

@@ -123,10 +123,18 @@ def resource_headers(stored: StoredResource, hospital_id: str, *, location: bool
     return headers
 
 
-def resource_response(stored: StoredResource, hospital_id: str, status: int = 200, *, location: bool = False):
-    """Serve a stored resource, honouring ``Prefer: return=`` on writes (FHIR R4B http.html#ops)."""
+def resource_response(
+    stored: StoredResource, hospital_id: str, status: int = 200, *, location: bool = False, whole: bool = True
+):
+    """Serve a stored resource, honouring ``Prefer: return=`` on writes (FHIR R4B http.html#ops).
+    ``whole=False``: a ``_summary``/``_elements`` subset, which carries no validator (its ETag
+    would name the whole version: a later conditional read of it would get 304) and is always
+    sent whole."""
     headers = resource_headers(stored, hospital_id, location=location)
-    if request.method in ("GET", "HEAD") and not_modified(stored):
+    if not whole:
+        headers.pop("ETag")
+        headers.pop("Last-Modified")
+    elif request.method in ("GET", "HEAD") and not_modified(stored):
         return _response(b"", 304, headers)
     prefer = request.headers.get("Prefer", "")
     if request.method in ("POST", "PUT", "PATCH") and "return=" in prefer:

@@ -22,7 +22,6 @@ from pydantic import BaseModel
 
 from fhir.model_classes import is_resource_type
 from fhir.narrative import narrative_problems
-from fhir.resources.R4B.backboneelement import BackboneElement
 from fhir.resources.R4B.resource import Resource
 
 MAX_PROBLEMS = 100
@@ -50,10 +49,9 @@ def rule_problems(resource: dict, model) -> list[tuple[str, str, str]]:
     problems = _Problems()
     resource_type = resource["resourceType"]
     _empty_values(resource, resource_type, problems)
-    _narratives(resource, resource_type, problems)
-    if model is not None:
-        _Walk(problems).model(model, resource_type, resource_type)
-    _invariants(resource, resource_type, problems)
+    if model is not None:  # (and so every element has the JSON type its definition gives it)
+        _Walk(problems).resource(model, resource_type, contained=False)
+        _invariants(resource, resource_type, problems)
     return list(problems)
 
 
@@ -94,17 +92,15 @@ def _empty_array_items(parent: dict, key: str, items: list, expression: str, pro
 # -- narratives --------------------------------------------------------------------------
 
 
-def _narratives(resource: dict, expression: str, problems: _Problems) -> None:
-    text = resource.get("text")
-    if isinstance(text, dict) and "div" in text:
-        for problem in narrative_problems(text["div"]):
-            problems.add(f"{expression}.text.div", problem, "value")
-    for index, contained in enumerate(resource.get("contained") or ()):
-        if isinstance(contained, dict):
-            _narratives(contained, f"{expression}.contained[{index}]", problems)
-
-
 # -- bindings, references and typed invariants, along the validated model ----------------
+
+
+def is_conditional_reference(reference: str) -> bool:
+    """``Type?criteria``: the part before the ``?`` is a bare name, whatever the criteria hold
+    (an identifier system is usually a URL: ``Patient?identifier=https://h.example/mrn|1``).
+    An absolute URL or a ``Type/id`` with a query is a plain reference."""
+    head, question, _ = reference.partition("?")
+    return bool(question) and "/" not in head and ":" not in head
 
 
 def _reference_target(reference: str) -> str | None:
@@ -126,8 +122,6 @@ class _Walk:
         self.contained_ids: set[str] = set()
 
     def model(self, model, path: str, expression: str) -> None:
-        if isinstance(model, Resource):
-            self.contained_ids = {c.id for c in getattr(model, "contained", None) or () if c.id}
         for name, field in type(model).model_fields.items():
             extra = field.json_schema_extra
             if not isinstance(extra, dict) or not extra.get("element_property"):
@@ -152,15 +146,16 @@ class _Walk:
                 self.problems.add(expression, message, "code-invalid")
             return
         if isinstance(item, Resource):
-            saved = self.contained_ids
-            self.model(item, item.get_resource_type(), expression)
-            self.contained_ids = saved
-        elif isinstance(item, BackboneElement):
+            self.resource(item, expression, contained=element_path.endswith(".contained"))
+        elif self.part_of_a_type(item, element_path):
             path = self.backbone_paths.setdefault(type(item), element_path)
             self.model(item, path, expression)
         elif isinstance(item, BaseModel):
             type_name = item.get_resource_type()
-            if type_name == "Reference":
+            if type_name == "Narrative":
+                for problem in narrative_problems(item.div):
+                    self.problems.add(f"{expression}.div", problem, "value")
+            elif type_name == "Reference":
                 self.reference(item, expression, extra.get("enum_reference_types") or ())
             elif (
                 type_name in QUANTITIES and getattr(item, "code", None) and not getattr(item, "system", None)
@@ -170,6 +165,32 @@ class _Walk:
                 )
             self.model(item, type_name, expression)
 
+    def resource(self, resource, expression: str, *, contained: bool) -> None:
+        """A resource inside another: a contained one shares its container's contained ids (a
+        reference may name a sibling); one in a Bundle or Parameters is a resource of its own."""
+        saved = self.contained_ids
+        if not contained:
+            self.contained_ids = {c.id for c in getattr(resource, "contained", None) or () if c.id}
+        self.model(resource, resource.get_resource_type(), expression)
+        self.contained_ids = saved
+
+    @staticmethod
+    def part_of_a_type(item, element_path: str) -> bool:
+        """A backbone element of a resource or a data type, not a type of its own: its class is
+        named after its owner (Observation's ``component`` is an ObservationComponent, Timing's
+        ``repeat`` a TimingRepeat), and its elements continue the owner's path
+        (``Timing.repeat.periodUnit``). Timing, Dosage and the other types R4B builds on
+        BackboneType are types of their own: their paths start at their names."""
+        if not isinstance(item, BaseModel):
+            return False
+        owner = element_path.partition(".")[0]
+        type_name = item.get_resource_type()
+        return (
+            type_name != owner
+            and type_name.startswith(owner)
+            and type_name[len(owner) : len(owner) + 1].isupper()
+        )
+
     def reference(self, reference, expression: str, allowed) -> None:
         literal = reference.reference
         named = [reference.type] if reference.type else []
@@ -178,7 +199,7 @@ class _Walk:
                 if literal != "#" and literal[1:] not in self.contained_ids:
                     message = "no contained resource has that id (ref-1)."
                     self.problems.add(f"{expression}.reference", message, "invariant")
-            elif "?" in literal and ":" not in literal.partition("?")[0]:
+            elif is_conditional_reference(literal):
                 self.problems.add(
                     f"{expression}.reference",
                     "a conditional reference (Type?criteria) is resolved in a transaction or batch only.",

@@ -173,10 +173,19 @@ class ScopedRepository:
     def exists(self, resource_type: str, resource_id: str) -> bool:
         return self._visible(resource_type, resource_id) and self.inner.exists(resource_type, resource_id)
 
-    def search(self, resource_type: str, args: list[tuple[str, str]], *, lenient: bool = False) -> str:
+    def search(
+        self, resource_type: str, args: list[tuple[str, str]], *, lenient: bool = False, compartment=None
+    ) -> str:
         restrictions = self.policy.require("search", resource_type)
+        if compartment is not None and not self._compartment_owner_there(compartment):
+            raise FhirError.not_found("No such Patient.")
         restrict = self._restrict(primary=resource_type, primary_restrictions=restrictions)
-        return self._repo(restrict).search(resource_type, args, lenient=lenient)
+        return self._repo(restrict).search(resource_type, args, lenient=lenient, compartment=compartment)
+
+    def _compartment_owner_there(self, patient_id: str) -> bool:
+        """Patient/{id}/{type}: a patient token's own compartment only, of a Patient that exists."""
+        own = self.policy.patient_id in (None, patient_id)
+        return own and self.inner.exists("Patient", patient_id)
 
     def find(self, resource_type: str, criteria: str, limit: int = 2) -> list[str]:
         """Conditional criteria see only what the principal may see."""

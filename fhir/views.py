@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import orjson
 from flask import Blueprint, current_app, g, request
+from werkzeug.routing import BaseConverter
 
 from app.direct_reads import direct_reads
 from app.extensions import db
@@ -29,10 +30,20 @@ from fhir.http import (
 )
 from fhir.model_classes import is_resource_type
 from fhir.retry import retried
+from fhir.search.registry import patient_compartment_params
 from fhir.subsetting import read_subset, subset_stored
 from oauth import smart_configuration
 
+
+class ResourceTypeConverter(BaseConverter):
+    """A URL segment shaped like a resource type (``Observation``), never ``_history`` or
+    ``$everything``: ``Patient/{id}/{type}`` must not catch ``Patient/{id}/_history``."""
+
+    regex = "[A-Z][A-Za-z]{1,63}"
+
+
 bp = Blueprint("fhir", __name__, url_prefix="/fhir/<hospital_id>")
+bp.record_once(lambda state: state.app.url_map.converters.setdefault("fhirtype", ResourceTypeConverter))
 bp.after_request(record_request)
 bp.after_request(charge_fair_share)
 
@@ -86,7 +97,9 @@ def _subset_response(stored):
     summary, elements = read_subset(
         stored.resource_type, list(request.args.items(multi=True)), lenient=_lenient()
     )
-    return resource_response(subset_stored(stored, summary, elements), g.hospital_id)
+    if summary is None and not elements:
+        return resource_response(stored, g.hospital_id)
+    return resource_response(subset_stored(stored, summary, elements), g.hospital_id, whole=False)
 
 
 @bp.get("/<resource_type>/<resource_id>")
@@ -113,6 +126,19 @@ def _search_response(resource_type: str, args: list[tuple[str, str]]):
 def search(resource_type):
     """FHIR R4B search.html#search: GET [base]/[type]?params."""
     return _search_response(resource_type, list(request.args.items(multi=True)))
+
+
+@bp.get("/Patient/<patient_id>/<fhirtype:resource_type>")
+def compartment_search(patient_id, resource_type):
+    """search.html#compartments: GET Patient/{id}/{type}?params, the type's resources in that
+    Patient's compartment (R4B's CompartmentDefinition) that the parameters match."""
+    interactions.check_id(patient_id)
+    _type(resource_type)
+    if resource_type != "Patient" and not patient_compartment_params(resource_type):
+        raise FhirError.invalid(f"{resource_type} is not in the Patient compartment; search it at its type.")
+    args = list(request.args.items(multi=True))
+    text = _repo().search(resource_type, args, lenient=_lenient(), compartment=patient_id)
+    return _response(text, 200)
 
 
 @bp.post("/<resource_type>/_search")

@@ -231,6 +231,14 @@ class SearchBuilder:
         ]
         if snapshot is not None:
             clauses.append(r.created_seq <= snapshot)
+        if query.compartment is not None:
+            comp = tables.compartments.c
+            members = select(comp.resource_id).where(
+                comp.hospital_id == self.hospital_id,
+                comp.patient_id == query.compartment,
+                comp.resource_type == query.resource_type,
+            )
+            clauses.append(r.id.in_(members))
         for criterion in query.criteria:
             if criterion.param is None and criterion.chain is None:
                 clauses.append(self._special(criterion, query.resource_type, r))

@@ -18,6 +18,7 @@ from flask import current_app
 from fhir.errors import FhirError
 
 MAX_CURSOR_LENGTH = 16384
+STALE_CURSOR = "The paging cursor is not one this server reads (any more): repeat the request without it."
 
 
 def _key() -> bytes:

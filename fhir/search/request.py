@@ -20,6 +20,8 @@ DEFAULT_COUNT = 20
 MAX_COUNT = 1000
 MAX_VALUES = 100  # OR values plus AND repetitions of one request, in total
 MAX_INCLUDES = 10  # _include plus _revinclude: each costs queries
+ITERATE_ROUNDS = 3  # how far an :iterate include follows the resources it included
+ITERATE_MODIFIERS = ("iterate", "recurse")  # recurse: R3's name, still sent by some clients
 MAX_SORT_KEYS = 5
 # What a search may cost before it runs (repeated parameters, chains, includes, sorts): each
 # criterion value is one subquery on an index; these weigh how much of an index it reads.
@@ -84,9 +86,13 @@ class Criterion:
 
 @dataclass(frozen=True)
 class Include:
+    """``Type:param[:Target]`` (``param`` None: ``*``, every reference); ``iterate``: applied to
+    the resources included too (search.html#revinclude, ``:iterate``)."""
+
     source_type: str
-    param: SearchParam
+    param: SearchParam | None
     target_type: str | None
+    iterate: bool = False
 
 
 @dataclass(frozen=True)
@@ -113,6 +119,8 @@ class SearchQuery:
     # The (name, value) pairs as applied: what the self link and the paging cursor carry, so
     # that neither claims a parameter the server left out under handling=lenient.
     applied: tuple[tuple[str, str], ...] = field(default=())
+    # compartment search (search.html#compartments): only members of this Patient's compartment
+    compartment: str | None = None
 
 
 def _split_values(raw: str) -> list[str]:
@@ -222,28 +230,45 @@ class _Parser:
             keys.append(SortKey(name, param.type, param, descending))
         return keys
 
-    def include(self, raw: str, reverse: bool) -> Include | None:
+    def include(self, raw: str, reverse: bool, iterate: bool = False) -> Include | None:
+        if raw == "*" and not reverse:
+            return Include(self.resource_type, None, None, iterate)
         parts = raw.split(":")
-        if len(parts) not in (2, 3) or parts[1] == "*":
+        if len(parts) not in (2, 3):
             self.problem(f"_include and _revinclude take Type:param[:TargetType], got {raw[:80]!r}.")
             return None
         source_type, name = parts[0], parts[1]
         target_type = parts[2] if len(parts) == 3 else None
-        if not is_resource_type(source_type) or (not reverse and source_type != self.resource_type):
+        # Without :iterate an include starts at the matches: their type.
+        if not is_resource_type(source_type) or (
+            not reverse and not iterate and source_type != self.resource_type
+        ):
             self.problem(f"Cannot include through {raw[:80]!r}.")
             return None
+        if name == "*":
+            if reverse or (target_type and not is_resource_type(target_type)):
+                self.problem(f"{raw[:80]!r}: only _include takes *, every reference of a type.")
+                return None
+            return Include(source_type, None, target_type, iterate)
         param = indexed_params(source_type).get(name)
         if param is None or param.type != "reference" or (target_type and target_type not in param.targets):
             self.problem(f"{raw[:80]!r} does not name a reference parameter.")
             return None
-        if reverse and self.resource_type not in param.targets and "Resource" not in param.targets:
+        if (
+            reverse
+            and not iterate
+            and self.resource_type not in param.targets
+            and "Resource" not in param.targets
+        ):
             self.problem(f"{raw[:80]!r} cannot point at {self.resource_type}.")
             return None
-        return Include(source_type, param, target_type)
+        return Include(source_type, param, target_type, iterate)
 
 
 def search_cost(criteria, sort, includes, revincludes) -> int:
     """What a search costs in units (see ``MAX_SEARCH_COST``), judged before it runs."""
+    includes = [i for i in includes for _ in range(1 + ITERATE_ROUNDS if i.iterate else 1)]
+    revincludes = [i for i in revincludes for _ in range(1 + ITERATE_ROUNDS if i.iterate else 1)]
     cost = 0
     for criterion in criteria:
         each = SCANNING_MODIFIER_COST if criterion.modifier in SCANNING_MODIFIERS else VALUE_COST
@@ -295,6 +320,12 @@ def parse_search(resource_type: str, args: list[tuple[str, str]], *, lenient: bo
                 include = parser.include(raw, reverse=key == "_revinclude")
                 if include:
                     (revincludes if key == "_revinclude" else includes).append(include)
+        elif key.partition(":")[0] in ("_include", "_revinclude"):
+            name, _, modifier = key.partition(":")
+            if modifier not in ITERATE_MODIFIERS:
+                parser.problem(f"{name} takes the modifier :iterate only, not :{modifier[:20]}.")
+            elif include := parser.include(raw, reverse=name == "_revinclude", iterate=True):
+                (revincludes if name == "_revinclude" else includes).append(include)
         else:
             values = _split_values(raw)
             value_count += len(values)

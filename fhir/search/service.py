@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import parse_qsl, urlencode
 
 import orjson
@@ -15,10 +15,11 @@ from app.time_limits import was_cancelled
 from app.timeutil import as_utc
 from fhir.bundle_builder import bundle_text, resource_entry
 from fhir.errors import FhirError, Issue, operation_outcome
+from fhir.model_classes import is_resource_type
 from fhir.response_size import fitted_page, note_returned
 from fhir.search.builder import Restriction, SearchBuilder
 from fhir.search.cursor import decode_cursor, encode_cursor
-from fhir.search.request import SearchQuery, parse_search
+from fhir.search.request import ITERATE_ROUNDS, SearchQuery, parse_search
 from fhir.storage import tables
 from fhir.storage.repository import StoredResource
 from fhir.subsetting import subset_stored
@@ -52,32 +53,60 @@ class SearchContext:
 def _included(
     ctx: SearchContext, builder: SearchBuilder, query: SearchQuery, ids: list[str]
 ) -> list[StoredResource]:
-    if not ids:
-        return []
-    ref = tables.idx_reference.c
-    r = tables.resources.c
+    """The resources ``_include`` and ``_revinclude`` bring along: those of the matches, then,
+    for ``:iterate`` ones, those of what the previous round brought, for ``ITERATE_ROUNDS``
+    rounds or until a round brings nothing new (at most ``MAX_INCLUDED`` in all)."""
     found: dict[tuple[str, str], StoredResource] = {}
-    for include in query.includes:
-        targets = select(ref.target_type, ref.target_id).where(
-            *builder.owned(tables.idx_reference, include.source_type, include.param.code),
-            ref.resource_id.in_(ids),
-            ref.target_id.isnot(None),
-        )
-        if include.target_type:
-            targets = targets.where(ref.target_type == include.target_type)
-        by_type: dict[str, set[str]] = defaultdict(set)
-        for target_type, target_id in ctx.session.execute(targets.distinct().limit(MAX_INCLUDED)):
+    frontier: dict[str, list[str]] = {query.resource_type: list(ids)} if ids else {}
+    for round_ in range(1 + ITERATE_ROUNDS):
+        before = len(found)
+        for include in query.includes:
+            sources = frontier.get(include.source_type)
+            if sources and (include.iterate or round_ == 0):
+                _include_targets(ctx, builder, found, include, sources)
+        for include in query.revincludes:
+            if not (include.iterate or round_ == 0):
+                continue
+            for target_type, target_ids in frontier.items():
+                if target_type in include.param.targets or "Resource" in include.param.targets:
+                    _revinclude_sources(ctx, builder, found, include, target_type, target_ids)
+        added = list(found)[before:]
+        if not added or len(found) >= MAX_INCLUDED:
+            break
+        frontier = defaultdict(list)
+        for resource_type, resource_id in added:
+            frontier[resource_type].append(resource_id)
+    return list(found.values())[:MAX_INCLUDED]
+
+
+def _include_targets(ctx, builder: SearchBuilder, found: dict, include, sources: list[str]) -> None:
+    ref = tables.idx_reference.c
+    if include.param is None:  # *: every reference of the type
+        owned = [ref.hospital_id == ctx.hospital_id, ref.resource_type == include.source_type]
+    else:
+        owned = builder.owned(tables.idx_reference, include.source_type, include.param.code)
+    targets = select(ref.target_type, ref.target_id).where(
+        *owned, ref.resource_id.in_(sources), ref.target_id.isnot(None)
+    )
+    if include.target_type:
+        targets = targets.where(ref.target_type == include.target_type)
+    by_type: dict[str, set[str]] = defaultdict(set)
+    for target_type, target_id in ctx.session.execute(targets.distinct().limit(MAX_INCLUDED)):
+        if is_resource_type(target_type):
             by_type[target_type].add(target_id)
-        for target_type, target_ids in by_type.items():
-            _fetch_into(ctx, builder, found, target_type, r.id.in_(sorted(target_ids)))
-    for include in query.revincludes:
-        sources = select(ref.resource_id).where(
-            *builder.owned(tables.idx_reference, include.source_type, include.param.code),
-            ref.target_type == query.resource_type,
-            ref.target_id.in_(ids),
-        )
-        _fetch_into(ctx, builder, found, include.source_type, r.id.in_(sources))
-    return list(found.values())
+    r = tables.resources.c
+    for target_type, target_ids in sorted(by_type.items()):
+        _fetch_into(ctx, builder, found, target_type, r.id.in_(sorted(target_ids)))
+
+
+def _revinclude_sources(ctx, builder, found: dict, include, target_type: str, target_ids: list[str]) -> None:
+    ref = tables.idx_reference.c
+    sources = select(ref.resource_id).where(
+        *builder.owned(tables.idx_reference, include.source_type, include.param.code),
+        ref.target_type == target_type,
+        ref.target_id.in_(target_ids),
+    )
+    _fetch_into(ctx, builder, found, include.source_type, tables.resources.c.id.in_(sources))
 
 
 def _fetch_into(ctx, builder: SearchBuilder, found: dict, resource_type: str, condition) -> None:
@@ -97,17 +126,26 @@ def _fetch_into(ctx, builder: SearchBuilder, found: dict, resource_type: str, co
         found.setdefault((resource_type, row.id), ctx.stored(resource_type, row))
 
 
-def search(ctx: SearchContext, resource_type: str, args: list[tuple[str, str]], *, lenient: bool) -> str:
-    """FHIR R4B search.html: the searchset Bundle for ``args`` (or the page a cursor names)."""
+def search(
+    ctx: SearchContext,
+    resource_type: str,
+    args: list[tuple[str, str]],
+    *,
+    lenient: bool,
+    compartment: str | None = None,
+) -> str:
+    """FHIR R4B search.html: the searchset Bundle for ``args`` (or the page a cursor names);
+    ``compartment``: a Patient id, for ``Patient/{id}/{type}`` (search.html#compartments)."""
     cursor = [value for key, value in args if key == "_cursor"]
     if cursor:
         state = decode_cursor(cursor[-1], hospital_id=ctx.hospital_id, client_id=ctx.client_id)
         if state.get("t") != resource_type:
             raise FhirError.invalid("The paging cursor belongs to another resource type.")
         args, offset, snapshot = [tuple(pair) for pair in state["q"]], int(state["o"]), int(state["s"])
+        compartment = state.get("k")
     else:
         offset, snapshot = 0, None
-    query = parse_search(resource_type, args, lenient=lenient)
+    query = replace(parse_search(resource_type, args, lenient=lenient), compartment=compartment)
     builder = SearchBuilder(ctx.hospital_id, ctx.base_url, ctx.restrict)
     if snapshot is None:
         snapshot = ctx.snapshot()
@@ -145,13 +183,15 @@ def search(ctx: SearchContext, resource_type: str, args: list[tuple[str, str]], 
 
     def page_url(page_offset: int) -> str:
         state = {"h": ctx.hospital_id, "c": ctx.client_id, "t": resource_type, "q": query.applied}
+        if compartment is not None:
+            state["k"] = compartment
         state.update(o=page_offset, s=snapshot)
         return f"{base}/{resource_type}?{urlencode({'_cursor': encode_cursor(state)})}"
 
     links = [
         {
             "relation": "self",
-            "url": page_url(offset) if cursor else _self_url(base, resource_type, query.applied),
+            "url": page_url(offset) if cursor else _self_url(base, resource_type, query.applied, compartment),
         }
     ]
     # A page the byte budget ended early goes on where it stopped (search.html#count).
@@ -165,9 +205,10 @@ def search(ctx: SearchContext, resource_type: str, args: list[tuple[str, str]], 
     return bundle_text("searchset", entries, total=total, links=links)
 
 
-def _self_url(base: str, resource_type: str, args) -> str:
+def _self_url(base: str, resource_type: str, args, compartment: str | None = None) -> str:
     query = urlencode(args)
-    return f"{base}/{resource_type}" + (f"?{query}" if query else "")
+    path = f"Patient/{compartment}/{resource_type}" if compartment is not None else resource_type
+    return f"{base}/{path}" + (f"?{query}" if query else "")
 
 
 def find_ids(ctx: SearchContext, resource_type: str, criteria: str, limit: int) -> list[str]:

@@ -93,7 +93,7 @@ def _fits(low: Decimal, high: Decimal) -> bool:
     return abs(low) < NUMERIC_LIMIT and abs(high) < NUMERIC_LIMIT
 
 
-def _index_rows(
+def index_rows(
     owner: tuple[str, str, str], values: IndexValues, index: dict[str, list[tuple]], compartments: list[tuple]
 ) -> None:
     """Add a resource's index and compartment rows, as tuples in each table's column order."""
@@ -149,10 +149,12 @@ class SqlRepository:
     def _search_context(self) -> SearchContext:
         return SearchContext(self.session, self.hospital_id, self.client_id, self.base_url, self.restrict)
 
-    def search(self, resource_type: str, args: list[tuple[str, str]], *, lenient: bool = False) -> str:
-        """FHIR R4B search.html: the searchset Bundle as JSON text."""
+    def search(
+        self, resource_type: str, args: list[tuple[str, str]], *, lenient: bool = False, compartment=None
+    ) -> str:
+        """FHIR R4B search.html: the searchset Bundle as JSON text (``compartment``: a Patient id)."""
         self.flush()
-        return search(self._search_context(), resource_type, args, lenient=lenient)
+        return search(self._search_context(), resource_type, args, lenient=lenient, compartment=compartment)
 
     def everything(self, patient_id: str, args: list[tuple[str, str]], *, lenient: bool = False) -> str:
         """Patient/$everything as a searchset Bundle (JSON text)."""
@@ -410,7 +412,7 @@ class SqlRepository:
             # In the tables' column order (tests/fhir/test_storage_append.py holds them to create's).
             history.append((seq, self.hospital_id, resource_type, resource_id, 1, moment, "POST", content))
             current.append((self.hospital_id, resource_type, resource_id, 1, moment, False, seq, content))
-            _index_rows((self.hospital_id, resource_type, resource_id), values, index, compartments)
+            index_rows((self.hospital_id, resource_type, resource_id), values, index, compartments)
         bulk_insert(self.session, tables.history, history)
         bulk_insert(self.session, tables.resources, current)
         for kind, rows in index.items():
@@ -451,7 +453,7 @@ class SqlRepository:
         self, writes: PendingWrites, resource_type: str, resource_id: str, values: IndexValues
     ) -> None:
         """Queue the resource's index rows, as tuples in each table's column order."""
-        _index_rows((self.hospital_id, resource_type, resource_id), values, writes.index, writes.compartments)
+        index_rows((self.hospital_id, resource_type, resource_id), values, writes.index, writes.compartments)
 
     # -- history ----------------------------------------------------------------------
     def history(

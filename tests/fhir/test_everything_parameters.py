@@ -144,6 +144,12 @@ def test_type_narrows_members_and_includes(fhir, record):
     assert includes == {("Practitioner", "drwho")}
 
 
+def test_type_naming_only_types_outside_the_compartment_gets_what_the_record_references(fhir, record):
+    matches, includes = everything(fhir, "?_type=Practitioner,Medication")
+    assert matches == set()
+    assert includes == {("Practitioner", "drwho"), ("Medication", "aspirin")}
+
+
 def test_since_keeps_what_changed_since(fhir, record):
     time.sleep(0.01)
     since = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")

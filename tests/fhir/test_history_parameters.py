@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from fhir.search.cursor import encode_cursor
 from tests.conftest import token_request
 from tests.fhir.conftest import FhirClient
 
@@ -84,6 +88,22 @@ def test_history_parameters_it_cannot_apply_are_400(fhir, level, query):
     response = fhir.get(f"{level}?{query}")
     assert response.status_code == 400, response.get_json()
     assert response.get_json()["resourceType"] == "OperationOutcome"
+
+
+def test_a_cursor_of_an_earlier_release_is_a_400(fhir, app):
+    """History cursors used to carry ``n`` (the count) and no ``q`` (the parameters)."""
+    fhir.put("/Patient/kept", patient("Now", id="kept"))
+    fhir.put("/Patient/kept", patient("Later", id="kept"))
+    bundle = fhir.get("/Patient/_history?_count=1").get_json()
+    cursor = parse_qs(urlsplit(link(bundle, "next")).query)["_cursor"][0]
+    payload = cursor.split(".")[0]
+    state = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    old_style = {key: state[key] for key in ("h", "c", "t", "b")} | {"n": 1}
+    with app.app_context():
+        token = encode_cursor(old_style)
+    response = fhir.get(f"/Patient/_history?_cursor={token}")
+    assert response.status_code == 400
+    assert "repeat the request without it" in response.get_json()["issue"][0]["diagnostics"]
 
 
 def test_a_repeated_since_is_400(fhir):

@@ -254,6 +254,12 @@ def test_isolation_matrix(app, client, setting):
         matrix.check(fhir.get(f"/Patient/{target}/$everything"), 404, hidden, f"everything {name}")
         own = fhir.get(f"/Patient/{a}/$everything")
         matrix.check(own, 200, hidden, f"own everything {name}")
+        for resource_type in types:
+            if resource_type != "Patient" and patient_compartment_params(resource_type):
+                other = fhir.get(f"/Patient/{target}/{resource_type}")
+                matrix.check(other, 404, hidden, f"compartment search {resource_type} of {target} {name}")
+                mine = fhir.get(f"/Patient/{a}/{resource_type}?_count=1000")
+                matrix.check(mine, 200, hidden, f"own compartment search {resource_type} {name}")
         narrowed = fhir.get(
             f"/Patient/{a}/$everything?_type=Encounter,Practitioner,Organization&start=2000&_count=3"
         )

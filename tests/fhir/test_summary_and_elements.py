@@ -135,6 +135,15 @@ def test_under_lenient_handling_an_unknown_element_is_left_out_of_the_self_link(
     assert self_url.endswith("/Patient?gender=female")
 
 
+def test_a_subset_carries_no_validator_and_is_never_a_304(fhir, anna):
+    """Its ETag would name the whole version: a later conditional read would keep the subset."""
+    whole = fhir.get(f"/Patient/{anna['id']}")
+    subset = fhir.get(f"/Patient/{anna['id']}?_summary=true")
+    assert "ETag" not in subset.headers and "Last-Modified" not in subset.headers
+    again = fhir.get(f"/Patient/{anna['id']}?_summary=true", headers={"If-None-Match": whole.headers["ETag"]})
+    assert again.status_code == 200 and SUBSETTED in again.get_json()["meta"]["tag"]
+
+
 def test_a_subset_validates_as_the_resource_type(fhir, reading):
     from fhir.resources.R4B.observation import Observation
 

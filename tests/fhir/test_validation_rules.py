@@ -110,11 +110,107 @@ def test_a_conditional_reference_outside_a_bundle_is_refused_not_stored_literall
         f"<div {XHTML}><p>unclosed</div>",
         f"<div {XHTML}>   </div>",
         f'<!DOCTYPE div [<!ENTITY x "y">]><div {XHTML}>&x;</div>',
+        # what an HTML parser reads otherwise than an XML one, or a browser normalises
+        f"<div {XHTML}>hi<!--><img src=x onerror=alert(1)>--></div>",
+        f"<div {XHTML}>hi<?x ><img src=x onerror=alert(1)>?></div>",
+        f'<div {XHTML}><a HREF="javascript:alert(1)">a</a></div>',
+        f'<div {XHTML}><a href="java&#9;script:alert(1)">a</a></div>',
+        f'<div {XHTML}><img src="\\\\evil.example/x.png"/>x</div>',
+        f'<div {XHTML}><img SRC="https://evil.example/x.png"/>x</div>',
+        f'<div {XHTML}><p style="background:u\\72l(https://evil.example/x)">a</p></div>',
     ],
 )
 def test_narrative_xhtml_that_breaks_the_rules_is_refused(fhir, app, div):
     issues = refused(fhir, app, {"resourceType": "Patient", "text": {"status": "generated", "div": div}})
     assert issues[0]["expression"] == ["Patient.text.div"]
+
+
+@pytest.mark.parametrize(
+    "resource,expression",
+    [
+        (
+            {
+                "resourceType": "Composition",
+                "status": "final",
+                "type": {"text": "note"},
+                "date": "2024-01-01",
+                "author": [{"display": "Dr Who"}],
+                "title": "Note",
+                "section": [
+                    {"text": {"status": "generated", "div": f"<div {XHTML}><script>x()</script>y</div>"}}
+                ],
+            },
+            "Composition.section[0].text.div",
+        ),
+        (
+            {
+                "resourceType": "Bundle",
+                "type": "collection",
+                "entry": [
+                    {
+                        "resource": {
+                            "resourceType": "Patient",
+                            "text": {
+                                "status": "generated",
+                                "div": f'<div {XHTML}><p onclick="x()">y</p></div>',
+                            },
+                        }
+                    }
+                ],
+            },
+            "Bundle.entry[0].resource.text.div",
+        ),
+    ],
+)
+def test_every_narrative_is_checked_not_only_the_resources_own(fhir, app, resource, expression):
+    issues = refused(fhir, app, resource)
+    assert expression in [e for issue in issues for e in issue.get("expression", [])], issues
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [
+        observation(valueString="x", component=5),
+        {"resourceType": "Patient", "contact": 5},
+        {"resourceType": "Patient", "contained": 5},
+        {"resourceType": "Patient", "contained": [True]},
+        observation(code={"coding": [{"system": {"x": 1}, "code": ["a"]}]}, valueString="x"),
+    ],
+)
+def test_wrong_json_types_are_a_400_not_a_500(fhir, app, resource):
+    refused(fhir, app, resource)
+
+
+def test_a_contained_resource_may_reference_a_sibling(fhir):
+    contained = [
+        {"resourceType": "Organization", "id": "org1", "name": "Clinic"},
+        {"resourceType": "Practitioner", "id": "dr", "name": [{"family": "Who"}]},
+        {
+            "resourceType": "PractitionerRole",
+            "id": "role",
+            "practitioner": {"reference": "#dr"},
+            "organization": {"reference": "#org1"},
+        },
+    ]
+    body = observation(contained=contained, performer=[{"reference": "#role"}])
+    assert fhir.post("/Observation", body).status_code == 201
+
+
+def test_a_required_binding_inside_a_data_types_part_is_checked(fhir, app):
+    """Timing.repeat is a TimingRepeat, not a backbone element: its codes are checked too."""
+    dosage = [{"timing": {"repeat": {"frequency": 1, "period": 2, "periodUnit": "fortnight"}}}]
+    request = {
+        "resourceType": "MedicationRequest",
+        "status": "active",
+        "intent": "order",
+        "subject": {"reference": "Patient/p1"},
+        "medicationCodeableConcept": {"text": "aspirin"},
+        "dosageInstruction": dosage,
+    }
+    issues = refused(fhir, app, request)
+    assert issues[0]["expression"] == ["MedicationRequest.dosageInstruction[0].timing.repeat.periodUnit"]
+    request["dosageInstruction"][0]["timing"]["repeat"]["periodUnit"] = "wk"
+    assert fhir.post("/MedicationRequest", request).status_code == 201
 
 
 def test_safe_narrative_is_stored_as_sent(fhir):
@@ -205,3 +301,15 @@ def test_a_transaction_with_an_invalid_entry_lists_its_problems_and_stores_nothi
     assert len(diagnostics) >= 2 and all(d.startswith("Bundle entry 1:") for d in diagnostics)
     with app.app_context():
         assert count_stored("fhir_resources") == before
+
+
+def test_a_required_binding_in_a_nested_repeat_of_a_backbone_is_checked(fhir, app):
+    """Questionnaire.item.item is Questionnaire.item again (a contentReference)."""
+    nested = {"linkId": "1.1", "type": "no-such-type"}
+    questionnaire = {
+        "resourceType": "Questionnaire",
+        "status": "draft",
+        "item": [{"linkId": "1", "type": "group", "item": [nested]}],
+    }
+    issues = refused(fhir, app, questionnaire)
+    assert issues[0]["expression"] == ["Questionnaire.item[0].item[0].type"]
