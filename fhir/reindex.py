@@ -34,6 +34,9 @@ def reindex_hospital(session: Session, hospital_id: str) -> int:
             .where(r.hospital_id == hospital_id, r.deleted == false(), tuple_(r.resource_type, r.id) > after)
             .order_by(r.resource_type, r.id)
             .limit(BATCH)
+            # a write to one of them waits for this batch: else its fresh rows could be replaced
+            # by rows made from the content read here, before it
+            .with_for_update()
         ).all()
         if not rows:
             return done
