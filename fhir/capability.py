@@ -68,7 +68,7 @@ def _rest_resources() -> tuple[dict, ...]:
             if p.type == "reference"
         ]
         if includes:
-            entry["searchInclude"] = includes
+            entry["searchInclude"] = ["*", f"{resource_type}:*", *includes]  # each also with :iterate
         if resource_type == "Patient":
             entry["operation"] = [
                 {

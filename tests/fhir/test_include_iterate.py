@@ -102,3 +102,13 @@ def test_a_patient_token_iterates_within_its_own_compartment(fhir, make, client,
     text = response.get_data(as_text=True)
     assert "bob" not in text  # Bob's observation performed by the same doctor, his encounter at the clinic
     assert ("Observation", "anna-obs") in kinds(response.get_json())["match"]
+
+
+def test_every_include_the_capability_statement_lists_is_accepted(fhir, clinic):
+    statement = fhir.client.get(f"{fhir.base}/metadata").get_json()
+    observation = next(r for r in statement["rest"][0]["resource"] if r["type"] == "Observation")
+    assert {"*", "Observation:*", "Observation:encounter"} <= set(observation["searchInclude"])
+    for value in observation["searchInclude"]:
+        for key in ("_include", "_include:iterate"):
+            response = fhir.get(f"/Observation?_id=anna-obs&{key}={value}")
+            assert response.status_code == 200, (key, value, response.get_json())
