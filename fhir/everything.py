@@ -27,7 +27,7 @@ from fhir.interactions import WHOLE_NUMBER
 from fhir.model_classes import is_resource_type
 from fhir.response_size import fitting, note_returned
 from fhir.search.builder import SearchBuilder, restrict_mixed_types
-from fhir.search.cursor import STALE_CURSOR, decode_cursor, encode_cursor
+from fhir.search.cursor import STALE_CURSOR, decode_page_cursor, encode_cursor
 from fhir.search.index_values import date_range
 from fhir.search.registry import indexed_params, patient_compartment_params, resource_types, stored_under
 from fhir.storage import tables
@@ -126,9 +126,9 @@ def everything(ctx, patient_id: str, args, *, lenient: bool) -> str:
     url = f"{ctx.base_url}/{level}"
     cursor = [value for key, value in args if key == "_cursor"]
     if cursor:
-        state = decode_cursor(cursor[-1], hospital_id=ctx.hospital_id, client_id=ctx.client_id)
-        if state.get("t") != level:
-            raise FhirError.invalid("The paging cursor belongs to another request.")
+        state = decode_page_cursor(
+            cursor[-1], hospital_id=ctx.hospital_id, client_id=ctx.client_id, page_of=level
+        )
         try:
             query = parse_everything(state["q"], lenient=False)
             offset, snapshot = int(state["o"]), int(state["s"])

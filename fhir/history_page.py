@@ -20,7 +20,7 @@ from fhir.bundle_builder import bundle_text, history_entry
 from fhir.errors import FhirError
 from fhir.interactions import WHOLE_NUMBER
 from fhir.response_size import fitting, note_returned
-from fhir.search.cursor import STALE_CURSOR, decode_cursor, encode_cursor
+from fhir.search.cursor import STALE_CURSOR, decode_page_cursor, encode_cursor
 from fhir.search.index_values import date_range
 from fhir.storage.repository import HistoryRange
 
@@ -82,9 +82,9 @@ def history_bundle(repo, base: str, args, *, lenient: bool, resource_type=None, 
     args = list(args)
     cursor = [value for name, value in args if name == "_cursor"]
     if cursor:
-        state = decode_cursor(cursor[-1], hospital_id=repo.hospital_id, client_id=repo.client_id)
-        if state.get("t") != level:
-            raise FhirError.invalid("The paging cursor belongs to another history.")
+        state = decode_page_cursor(
+            cursor[-1], hospital_id=repo.hospital_id, client_id=repo.client_id, page_of=level
+        )
         try:
             query, before = HistoryQuery(state["q"], lenient=False), int(state["b"])
         except (KeyError, TypeError, ValueError):  # a cursor of an earlier release

@@ -53,3 +53,12 @@ def decode_cursor(token: str, *, hospital_id: str, client_id: str) -> dict:
     if state.get("h") != hospital_id or state.get("c") != client_id:
         raise invalid
     return state
+
+
+def decode_page_cursor(token: str, *, hospital_id: str, client_id: str, page_of: str) -> dict:
+    """``decode_cursor`` for the next page of ``page_of`` (a search's type, a history's level, a
+    ``$everything``): a cursor of another request is refused."""
+    state = decode_cursor(token, hospital_id=hospital_id, client_id=client_id)
+    if state.get("t") != page_of:
+        raise FhirError.invalid("The paging cursor belongs to another request.")
+    return state

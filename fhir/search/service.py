@@ -18,7 +18,7 @@ from fhir.errors import FhirError, Issue, operation_outcome
 from fhir.model_classes import is_resource_type
 from fhir.response_size import fitted_page, note_returned
 from fhir.search.builder import Restriction, SearchBuilder
-from fhir.search.cursor import decode_cursor, encode_cursor
+from fhir.search.cursor import decode_page_cursor, encode_cursor
 from fhir.search.request import ITERATE_ROUNDS, SearchQuery, parse_search
 from fhir.storage import tables
 from fhir.storage.repository import StoredResource
@@ -138,9 +138,9 @@ def search(
     ``compartment``: a Patient id, for ``Patient/{id}/{type}`` (search.html#compartments)."""
     cursor = [value for key, value in args if key == "_cursor"]
     if cursor:
-        state = decode_cursor(cursor[-1], hospital_id=ctx.hospital_id, client_id=ctx.client_id)
-        if state.get("t") != resource_type:
-            raise FhirError.invalid("The paging cursor belongs to another resource type.")
+        state = decode_page_cursor(
+            cursor[-1], hospital_id=ctx.hospital_id, client_id=ctx.client_id, page_of=resource_type
+        )
         args, offset, snapshot = [tuple(pair) for pair in state["q"]], int(state["o"]), int(state["s"])
         compartment = state.get("k")
     else:

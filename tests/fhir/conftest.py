@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from app.extensions import db
-from tests.conftest import BASE_URL
+from tests.conftest import BASE_URL, token_request
 from tests.servers import threaded_server
 
 FHIR_JSON = "application/fhir+json"
@@ -80,6 +80,12 @@ class FhirClient:
         return [
             e["resource"]["id"] for e in bundle.get("entry", []) if e.get("search", {}).get("mode") == mode
         ]
+
+
+def patient_fhir_client(make, client, hospital: str, patient_id: str) -> FhirClient:
+    """A FhirClient with the token of a new patient credential of ``patient_id``."""
+    credential = make.patient_credential(hospital, patient_id)
+    return FhirClient(client, hospital, token_request(client, credential).get_json()["access_token"])
 
 
 @pytest.fixture

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import token_request
-from tests.fhir.conftest import FhirClient
+from tests.fhir.conftest import patient_fhir_client
 
 
 def observation(patient: str, code: str, performer: str | None = None) -> dict:
@@ -69,11 +68,7 @@ def test_a_type_outside_the_compartment_or_an_unknown_patient_is_refused(fhir, r
 
 
 def test_a_patient_token_searches_its_own_compartment_and_no_other(fhir, make, client, records):
-    anna = FhirClient(
-        client,
-        fhir.hospital,
-        token_request(client, make.patient_credential(fhir.hospital, "anna")).get_json()["access_token"],
-    )
+    anna = patient_fhir_client(make, client, fhir.hospital, "anna")
     assert sorted(matches(anna.search("Patient/anna/Observation"))) == sorted(
         [*records["anna"], records["shared"]]
     )

@@ -117,7 +117,7 @@ REFERENCED = {
 
 
 def patient_token(fhir, make, client, patient_id="anna", scope=None, app=None) -> FhirClient:
-    credential = make.patient_credential(fhir.hospital, patient_id)
+    credential = make.patient_credential(fhir.hospital, patient_id)  # (its scope changed below)
     if scope:
         with app.app_context():
             db.session.get(OAuthClient, credential.key).scope = scope

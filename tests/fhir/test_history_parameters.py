@@ -12,8 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from fhir.search.cursor import encode_cursor
-from tests.conftest import token_request
-from tests.fhir.conftest import FhirClient
+from tests.fhir.conftest import FhirClient, patient_fhir_client
 
 LEVELS = ["/_history", "/Patient/_history"]
 
@@ -190,8 +189,7 @@ def test_a_patient_tokens_history_pages_to_the_end_past_versions_it_may_not_see(
         fhir.put("/Observation/moved", {**observation("other", n), "id": "moved"})
     fhir.put("/Observation/moved", {**observation("me", 7), "id": "moved"})
 
-    credential = make.patient_credential(fhir.hospital, "me")
-    own = FhirClient(client, fhir.hospital, token_request(client, credential).get_json()["access_token"])
+    own = patient_fhir_client(make, client, fhir.hospital, "me")
     pages = every_page(own, "/Observation/_history?_count=4")
 
     seen = [v for page in pages for v in versions(page)]

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import token_request
-from tests.fhir.conftest import FhirClient
+from tests.fhir.conftest import patient_fhir_client
 
 
 @pytest.fixture
@@ -88,11 +87,7 @@ def test_the_old_recurse_name_works_and_other_modifiers_are_refused(fhir, clinic
 
 
 def test_a_patient_token_iterates_within_its_own_compartment(fhir, make, client, clinic):
-    anna = FhirClient(
-        client,
-        fhir.hospital,
-        token_request(client, make.patient_credential(fhir.hospital, "anna")).get_json()["access_token"],
-    )
+    anna = patient_fhir_client(make, client, fhir.hospital, "anna")
     query = (
         "Observation?_include=Observation:performer&_include=*"
         "&_revinclude:iterate=Observation:performer&_revinclude:iterate=Encounter:service-provider"
