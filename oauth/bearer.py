@@ -5,10 +5,9 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 
-from oauth.audience import hospital_for_resource
 from oauth.credentials import secret_matches
 from oauth.jws import JwsError
-from oauth.tokens import decode_access_token, token_client_if_active
+from oauth.tokens import decode_access_token, held_at, token_client_if_active
 
 MAX_HEADER_LENGTH = 8192
 
@@ -49,8 +48,11 @@ def authenticate_bearer(
 def principal_for(
     claims: dict, hospital_id: str, *, api_key: str | None = None, api_secret: str | None = None
 ) -> Principal:
-    """The caller behind ``verified_claims``' answer: revocation, expiry and three-locks checks."""
-    client = token_client_if_active(claims)
+    """The caller behind ``verified_claims``' answer: revocation, expiry and three-locks checks.
+
+    Its scopes are those the token carries at ``hospital_id``: a token for several hospitals
+    holds at each only what that hospital granted."""
+    client = token_client_if_active(claims, hospital_id)
     if client is None:
         raise InvalidTokenError("The access token has expired or was revoked.")
     if client.require_key_headers:
@@ -63,7 +65,7 @@ def principal_for(
         kind=client.kind,
         hospital_id=hospital_id,
         patient_id=claims.get("patient"),
-        scopes=tuple(claims["scope"].split()),
+        scopes=tuple(held_at(claims, hospital_id)[0].split()),
         jti=claims["jti"],
         expires_at=claims["exp"],
     )
@@ -71,7 +73,8 @@ def principal_for(
 
 def verified_claims(authorization: str | None, hospital_id: str) -> dict:
     """The claims of a Bearer token of ours issued for ``hospital_id``'s API (signature, type,
-    issuer, audience), before any revocation check; ``InvalidTokenError`` otherwise."""
+    issuer, audience: the hospital's, or one of its audiences), before any revocation check;
+    ``InvalidTokenError`` otherwise."""
     if not authorization:
         raise InvalidTokenError("An access token is required (Authorization: Bearer ...).")
     if len(authorization) > MAX_HEADER_LENGTH:
@@ -84,6 +87,6 @@ def verified_claims(authorization: str | None, hospital_id: str) -> dict:
         claims = decode_access_token(token)
     except JwsError as error:
         raise InvalidTokenError(f"The access token is invalid: {error}.") from None
-    if hospital_for_resource(claims["aud"]) != hospital_id:
+    if held_at(claims, hospital_id) is None:
         raise InvalidTokenError("The access token was issued for another FHIR server.")
     return claims

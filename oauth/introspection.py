@@ -8,30 +8,32 @@ from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoint
 
-from oauth.audience import hospital_for_resource
+from oauth.audience import fhir_base_url
 from oauth.grants import authenticate_endpoint_client
 from oauth.jws import JwsError
 from oauth.models import HOSPITAL_KEY, KEY_AUTH_METHOD, OAuthClient
-from oauth.tokens import decode_access_token, revoke_token_id, token_client_if_active
+from oauth.scopes import split_scope
+from oauth.tokens import decode_access_token, live_hospitals, revoke_token_id, token_hospitals
 
 _AUTH_METHODS = ["client_secret_basic", "client_secret_post", KEY_AUTH_METHOD]
 
 
 @dataclass
 class PresentedToken:
-    """A verified access token presented to introspection or revocation."""
+    """A verified access token presented to introspection or revocation, with the hospitals
+    at which it is still valid (``live``: none if it expired or was revoked)."""
 
     claims: dict
-    active_client: OAuthClient | None
+    live: list[str]
 
     def check_client(self, client: OAuthClient) -> bool:
         return self.claims["client_id"] == client.client_id
 
     def is_expired(self) -> bool:
-        return self.active_client is None
+        return not self.live
 
     def is_revoked(self) -> bool:
-        return self.active_client is None
+        return not self.live
 
 
 def _query_token(token_string: str, token_type_hint: str | None) -> PresentedToken | None:
@@ -41,7 +43,7 @@ def _query_token(token_string: str, token_type_hint: str | None) -> PresentedTok
         claims = decode_access_token(token_string)
     except JwsError:
         return None
-    return PresentedToken(claims, token_client_if_active(claims))
+    return PresentedToken(claims, live_hospitals(claims))
 
 
 class IntrospectionEndpoint(_IntrospectionEndpoint):
@@ -63,15 +65,21 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
         return _query_token(token_string, token_type_hint)
 
     def check_permission(self, token: PresentedToken, client: OAuthClient, request) -> bool:
-        """A client sees its own tokens; a hospital key also those aimed at its hospital."""
+        """A client sees its own tokens; a hospital key also those aimed at its hospital, and
+        of a token for several hospitals only its own hospital's part (where else the token's
+        client is granted, and what, is not that hospital's business)."""
         if token.check_client(client):
             return True
-        return (
-            client.kind == HOSPITAL_KEY and hospital_for_resource(token.claims["aud"]) == client.hospital_id
-        )
+        if client.kind == HOSPITAL_KEY and client.hospital_id in token_hospitals(token.claims):
+            token.live = [client.hospital_id] if client.hospital_id in token.live else []
+            return True
+        return False
 
     def introspect_token(self, token: PresentedToken) -> dict:
-        """RFC 7662 §2.2."""
+        """RFC 7662 §2.2. A token for several hospitals is described where it is still valid
+        (and, to a hospital key, at its hospital only): ``aud`` the array of those hospitals'
+        base URLs, ``hospitals`` their parts (scope, grant serial) as in the token, ``scope``
+        the union of their scopes. A resource server told "active" may then trust ``aud``."""
         claims = token.claims
         body = {
             "active": True,
@@ -85,6 +93,12 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
             "iss": claims["iss"],
             "jti": claims["jti"],
         }
+        if isinstance(claims["aud"], list):
+            parts = {hospital_id: claims["hospitals"][hospital_id] for hospital_id in token.live}
+            body["aud"] = [fhir_base_url(hospital_id) for hospital_id in parts]
+            carried = {scope for part in parts.values() for scope in split_scope(part["scope"])}
+            body["scope"] = " ".join(scope for scope in split_scope(claims["scope"]) if scope in carried)
+            body["hospitals"] = parts
         if "patient" in claims:
             body["patient"] = claims["patient"]
         return body
@@ -105,5 +119,5 @@ class RevocationEndpoint(_RevocationEndpoint):
         return _query_token(token_string, token_type_hint)
 
     def revoke_token(self, token: PresentedToken, request) -> None:
-        if token.active_client is not None:
+        if token.live:
             revoke_token_id(token.claims)

@@ -26,6 +26,7 @@ from oauth.models import (
     AppGrant,
     OAuthClient,
 )
+from oauth.reach import Target
 from oauth.tokens import IssuedToken, issue_access_token
 from oauth.validity import bump_epoch
 
@@ -109,7 +110,7 @@ def create_hospital_key(
     )
     # Signed before the row is flushed: on SQLite a pending write would block the key
     # ring's own session if it has to create the first signing key.
-    token = issue_access_token(client, hospital_id, client.scope, token_ttl)
+    token = issue_access_token(client, Target.one(hospital_id, client.scope), token_ttl)
     db.session.commit()
     return NewCredential(client, secret, token)
 

@@ -23,6 +23,23 @@ class Reach(NamedTuple):
     serial: int = 0
 
 
+class Target(NamedTuple):
+    """What one access token is for: each hospital with the scopes the token carries there and
+    the serial of the grant it is issued under (sorted by hospital id), and ``scope``, all the
+    token carries (its ``scope`` claim: the union of the hospitals' scopes, in request order).
+
+    One hospital makes the token RFC 9068's usual one (``aud`` a string); several make ``aud``
+    an array and put each hospital's own scope and serial in the ``hospitals`` claim
+    (``oauth.tokens``), so that each hospital judges the token by its own grant alone."""
+
+    hospitals: tuple[tuple[str, Reach], ...]
+    scope: str
+
+    @classmethod
+    def one(cls, hospital_id: str, scope: str, serial: int = 0) -> Target:
+        return cls(((hospital_id, Reach(scope, serial)),), scope)
+
+
 def hospital_reach(client: OAuthClient) -> dict[str, Reach]:
     """Map hospital id → what the client holds there."""
     if client.kind != APPLICATION:

@@ -5,9 +5,9 @@ Nearly every token request looks the same: the client-credentials grant, HTTP Ba
 ago. Flask's request handling, Flask-Limiter and Authlib's dispatch cost about two thirds of
 such an answer, so this WSGI middleware answers it itself, with the functions the Authlib
 grant uses: the worker's client cache under the revocation epoch (read fresh for every
-request, while the token is being made), the keyed secret check, ``target_within``,
-``narrow_scope``, ``mint_access_token`` and the endpoint's rate limits (``oauth.token_limits``),
-all without an application context.
+request, while the token is being made), the keyed secret check, ``target_within`` (the
+hospitals and the scope at each, one hospital or several), ``mint_token`` and the endpoint's
+rate limits (``oauth.token_limits``), all without an application context.
 
 It answers successes only. Anything else — a client not yet in the worker's cache, a wrong
 secret, a parameter it does not know, a limit reached, ``last_used_at`` due to be written,
@@ -35,8 +35,8 @@ from oauth.credentials import secret_matches
 from oauth.endpoint_request import BASIC, FORM_CONTENT_TYPE, POST, PRINTABLE_ID, basic_credentials
 from oauth.epoch_reader import EpochReader
 from oauth.errors import ClientAuthenticationFailed
-from oauth.grants import last_use_due, narrow_scope, target_within, token_lifetime
-from oauth.tokens import mint_access_token
+from oauth.grants import last_use_due, target_within, token_lifetime
+from oauth.tokens import mint_token
 
 TOKEN_PATH = "/oauth/token"
 # A common request is a few hundred bytes; anything longer is left to the view's checks.
@@ -111,13 +111,12 @@ class TokenFastPath(FastPath):
         ):
             return None
         issuer = config["FHIRGATE_BASE_URL"]
+        lifetime = token_lifetime(method, config)
         try:
-            hospital_id, held = target_within(reach, form.get("resource"), issuer)
-            scope = narrow_scope(held.scope, form.get("scope"))
+            target = target_within(reach, form.get("resource"), form.get("scope"), issuer)
+            token = mint_token(client, target, lifetime, issuer, signing_key)
         except OAuth2Error:
             return None
-        lifetime = token_lifetime(method, config)
-        token = mint_access_token(client, hospital_id, scope, lifetime, issuer, signing_key, held.serial)
         return token, cached_epoch, client_id, address
 
 

@@ -4,6 +4,13 @@ A token stays valid while its signature verifies against our key ring, it has no
 expired, its client still exists unrevoked with the same ``gen`` (generation), its ``jti``
 is not in the RFC 7009 deny-list, and (for applications) its hospital is still granted by
 the very grant it was issued under (claim ``grant``, the grant's serial).
+
+A token for one hospital has ``aud`` its FHIR base URL and ``scope``/``grant`` for it. A token
+for several (an application that names no ``resource``) has ``aud`` the array of their base
+URLs, ``scope`` the union of what it carries, and ``hospitals``: hospital id → ``{"scope",
+"grant"}`` (``grant`` absent = 0, as at the top level), each hospital's own part. At a
+hospital only that part counts — its scopes, checked against its grant under its serial — so
+withdrawing or narrowing one hospital's grant ends the token there and nowhere else.
 """
 
 from __future__ import annotations
@@ -20,13 +27,19 @@ from sqlalchemy.exc import IntegrityError
 from app.extensions import db
 from app.timeutil import epoch, utcnow
 from oauth.audience import fhir_base_url, hospital_for_resource
+from oauth.errors import InvalidTargetError
 from oauth.jws import JwsError, sign, verify
 from oauth.keys import keyring
 from oauth.models import PATIENT_CREDENTIAL, OAuthClient, RevokedToken
+from oauth.reach import Target
 from oauth.scopes import ScopeError, covers, parse_scopes
 from oauth.validity import ClientState, bump_epoch, validity_cache
 
 TOKEN_TYPE = "at+jwt"
+# A token must fit the resource server's Authorization header (``oauth.bearer``: 8 KiB, with
+# "Bearer "), and common HTTP servers' 8 KiB limit for a header line: a token for very many
+# hospitals that would not is refused at the token endpoint rather than given out useless.
+MAX_TOKEN_LENGTH = 8000
 
 
 @dataclass(frozen=True)
@@ -49,20 +62,9 @@ class IssuedToken:
         return body
 
 
-def issue_access_token(
-    client: OAuthClient, hospital_id: str, scope: str, ttl: int, grant_serial: int = 0
-) -> IssuedToken:
-    """Sign an RFC 9068 access token for ``client`` at ``hospital_id`` under the grant
-    ``grant_serial`` (``oauth.reach.Reach.serial``)."""
-    return mint_access_token(
-        client,
-        hospital_id,
-        scope,
-        ttl,
-        current_app.config["FHIRGATE_BASE_URL"],
-        keyring().signing_key(),
-        grant_serial,
-    )
+def issue_access_token(client: OAuthClient, target: Target, ttl: int) -> IssuedToken:
+    """Sign an RFC 9068 access token for ``client`` at the hospitals of ``target``."""
+    return mint_token(client, target, ttl, current_app.config["FHIRGATE_BASE_URL"], keyring().signing_key())
 
 
 def mint_access_token(
@@ -74,28 +76,55 @@ def mint_access_token(
     signing_key: tuple[str, ec.EllipticCurvePrivateKey],
     grant_serial: int = 0,
 ) -> IssuedToken:
+    """``mint_token`` for one hospital."""
+    return mint_token(client, Target.one(hospital_id, scope, grant_serial), ttl, issuer, signing_key)
+
+
+def mint_token(
+    client: OAuthClient,
+    target: Target,
+    ttl: int,
+    issuer: str,
+    signing_key: tuple[str, ec.EllipticCurvePrivateKey],
+) -> IssuedToken:
     """``issue_access_token`` given the issuer (``FHIRGATE_BASE_URL``) and the current
     ``(kid, key)``: it needs no application context."""
     kid, private_key = signing_key
     now = epoch()
+    several = len(target.hospitals) > 1
     claims = {
         "iss": issuer,
         "sub": client.client_id,
         "client_id": client.client_id,
-        "aud": fhir_base_url(hospital_id, issuer),
+        "aud": (
+            [fhir_base_url(hospital_id, issuer) for hospital_id, _ in target.hospitals]
+            if several
+            else fhir_base_url(target.hospitals[0][0], issuer)
+        ),
         "iat": now,
         "exp": now + ttl,
         "jti": secrets.token_urlsafe(16),
-        "scope": scope,
+        "scope": target.scope,
         "gen": client.generation,
     }
-    if grant_serial:
-        claims["grant"] = grant_serial  # absent: 0 (no grant row, or issued before serials)
+    if several:
+        claims["hospitals"] = {
+            hospital_id: {"scope": held.scope, "grant": held.serial} if held.serial else {"scope": held.scope}
+            for hospital_id, held in target.hospitals
+        }
+    elif target.hospitals[0][1].serial:
+        claims["grant"] = target.hospitals[0][1].serial  # absent: 0 (no grant row, or before serials)
     patient = client.patient_id if client.kind == PATIENT_CREDENTIAL else None
     if patient:
         claims["patient"] = patient
     header = {"alg": "ES256", "typ": TOKEN_TYPE, "kid": kid}
-    return IssuedToken(sign(private_key, header, claims), ttl, scope, patient)
+    token = sign(private_key, header, claims)
+    if several and len(token) > MAX_TOKEN_LENGTH:
+        raise InvalidTargetError(
+            f"A token for all {len(target.hospitals)} hospitals this client reaches would be too large:"
+            " name one with the resource parameter."
+        )
+    return IssuedToken(token, ttl, target.scope, patient)
 
 
 # A client sends one token with many requests, and an ES256 verification costs ~0.5 ms: a
@@ -116,7 +145,7 @@ def decode_access_token(token: str) -> dict:
     header, claims = verify(token, keyring().public_key, typ=TOKEN_TYPE)
     if claims.get("iss") != current_app.config["FHIRGATE_BASE_URL"]:
         raise JwsError("the token was issued by another server")
-    for name in ("sub", "client_id", "aud", "jti", "scope"):
+    for name in ("sub", "client_id", "jti", "scope"):
         if not isinstance(claims.get(name), str):
             raise JwsError(f"the token lacks the {name} claim")
     for name in ("exp", "iat", "gen"):
@@ -124,14 +153,81 @@ def decode_access_token(token: str) -> dict:
             raise JwsError(f"the token lacks the {name} claim")
     if not isinstance(claims.get("grant", 0), int):
         raise JwsError("the token's grant claim is not a number")
+    _check_audiences(claims)
     if len(_verified) >= MAX_VERIFIED_TOKENS:
         _verified.clear()
     _verified[token] = (header["kid"], keyring().public_key(header["kid"]), dict(claims))
     return claims
 
 
-def token_client_if_active(claims: dict) -> ClientState | None:
-    """The token's client if the token is still valid right now, else None."""
+def _check_audiences(claims: dict) -> None:
+    """One hospital: ``aud`` a string, no ``hospitals``. Several: ``aud`` their base URLs, each
+    once, and ``hospitals`` a part for each of them and for nothing else, no top-level ``grant``."""
+    audience, parts = claims.get("aud"), claims.get("hospitals")
+    if isinstance(audience, str):
+        if parts is not None:
+            raise JwsError("the token's hospitals claim does not match its audience")
+        return
+    if not isinstance(audience, list) or len(audience) < 2 or not all(isinstance(a, str) for a in audience):
+        raise JwsError("the token lacks the aud claim")
+    if not isinstance(parts, dict) or "grant" in claims:
+        raise JwsError("the token's hospitals claim does not match its audience")
+    named = [hospital_for_resource(url) for url in audience]
+    if len(set(named)) != len(named) or set(named) != parts.keys():
+        raise JwsError("the token's hospitals claim does not match its audience")
+    for part in parts.values():
+        if not (
+            isinstance(part, dict)
+            and part.keys() <= {"scope", "grant"}
+            and isinstance(part.get("scope"), str)
+            and isinstance(part.get("grant", 0), int)
+        ):
+            raise JwsError("the token's hospitals claim is malformed")
+
+
+def held_at(claims: dict, hospital_id: str) -> tuple[str, int] | None:
+    """What a decoded token carries at ``hospital_id`` — its scope there and the serial of the
+    grant it was issued under — or None if the hospital is not one of its audiences."""
+    audience = claims["aud"]
+    if isinstance(audience, str):
+        if hospital_for_resource(audience) != hospital_id:
+            return None
+        return claims["scope"], claims.get("grant", 0)
+    part = claims["hospitals"].get(hospital_id)
+    return None if part is None else (part["scope"], part.get("grant", 0))
+
+
+def token_hospitals(claims: dict) -> list[str]:
+    """The hospitals a decoded token is for, in its ``aud`` order."""
+    audience = claims["aud"]
+    if isinstance(audience, str):
+        hospital_id = hospital_for_resource(audience)
+        return [] if hospital_id is None else [hospital_id]
+    return list(claims["hospitals"])
+
+
+def token_client_if_active(claims: dict, hospital_id: str) -> ClientState | None:
+    """The token's client if the token is still valid at ``hospital_id`` right now, else None."""
+    client = _live_client(claims)
+    if client is None or not _still_granted(client, claims, hospital_id):
+        return None
+    return client
+
+
+def live_hospitals(claims: dict) -> list[str]:
+    """The hospitals at which the token is still valid right now (RFC 7662: it is active while
+    there is one), in its ``aud`` order."""
+    client = _live_client(claims)
+    if client is None:
+        return []
+    return [
+        hospital_id for hospital_id in token_hospitals(claims) if _still_granted(client, claims, hospital_id)
+    ]
+
+
+def _live_client(claims: dict) -> ClientState | None:
+    """The token's client, if the token has not expired, nor its client been deleted or
+    revoked or its secret rotated, nor the token itself revoked (RFC 7009)."""
     if claims["exp"] <= epoch():
         return None
     cache = validity_cache()
@@ -140,20 +236,24 @@ def token_client_if_active(claims: dict) -> ClientState | None:
         return None
     if cache.jti_revoked(claims["jti"]):
         return None
-    hospital_id = hospital_for_resource(claims["aud"])
-    grant = cache.grant(client, hospital_id) if hospital_id else None
-    if grant is None:
-        return None
-    granted, serial = grant
-    if claims.get("grant", 0) != serial:
-        return None  # issued under a grant since withdrawn (and perhaps made again)
-    try:
-        held = parse_scopes(granted)
-        if not all(covers(held, scope) for scope in parse_scopes(claims["scope"])):
-            return None
-    except ScopeError:
-        return None
     return client
+
+
+def _still_granted(client: ClientState, claims: dict, hospital_id: str) -> bool:
+    """Whether the client still holds, at ``hospital_id``, the grant the token was issued under
+    there, and it still covers the scopes the token carries there."""
+    held = held_at(claims, hospital_id)
+    grant = validity_cache().grant(client, hospital_id) if held is not None else None
+    if grant is None:
+        return False
+    (carried, token_serial), (granted, serial) = held, grant
+    if token_serial != serial:
+        return False  # issued under a grant since withdrawn (and perhaps made again)
+    try:
+        covering = parse_scopes(granted)
+        return all(covers(covering, scope) for scope in parse_scopes(carried))
+    except ScopeError:
+        return False
 
 
 def revoke_token_id(claims: dict) -> None:

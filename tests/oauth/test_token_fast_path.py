@@ -150,9 +150,16 @@ def test_an_application_reaching_two_hospitals_gets_the_views_answer_with_and_wi
     named = by_basic(cred, resource=f"{BASE_URL}/fhir/general")
     assert post(True, **named).status_code == 200
     assert_same_success(post(True, **named), post(False, **named), client)
-    unnamed = [post(fast, **by_basic(cred)) for fast in (True, False)]
-    assert [(r.status_code, r.get_json()["error"]) for r in unnamed] == [(400, "invalid_target")] * 2
-    assert len(view_calls) == 4  # all but the second
+    # Without a resource: one token for both hospitals, alike both ways, whole or narrowed.
+    for form in ({}, {"scope": "system/Patient.r system/Observation.rs"}, {"scope": "system/Patient.r"}):
+        assert_same_success(
+            post(True, **by_basic(cred, **form)), post(False, **by_basic(cred, **form)), client
+        )
+    unnamed = decode_with_jwks(client, post(True, **by_basic(cred)).get_json()["access_token"]).claims
+    assert unnamed["aud"] == [f"{BASE_URL}/fhir/general", f"{BASE_URL}/fhir/sandbox"]
+    nowhere = [post(fast, **by_basic(cred, scope="system/Patient.cruds")) for fast in (True, False)]
+    assert [(r.status_code, r.get_json()["error"]) for r in nowhere] == [(400, "invalid_scope")] * 2
+    assert len(view_calls) == 7  # the first, each slow one, and both refusals
 
 
 def test_over_https_both_answers_carry_hsts(post, cached_key, view_calls, client):

@@ -142,14 +142,15 @@ def test_granted_application_names_the_hospital_with_resource(client, make, sand
     assert sandbox_token.get_json()["scope"] == "system/*.rs"
 
 
-def test_application_reaching_two_hospitals_gets_invalid_target_without_resource(client, make, sandbox):
+def test_application_reaching_two_hospitals_gets_a_token_for_both_without_resource(client, make, sandbox):
     make.hospital("general")
     app_cred = make.application()
     admin = make.as_role("hospital-admin", "general")
     admin.put(f"/api/hospitals/general/apps/{app_cred.key}", json={"permissions": ["system/Patient.r"]})
     response = token_request(client, app_cred)
-    assert response.status_code == 400
-    assert response.get_json()["error"] == "invalid_target"
+    assert response.status_code == 200, response.get_json()
+    claims = decode_with_jwks(client, response.get_json()["access_token"]).claims
+    assert claims["aud"] == [f"{BASE_URL}/fhir/general", f"{BASE_URL}/fhir/sandbox"]
 
 
 def test_resource_of_a_hospital_not_granted_is_invalid_target(client, make, sandbox):
