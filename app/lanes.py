@@ -26,14 +26,14 @@ from flask import Flask, current_app, g
 
 from fhir.errors import THROTTLED, FhirError, Issue
 
-# Heavy: whatever runs a search — a search (GET or HEAD [type] or Patient/{id}/[type], POST
-# [type]/_search), any history, $everything, a batch or transaction (POST [base]), and the
-# conditional writes (PUT or DELETE [type]?criteria, POST [type] with If-None-Exist). A read of
-# one resource, and a write by id, is light.
+# Heavy: whatever runs a search — a search (GET or HEAD [base], [type] or Patient/{id}/[type],
+# POST [base]/_search or [type]/_search), any history, $everything, a batch or transaction
+# (POST [base]), and the conditional writes (PUT or DELETE [type]?criteria, POST [type] with
+# If-None-Exist). A read of one resource, and a write by id, is light.
 _HEAVY_GET = re.compile(
-    r"/fhir/[^/]+/(?:[A-Z][A-Za-z]+|(?:[^/]+/){0,2}_history|Patient/[^/]+/(?:\$everything|[A-Z][A-Za-z]+))/?"
+    r"/fhir/[^/]+(?:/(?:[A-Z][A-Za-z]+|(?:[^/]+/){0,2}_history|Patient/[^/]+/(?:\$everything|[A-Z][A-Za-z]+)))?/?"
 )
-_HEAVY_POST = re.compile(r"/fhir/[^/]+(?:/[A-Z][A-Za-z]+/_search)?/?")
+_HEAVY_POST = re.compile(r"/fhir/[^/]+(?:/(?:[A-Z][A-Za-z]+/)?_search)?/?")
 _TYPE = re.compile(r"/fhir/[^/]+/[A-Z][A-Za-z]+/?")
 RETRY_AFTER_S = 1
 

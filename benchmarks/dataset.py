@@ -25,6 +25,8 @@ class Pools:
     with_conditions: list[str] = field(default_factory=list)
     # codes of quantity-valued Observations some value of which is above 100
     codes_above_100: list[str] = field(default_factory=list)
+    practitioner_names: list[str] = field(default_factory=list)
+    condition_codes: list[str] = field(default_factory=list)
     types: Counter = field(default_factory=Counter)
 
 
@@ -51,7 +53,7 @@ def _token(concept: dict) -> str | None:
 
 
 def _tap(resources: Iterator[dict], pools: Pools) -> Iterator[dict]:
-    encounters, conditions, above_100 = set(), set(), set()
+    encounters, conditions, above_100, condition_codes = set(), set(), set(), set()
     for resource in resources:
         kind = resource["resourceType"]
         pools.types[kind] += 1
@@ -72,10 +74,15 @@ def _tap(resources: Iterator[dict], pools: Pools) -> Iterator[dict]:
             encounters.add(patient)
         elif kind == "Condition" and (patient := _patient_of(resource)):
             conditions.add(patient)
+            if code := _token(resource.get("code") or {}):
+                condition_codes.add(code)
+        elif kind == "Practitioner":
+            pools.practitioner_names += [n["family"] for n in resource.get("name") or [] if n.get("family")]
         yield resource
     pools.with_encounters = sorted(encounters)
     pools.with_conditions = sorted(conditions)
     pools.codes_above_100 = sorted(above_100)
+    pools.condition_codes = sorted(condition_codes)
 
 
 def build(patients: int, seed: int, per_bundle: int) -> Dataset:
@@ -137,6 +144,26 @@ def scenarios(pools: Pools) -> list[Scenario]:
         code = rng.choice(pools.codes_above_100)
         return _query("Observation", [("code", code), ("value-quantity", "gt100")])
 
+    def patient_revinclude(rng):
+        patient = rng.choice(pools.patients)
+        return _query(
+            "Patient",
+            [("_id", patient), ("_revinclude", "Condition:patient"), ("_revinclude", "Encounter:patient")],
+        )
+
+    def two_level_chain(rng):
+        # a code's observations of the patients of one general practitioner
+        _, code, _ = rng.choice(pools.observations)
+        chain = "subject:Patient.general-practitioner:Practitioner.family"
+        return _query(
+            "Observation", [(chain, rng.choice(pools.practitioner_names)), ("code", code), ("_count", "20")]
+        )
+
+    def reverse_chain(rng):
+        return _query(
+            "Patient", [("_has:Condition:patient:code", rng.choice(pools.condition_codes)), ("_count", "20")]
+        )
+
     found = [
         Scenario("GET Patient/{id}", read, 10.0),
         Scenario("Observation?patient=X&code=Y&date=geZ", observation_patient_code_date, 25.0),
@@ -145,6 +172,9 @@ def scenarios(pools: Pools) -> list[Scenario]:
         Scenario("Condition?patient=X", condition_patient),
         Scenario("Encounter?patient=X&_revinclude=Observation:encounter&_count=5", encounter_revinclude),
         Scenario("Observation?code=Y&value-quantity=gt100", observation_value),
+        Scenario("Patient?_id=X&_revinclude=Condition,Encounter", patient_revinclude),
+        Scenario("Observation?subject:Patient.general-practitioner.family=F&code=Y", two_level_chain),
+        Scenario("Patient?_has:Condition:patient:code=Y", reverse_chain),
     ]
     # A tiny population may lack some kinds of data; skip what cannot be drawn.
     empty = {
@@ -153,5 +183,9 @@ def scenarios(pools: Pools) -> list[Scenario]:
         "Observation?code=Y&value-quantity=gt100": not pools.codes_above_100,
         "Observation?patient=X&code=Y&date=geZ": not pools.observations,
         "Patient?name=N": not pools.names,
+        "Observation?subject:Patient.general-practitioner.family=F&code=Y": not (
+            pools.observations and pools.practitioner_names
+        ),
+        "Patient?_has:Condition:patient:code=Y": not pools.condition_codes,
     }
     return [s for s in found if not empty.get(s.label)]

@@ -257,6 +257,8 @@ INTERACTIONS = {
     "fhir.search": "search-type",
     "fhir.search_post": "search-type",
     "fhir.compartment_search": "search-compartment",
+    "fhir.system_search": "search-system",
+    "fhir.system_search_post": "search-system",
     "fhir.type_history": "history-type",
     "fhir.instance_history": "history-instance",
     "fhir.hospital_history": "history-system",
@@ -267,6 +269,8 @@ INTERACTIONS = {
 
 BUNDLE_ENDPOINTS = {
     "fhir.search",
+    "fhir.system_search",
+    "fhir.system_search_post",
     "fhir.compartment_search",
     "fhir.search_post",
     "fhir.type_history",
@@ -284,7 +288,15 @@ NEVER_RECORDED = frozenset(
 )  # fmt: skip
 
 
-SEARCH_ENDPOINTS = frozenset({"fhir.search", "fhir.search_post", "fhir.compartment_search"})
+SEARCH_ENDPOINTS = frozenset(
+    {
+        "fhir.search",
+        "fhir.search_post",
+        "fhir.compartment_search",
+        "fhir.system_search",
+        "fhir.system_search_post",
+    }
+)
 # Endpoints about one Patient (its record, a type within its compartment): the audit names it.
 PATIENT_ENDPOINTS = frozenset({"fhir.everything", "fhir.compartment_search"})
 
@@ -292,7 +304,7 @@ PATIENT_ENDPOINTS = frozenset({"fhir.everything", "fhir.compartment_search"})
 def _recorded_query() -> str:
     """The search parameters (URL and ``POST _search`` form), minus credential-like values."""
     pairs = list(request.args.items(multi=True))
-    if request.endpoint == "fhir.search_post":
+    if request.endpoint in ("fhir.search_post", "fhir.system_search_post"):
         pairs += list(request.form.items(multi=True))
     resource_type = (request.view_args or {}).get("resource_type")
     searching = request.endpoint in SEARCH_ENDPOINTS and resource_type and is_resource_type(resource_type)

@@ -8,7 +8,8 @@ from flask import current_app
 
 from fhir.http import base_url
 from fhir.model_classes import is_resource_type
-from fhir.search.registry import indexed_params, resource_types
+from fhir.search.registry import composite_params, indexed_params, is_identifier_param, resource_types
+from fhir.search.request import MAX_HOPS
 from fhir.version import FHIR_JSON, FHIR_VERSION
 
 INTERACTIONS = tuple(
@@ -31,19 +32,71 @@ def supported_types() -> tuple[str, ...]:
     return tuple(t for t in resource_types() if is_resource_type(t))
 
 
+COMMON_PARAMS = (
+    {"name": "_id", "type": "token", "definition": "http://hl7.org/fhir/SearchParameter/Resource-id"},
+    {
+        "name": "_lastUpdated",
+        "type": "date",
+        "definition": "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated",
+    },
+)
+# What each kind of parameter also takes (search.html#modifiers, #chaining, #composite).
+DOCUMENTATION = {
+    "string": "Modifiers :exact, :contains, :missing.",
+    "token": "Modifiers :not, :text, :missing.",
+    "reference": (
+        f"Modifiers :[type], :identifier, :missing; chains (this.param.param) of up to {MAX_HOPS} links."
+    ),
+    "date": "Prefixes eq ne gt lt ge le sa eb ap; :missing.",
+    "number": "Prefixes eq ne gt lt ge le sa eb ap; :missing.",
+    "quantity": "Prefixes eq ne gt lt ge le sa eb ap, number|system|code; :missing.",
+    "uri": "Modifiers :below, :above, :missing.",
+    "composite": "token$value, both parts matched by the same element; no modifiers.",
+}
+HAS_PARAM = {
+    "name": "_has",
+    "type": "special",
+    "documentation": (
+        f"_has:Type:reference:parameter=value, nested or chained up to {MAX_HOPS} links in all."
+    ),
+}
+
+
 def search_params_of(resource_type: str) -> list[dict]:
     """Exactly the parameters the index (plus the resource table's own columns) answers."""
-    params = [
-        {"name": "_id", "type": "token", "definition": "http://hl7.org/fhir/SearchParameter/Resource-id"},
-        {
-            "name": "_lastUpdated",
-            "type": "date",
-            "definition": "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated",
-        },
-    ]
-    for code, param in sorted(indexed_params(resource_type).items()):
-        params.append({"name": code, "type": param.type, "definition": param.url})
+    params = [dict(p) for p in COMMON_PARAMS]
+    searchable = {**indexed_params(resource_type), **composite_params(resource_type)}
+    for code, param in sorted(searchable.items()):
+        documentation = DOCUMENTATION[param.type]
+        if is_identifier_param(param):
+            documentation = documentation.replace(":text,", ":text, :of-type,")
+        params.append(
+            {"name": code, "type": param.type, "definition": param.url, "documentation": documentation}
+        )
+    if _reverse_references().get(resource_type):
+        params.append(dict(HAS_PARAM))
     return params
+
+
+def system_params() -> list[dict]:
+    """The parameters a system search without ``_type`` takes: those every type has."""
+    shared = set.intersection(*(set(indexed_params(t)) for t in supported_types()))
+    first = indexed_params(supported_types()[0])
+    found = [dict(p) for p in COMMON_PARAMS]
+    found += [{"name": c, "type": first[c].type, "definition": first[c].url} for c in sorted(shared)]
+    return found
+
+
+@cache
+def _reverse_references() -> dict[str, tuple[str, ...]]:
+    """Per type, the ``Source:param`` references that may point at it (``_revinclude``, ``_has``)."""
+    found: dict[str, list[str]] = {}
+    for source in supported_types():
+        for code, param in sorted(indexed_params(source).items()):
+            if param.type == "reference":
+                for target in param.targets:
+                    found.setdefault(target, []).append(f"{source}:{code}")
+    return {target: tuple(sources) for target, sources in found.items()}
 
 
 @cache
@@ -69,6 +122,8 @@ def _rest_resources() -> tuple[dict, ...]:
         ]
         if includes:
             entry["searchInclude"] = ["*", f"{resource_type}:*", *includes]  # each also with :iterate
+        if reverse := _reverse_references().get(resource_type):
+            entry["searchRevInclude"] = list(reverse)  # each also with :iterate
         if resource_type == "Patient":
             entry["operation"] = [
                 {
@@ -127,7 +182,17 @@ def capability_statement(hospital_id: str) -> dict:
                     ),
                 },
                 "resource": list(_rest_resources()),
-                "interaction": [{"code": "transaction"}, {"code": "batch"}, {"code": "history-system"}],
+                "interaction": [
+                    {"code": "transaction"},
+                    {"code": "batch"},
+                    {"code": "search-system"},
+                    {"code": "history-system"},
+                ],
+                # GET [base]?_type=A,B: the parameters every listed type has; these without _type
+                "searchParam": [
+                    {"name": "_type", "type": "token", "documentation": "Types, comma-separated."},
+                    *system_params(),
+                ],
                 # GET Patient/{id}/{type}: search within a Patient's compartment
                 "compartment": ["http://hl7.org/fhir/CompartmentDefinition/patient"],
             }

@@ -47,6 +47,7 @@ WEIGHTS = {
     "delete": 5,
     "search-type": 10,
     "search-compartment": 10,
+    "search-system": 10,
     "history-instance": 10,
     "history-type": 10,
     "history-system": 10,

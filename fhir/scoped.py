@@ -15,11 +15,13 @@ import orjson
 from sqlalchemy import ColumnElement, and_, false, or_, select
 
 from fhir.errors import FhirError, Issue
+from fhir.model_classes import is_resource_type
 from fhir.policy import SHARED_WITH_PATIENTS, AccessPolicy
 from fhir.search.builder import SearchBuilder
 from fhir.search.extract import extract
-from fhir.search.registry import patient_compartment_params
+from fhir.search.registry import patient_compartment_params, resource_types
 from fhir.search.request import parse_search
+from fhir.search.system import requested_types
 from fhir.storage import tables
 from fhir.storage.repository import HistoryPage, StoredResource
 from fhir.storage.sql import SqlRepository
@@ -181,6 +183,21 @@ class ScopedRepository:
             raise FhirError.not_found("No such Patient.")
         restrict = self._restrict(primary=resource_type, primary_restrictions=restrictions)
         return self._repo(restrict).search(resource_type, args, lenient=lenient, compartment=compartment)
+
+    def search_system(self, args: list[tuple[str, str]], *, lenient: bool = False) -> str:
+        """``GET [base]?_type=...``: each type named must be searchable with this token (else
+        403, as a type search); without ``_type``, every type it may search. Each type's rows
+        carry that type's restriction (``self._restrict("s")``), pages of a cursor included."""
+        named = requested_types(args)
+        if named is not None:
+            for resource_type in named:
+                if not is_resource_type(resource_type):
+                    raise FhirError.invalid(f"_type names {resource_type[:64]!r}, not a resource type.")
+                self.policy.require("search", resource_type)
+            types = named
+        else:
+            types = [t for t in resource_types() if self.policy.visibility(t, "s") is not False]
+        return self._repo(self._restrict("s")).search_system(types, args, lenient=lenient)
 
     def _compartment_owner_there(self, patient_id: str) -> bool:
         """Patient/{id}/{type}: a patient token's own compartment only, of a Patient that exists."""

@@ -122,6 +122,22 @@ def _search_response(resource_type: str, args: list[tuple[str, str]]):
     return _response(text, 200)
 
 
+@bp.get("")
+@bp.get("/")
+def system_search():
+    """search.html#level: GET [base]?_type=A,B&params, the types' matches in one searchset."""
+    return _response(_repo().search_system(list(request.args.items(multi=True)), lenient=_lenient()), 200)
+
+
+@bp.post("/_search")
+def system_search_post():
+    """POST [base]/_search with form-encoded parameters (and any in the URL)."""
+    if request.mimetype != "application/x-www-form-urlencoded" and request.get_data():
+        raise FhirError.not_supported("POST _search takes application/x-www-form-urlencoded.", status=415)
+    args = list(request.args.items(multi=True)) + list(request.form.items(multi=True))
+    return _response(_repo().search_system(args, lenient=_lenient()), 200)
+
+
 @bp.get("/<resource_type>")
 def search(resource_type):
     """FHIR R4B search.html#search: GET [base]/[type]?params."""

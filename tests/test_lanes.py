@@ -17,6 +17,9 @@ from tests.servers import threaded_server
 
 HEAVY = [
     ("GET", "/fhir/h/Patient"),
+    ("GET", "/fhir/h"),  # a system search
+    ("GET", "/fhir/h/"),
+    ("POST", "/fhir/h/_search"),
     ("GET", "/fhir/h/Patient/"),
     ("POST", "/fhir/h/Observation/_search"),
     ("GET", "/fhir/h/_history"),
@@ -38,7 +41,6 @@ LIGHT = [
     ("HEAD", "/fhir/h/Patient/p1"),
     ("GET", "/fhir/h/metadata"),
     ("GET", "/fhir/h/.well-known/smart-configuration"),
-    ("GET", "/fhir/h"),
     ("POST", "/oauth/token"),
     ("GET", "/api/session"),
 ]

@@ -8,6 +8,7 @@ type, param, value...)``, which the lookup indexes answer directly.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -176,8 +177,12 @@ class SearchBuilder:
 
     def _criterion(self, criterion: Criterion, resource_type: str, id_column) -> ColumnElement:
         """The condition one criterion puts on ``id_column`` (ids of ``resource_type``)."""
-        if criterion.chain is not None:
-            return self._chained(criterion, resource_type, id_column)
+        if criterion.hops:
+            return self._linked(criterion, resource_type, id_column)
+        if criterion.modifier in ("of-type", "identifier"):
+            return self._token_rows_of(criterion, resource_type, id_column)
+        if criterion.type == "composite":
+            return self._composite(criterion, resource_type, id_column)
         table = tables.INDEX_TABLES[criterion.type]
         owned = self.owned(table, resource_type, criterion.name)
         if criterion.modifier == "missing":
@@ -191,29 +196,126 @@ class SearchBuilder:
             return not_(id_column.in_(select(table.c.resource_id).where(*owned, values)))
         return id_column.in_(select(table.c.resource_id).where(*owned, values))
 
-    def _chained(self, criterion: Criterion, resource_type: str, id_column) -> ColumnElement:
-        chain = criterion.chain
-        target = tables.resources.alias("chained")
-        inner = self._criterion(
-            Criterion(criterion.name, criterion.type, criterion.param, criterion.modifier, criterion.values),
-            chain.target_type,
-            target.c.id,
-        )
-        target_ids = select(target.c.id).where(
-            target.c.hospital_id == self.hospital_id,
-            target.c.resource_type == chain.target_type,
-            target.c.deleted == false(),
-            inner,
-            *self.restriction(chain.target_type, target.c.id),
+    def _linked(self, criterion: Criterion, resource_type: str, id_column) -> ColumnElement:
+        """A chain or ``_has`` link: the resources of the next type that match the rest, each
+        within what the searcher may see, joined through the reference index."""
+        hop, rest = criterion.hops[0], replace(criterion, hops=criterion.hops[1:])
+        linked = tables.resources.alias()
+        matching = select(linked.c.id).where(
+            linked.c.hospital_id == self.hospital_id,
+            linked.c.resource_type == hop.resource_type,
+            linked.c.deleted == false(),
+            self._condition(rest, hop.resource_type, linked),
+            *self.restriction(hop.resource_type, linked.c.id),
         )
         ref = tables.idx_reference.c
+        if hop.reverse:  # _has: hop.resource_type's hop.param points at resource_type
+            return id_column.in_(
+                select(ref.target_id).where(
+                    *self.owned(tables.idx_reference, hop.resource_type, hop.param.code),
+                    ref.target_type == resource_type,
+                    ref.resource_id.in_(matching),
+                )
+            )
         return id_column.in_(
             select(ref.resource_id).where(
-                *self.owned(tables.idx_reference, resource_type, chain.param.code),
-                ref.target_type == chain.target_type,
-                ref.target_id.in_(target_ids),
+                *self.owned(tables.idx_reference, resource_type, hop.param.code),
+                ref.target_type == hop.resource_type,
+                ref.target_id.in_(matching),
             )
         )
+
+    def _condition(self, criterion: Criterion, resource_type: str, resources_table) -> ColumnElement:
+        """One criterion on the rows of ``resources_table`` (``fhir_resources`` or an alias)."""
+        if criterion.param is None and not criterion.hops:
+            return self._special(criterion, resource_type, resources_table.c)
+        return self._criterion(criterion, resource_type, resources_table.c.id)
+
+    def _token_rows_of(self, criterion: Criterion, resource_type: str, id_column) -> ColumnElement:
+        """``identifier:of-type=system|code|value`` and ``subject:identifier=system|value``:
+        token rows the extractor writes under ``param:modifier`` (fhir.search.extract)."""
+        c = tables.idx_token.c
+        stored = stored_under(resource_type, criterion.name)
+        clauses = [
+            c.hospital_id == self.hospital_id,
+            c.resource_type == resource_type,
+            c.param.in_([f"{code}:{criterion.modifier}" for code in stored.codes]),
+        ]
+        values = []
+        for raw in criterion.values:
+            if criterion.modifier == "of-type":
+                parts = raw.split("|")
+                if len(parts) != 3 or not parts[1] or not parts[2]:
+                    raise FhirError.invalid(f":of-type takes system|code|value, got {raw[:80]!r}.")
+                system, code, identifier = parts
+                values.append(
+                    and_(
+                        c.system.is_(None) if not system else c.system == system[:256],
+                        c.code == code[:256],
+                        c.text == identifier[:256],
+                    )
+                )
+            else:
+                system, identifier, system_given = parse_token_value(raw)
+                if identifier is None:
+                    raise FhirError.invalid(f":identifier takes [system|]value, got {raw[:80]!r}.")
+                clause = c.code == identifier[:256]
+                if system_given:
+                    clause = and_(clause, c.system.is_(None) if not system else c.system == system[:256])
+                values.append(clause)
+        if criterion.modifier == "identifier" and stored.target_type:
+            # patient:identifier: references typed another type are not the patient's
+            clauses.append(or_(c.text.is_(None), c.text == stored.target_type))
+        return id_column.in_(select(c.resource_id).where(*clauses, or_(*values)))
+
+    def _composite(self, criterion: Criterion, resource_type: str, id_column) -> ColumnElement:
+        """``code-value-quantity=http://loinc.org|8480-6$gt100`` (search.html#composite): both
+        parts matched by one row, that is by one element of the resource."""
+        c = tables.idx_composite.c
+        value_kind = criterion.param.components[1][0]
+        values = []
+        for raw in criterion.values:
+            token, dollar, rest = raw.partition("$")
+            if not dollar or not rest or "$" in rest:
+                raise FhirError.invalid(f"{criterion.name} takes token$value, got {raw[:80]!r}.")
+            system, code, system_given = parse_token_value(token)
+            clauses = [c.code == code[:256]] if code is not None else []
+            if system_given:
+                clauses.append(c.system.is_(None) if not system else c.system == system[:256])
+            clauses.append(self._composite_value(value_kind, rest))
+            values.append(and_(*clauses))
+        return id_column.in_(
+            select(c.resource_id).where(
+                c.hospital_id == self.hospital_id,
+                c.resource_type == resource_type,
+                c.param == criterion.name,
+                or_(*values),
+            )
+        )
+
+    def _composite_value(self, kind: str, raw: str) -> ColumnElement:
+        c = tables.idx_composite.c
+        if kind == "token":
+            system, code, system_given = parse_token_value(raw)
+            clauses = [c.value_code == code[:256]] if code is not None else []
+            if system_given:
+                clauses.append(c.value_system.is_(None) if not system else c.value_system == system[:256])
+            return and_(*clauses) if clauses else c.value_code.isnot(None)
+        if kind == "quantity":
+            q = parse_quantity_value(raw)
+            clause = and_(
+                c.value_number.isnot(None), _number_clause(q.prefix, c.value_number, q.value, q.low, q.high)
+            )
+            if q.system:
+                return and_(clause, c.value_system == q.system, c.value_code == q.code)
+            if q.code:
+                return and_(clause, or_(c.value_code == q.code, c.value_unit == q.code))
+            return clause
+        if kind == "date":
+            prefix, lo, hi = parse_date_value(raw)
+            return and_(c.value_low.isnot(None), _date_clause(prefix, c.value_low, c.value_high, lo, hi))
+        pattern = like_escape(normalize_string(raw))
+        return c.value_string.like(f"{pattern}%", escape="\\")
 
     def restriction(self, resource_type: str, id_column) -> list[ColumnElement]:
         clause = self.restrict(resource_type, id_column) if self.restrict else None
@@ -240,10 +342,7 @@ class SearchBuilder:
             )
             clauses.append(r.id.in_(members))
         for criterion in query.criteria:
-            if criterion.param is None and criterion.chain is None:
-                clauses.append(self._special(criterion, query.resource_type, r))
-            else:
-                clauses.append(self._criterion(criterion, query.resource_type, r.id))
+            clauses.append(self._condition(criterion, query.resource_type, tables.resources))
         return clauses
 
     def _sort_expression(self, key: SortKey, resource_type: str):

@@ -16,6 +16,7 @@ from functools import cache
 from typing import Any
 
 from fhir.search import index_values as v
+from fhir.search.composites import composite_plan
 from fhir.search.index_paths import Evaluator, Found, compile_part
 from fhir.search.registry import (
     SearchParam,
@@ -48,6 +49,9 @@ class IndexValues:
         default_factory=list
     )
     uris: list[tuple[str, str]] = field(default_factory=list)
+    # (param, system, code, value_system, value_code, value_unit, value_number, value_low,
+    # value_high, value_string): composite parameters, see fhir.search.composites
+    composites: list[tuple] = field(default_factory=list)
     # ids of the Patients whose compartment holds this resource (a Patient's own id included)
     compartment_patients: set[str] = field(default_factory=set)
 
@@ -65,11 +69,26 @@ def _tokens(code: str, found: Found, out: IndexValues) -> None:
     out.tokens.extend(
         dict.fromkeys((code, *row) for value, hint in found for row in v.token_values(value, hint))
     )
+    # :of-type (search.html#token): an Identifier's type coding, with its value in ``text``
+    of_type = f"{code}:of-type"
+    out.tokens.extend(
+        dict.fromkeys(
+            (of_type, system, type_code, identifier)
+            for value, hint in found
+            if v.is_identifier(value, hint)
+            for system, type_code, identifier in v.identifier_types(value)
+        )
+    )
 
 
 def _references(code: str, found: Found, out: IndexValues) -> None:
     out.references.extend(
         dict.fromkeys((code, *row) for value, _ in found for row in v.reference_values(value))
+    )
+    # :identifier (search.html#reference): a Reference's identifier, with its ``type`` in ``text``
+    by_identifier = f"{code}:identifier"
+    out.tokens.extend(
+        dict.fromkeys((by_identifier, *row) for value, _ in found for row in v.reference_identifiers(value))
     )
 
 
@@ -171,6 +190,11 @@ def extract(resource: dict[str, Any]) -> IndexValues:
                 step.convert(step.param.code, found, out)
         except Exception as exc:  # fhirpathpy on odd input, or a shape nobody foresaw
             _report_once(step.param, "evaluation", type(exc).__name__)
+    for composite in composite_plan(resource_type):
+        try:
+            out.composites.extend(dict.fromkeys(composite.rows(resource)))
+        except Exception as exc:  # fhirpathpy on odd input
+            _report_once(composite.param, "evaluation", type(exc).__name__)
     codes = _compartment_codes(resource_type)
     if codes:
         out.compartment_patients.update(

@@ -195,6 +195,13 @@ def compile_fast(part: str, resource_type: str) -> Evaluator | None:
     return _fast(*planned) if planned else None
 
 
+def static_type(part: str, resource_type: str) -> str | None:
+    """The FHIR type of what a simple ``part`` finds; None when not simple or not known."""
+    steps = _steps(part.strip(), resource_type)
+    planned = _plan(steps, resource_type) if steps else None
+    return planned[1] if planned else None
+
+
 def compile_fhirpath(part: str) -> Evaluator:
     """Compile ``part`` with fhirpathpy (R4 model, so choice types resolve); values are untyped."""
     try:

@@ -323,6 +323,30 @@ def parse_reference(reference: Any, type_element: Any = None) -> Reference | Non
     return typed, None, reference
 
 
+def is_identifier(value: Any, type_hint: str | None) -> bool:
+    """Whether a token element is an Identifier (its type when known, else its keys say)."""
+    if type_hint is not None:
+        return type_hint == "Identifier"
+    return isinstance(value, dict) and _shape(value) == "Identifier"
+
+
+def identifier_types(value: Any) -> Iterator[tuple[str | None, str, str]]:
+    """Yield (type system, type code, value) of an Identifier with a type and a value (``:of-type``)."""
+    if not isinstance(value, dict) or not (identifier := _text(value.get("value"))):
+        return
+    kind = value.get("type")
+    for coding in _items(kind.get("coding")) if isinstance(kind, dict) else ():
+        if isinstance(coding, dict) and (code := _text(coding.get("code"))):
+            yield _text(coding.get("system")), code, identifier
+
+
+def reference_identifiers(value: Any) -> Iterator[Token]:
+    """Yield (system, value, type) of a Reference's identifier (``:identifier``)."""
+    identifier = value.get("identifier") if isinstance(value, dict) else None
+    if isinstance(identifier, dict) and (code := _text(identifier.get("value"))):
+        yield _text(identifier.get("system")), code, _text(value.get("type"))
+
+
 def reference_type(value: Any) -> str | None:
     """Return the resource type a Reference points at, from its string or its ``type``."""
     if not isinstance(value, dict):

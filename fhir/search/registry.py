@@ -32,6 +32,8 @@ class SearchParam:
     expression: str  # only the part of the FHIRPath union that applies to resource_type
     targets: tuple[str, ...]  # reference target types
     url: str
+    # composite parameters: (type, expression relative to each element ``expression`` finds)
+    components: tuple[tuple[str, str], ...] = ()
 
 
 def split_union(expression: str) -> list[str]:
@@ -99,6 +101,19 @@ def _definitions() -> tuple[tuple[dict[str, Any], ...], tuple[str, ...]]:
     return tuple(data["parameter"]), tuple(data["anyTarget"])
 
 
+@cache
+def _by_id() -> dict[str, dict[str, Any]]:
+    return {definition["id"]: definition for definition in _definitions()[0]}
+
+
+def _components(definition: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    parts = []
+    for component in definition.get("component", ()):
+        part = _by_id().get(component.get("definition", "").rsplit("/", 1)[-1])
+        parts.append((part["type"] if part else "", component.get("expression", "")))
+    return tuple(parts)
+
+
 def _entry(definition: dict[str, Any], resource_type: str) -> SearchParam:
     targets = definition.get("target", ())
     if "Resource" in targets:
@@ -110,6 +125,7 @@ def _entry(definition: dict[str, Any], resource_type: str) -> SearchParam:
         expression=expression_for(definition.get("expression", ""), resource_type),
         targets=tuple(targets),
         url=definition.get("url") or CANONICAL_BASE + definition["id"],
+        components=_components(definition),
     )
 
 
@@ -172,6 +188,51 @@ def indexed_params(resource_type: str) -> Mapping[str, SearchParam]:
             for code, p in search_params(resource_type).items()
             if p.type in INDEXED_TYPES and p.expression and code not in STORED_COLUMNS
         }
+    )
+
+
+# A composite is searched as ``token$value`` through its own index rows: the token part first,
+# then one of these (search.html#composite). The others (MolecularSequence's three-part
+# coordinates, DocumentReference's reference-first relationship) are not offered.
+COMPOSITE_VALUE_TYPES = frozenset({"token", "quantity", "date", "string"})
+
+
+@cache
+def composite_params(resource_type: str) -> Mapping[str, SearchParam]:
+    """Return the composite parameters of ``resource_type`` this server indexes and searches."""
+    from fhir.search.composites import compile_composite
+
+    return MappingProxyType(
+        {
+            code: p
+            for code, p in search_params(resource_type).items()
+            if p.type == "composite"
+            and p.expression
+            and len(p.components) == 2
+            and p.components[0][0] == "token"
+            and p.components[1][0] in COMPOSITE_VALUE_TYPES
+            and compile_composite(p) is not None
+        }
+    )
+
+
+@cache
+def searchable_params(resource_type: str) -> Mapping[str, SearchParam]:
+    """Return every parameter a search of ``resource_type`` may name (``_id`` and
+    ``_lastUpdated`` aside): the indexed ones and the supported composites."""
+    return MappingProxyType({**indexed_params(resource_type), **composite_params(resource_type)})
+
+
+@cache
+def is_identifier_param(param: SearchParam) -> bool:
+    """Whether every part of a token parameter finds Identifiers (``:of-type`` applies)."""
+    from fhir.search.index_paths import static_type
+
+    parts = split_union(param.expression)
+    return (
+        param.type == "token"
+        and bool(parts)
+        and all(static_type(part, param.resource_type) == "Identifier" for part in parts)
     )
 
 

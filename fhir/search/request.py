@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from app.unstorable import URL_UNSTORABLE
 from fhir.errors import FhirError
 from fhir.model_classes import is_resource_type
-from fhir.search.registry import SearchParam, indexed_params
+from fhir.search.registry import SearchParam, indexed_params, is_identifier_param, searchable_params
 from fhir.subsetting import element_names, summary_mode
 
 DEFAULT_COUNT = 20
@@ -28,7 +28,8 @@ MAX_SORT_KEYS = 5
 MAX_SEARCH_COST = 100
 VALUE_COST = 1
 SCANNING_MODIFIER_COST = 5  # :contains, :text, :not, :missing, :above: no index prefix to seek
-CHAIN_COST = 10  # a chained value is a search of another type, then a join through references
+CHAIN_COST = 10  # each link of a chain or _has: a search of another type, then a join through references
+MAX_HOPS = 3  # links of chains and _has in one parameter (search.html#chaining, #has)
 SORT_KEY_COST = 10  # the key's extreme value for every match
 INCLUDE_COST = 5
 REVINCLUDE_COST = 10
@@ -38,8 +39,8 @@ PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 # Which modifiers each parameter type supports (search.html#modifiers).
 MODIFIERS = {
     "string": {"exact", "contains", "missing"},
-    "token": {"not", "text", "missing"},
-    "reference": {"missing"},  # plus :[Type]
+    "token": {"not", "text", "missing", "of-type"},  # of-type: on Identifier parameters only
+    "reference": {"missing", "identifier"},  # plus :[Type]
     "date": {"missing"},
     "number": {"missing"},
     "quantity": {"missing"},
@@ -65,23 +66,32 @@ SPECIAL = {"_id", "_lastUpdated"}
 
 
 @dataclass(frozen=True)
-class Chain:
-    """``subject:Patient.name=x``: match resources whose reference points at a match."""
+class Hop:
+    """One link of a chained or reverse-chained parameter (search.html#chaining, #has).
 
-    target_type: str
+    Forward (``subject:Patient.name``): from the ``param`` reference of the current type to
+    resources of ``resource_type``. Reverse (``_has:Observation:patient:code``): back from
+    resources of ``resource_type`` whose ``param`` points at the current type.
+    """
+
     param: SearchParam
+    resource_type: str
+    reverse: bool = False
 
 
 @dataclass(frozen=True)
 class Criterion:
-    """One parameter occurrence: its values are ORed; criteria are ANDed."""
+    """One parameter occurrence: its values are ORed; criteria are ANDed.
+
+    With ``hops``, ``name``, ``param`` and ``modifier`` belong to the last hop's type.
+    """
 
     name: str  # the parameter code, or _id / _lastUpdated
     type: str
     param: SearchParam | None
     modifier: str | None
     values: tuple[str, ...]
-    chain: Chain | None = None
+    hops: tuple[Hop, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -162,35 +172,50 @@ class _Parser:
         self.ignored.append(message)
 
     def criterion(self, key: str, raw_values: list[str]) -> Criterion | None:
+        return self.parameter(self.resource_type, key, tuple(raw_values), ())
+
+    def parameter(
+        self, resource_type: str, key: str, values: tuple[str, ...], hops: tuple[Hop, ...]
+    ) -> Criterion | None:
+        """``key`` on ``resource_type``, reached through ``hops``: plain, chained or ``_has``."""
+        if len(hops) > MAX_HOPS:
+            self.problem(f"A parameter may follow at most {MAX_HOPS} chain and _has links.")
+            return None
+        if key.startswith("_has:"):
+            return self.reverse_chained(resource_type, key, values, hops)
         name, _, modifier = key.partition(":")
-        if "." in name or (modifier and "." in modifier):
-            return self.chained(key, raw_values)
+        if "." in name or "." in modifier:
+            return self.chained(resource_type, key, values, hops)
         if name in SPECIAL:
             if modifier:
                 self.problem(f"{name} takes no modifier.")
                 return None
-            return Criterion(name, "token" if name == "_id" else "date", None, None, tuple(raw_values))
-        param = self.params.get(name)
+            return Criterion(name, "token" if name == "_id" else "date", None, None, values, hops)
+        param = searchable_params(resource_type).get(name)
         if param is None:
-            self.problem(f"Unknown search parameter {name[:80]!r} for {self.resource_type}.")
+            self.problem(f"Unknown search parameter {name[:80]!r} for {resource_type}.")
             return None
         if modifier and not self.modifier_ok(param, modifier):
             self.problem(f"The modifier :{modifier[:40]} is not supported on {name}.")
             return None
-        return Criterion(name, param.type, param, modifier or None, tuple(raw_values))
+        return Criterion(name, param.type, param, modifier or None, values, hops)
 
     def modifier_ok(self, param: SearchParam, modifier: str) -> bool:
+        if modifier == "of-type":
+            return is_identifier_param(param)
         if modifier in MODIFIERS.get(param.type, ()):
             return True
         return param.type == "reference" and modifier in param.targets
 
-    def chained(self, key: str, raw_values: list[str]) -> Criterion | None:
-        """One level of chaining: ``subject:Patient.name`` or ``subject.name``."""
+    def chained(
+        self, resource_type: str, key: str, values: tuple[str, ...], hops: tuple[Hop, ...]
+    ) -> Criterion | None:
+        """``subject:Patient.name``, ``subject.name`` (one target type), ``a.b.c`` (several links)."""
         head, _, tail = key.partition(".")
         name, _, target_type = head.partition(":")
-        param = self.params.get(name)
+        param = indexed_params(resource_type).get(name)
         if param is None or param.type != "reference":
-            self.problem(f"{name[:80]!r} is not a reference parameter of {self.resource_type}.")
+            self.problem(f"{name[:80]!r} is not a reference parameter of {resource_type}.")
             return None
         if not target_type:
             if len(param.targets) != 1:
@@ -200,20 +225,26 @@ class _Parser:
         if target_type not in param.targets or not is_resource_type(target_type):
             self.problem(f"{name} cannot point at {target_type[:64]}.")
             return None
-        if "." in tail:
-            self.problem("Only one level of chaining is supported.")
+        return self.parameter(target_type, tail, values, (*hops, Hop(param, target_type)))
+
+    def reverse_chained(
+        self, resource_type: str, key: str, values: tuple[str, ...], hops: tuple[Hop, ...]
+    ) -> Criterion | None:
+        """``_has:Type:reference:parameter`` (search.html#has): ``Type`` resources whose
+        ``reference`` points at this one and match ``parameter`` (itself perhaps another _has)."""
+        parts = key.split(":", 3)
+        if len(parts) != 4 or not all(parts[1:]):
+            self.problem(f"_has takes _has:Type:reference:parameter, got {key[:80]!r}.")
             return None
-        tail_name, _, tail_modifier = tail.partition(":")
-        inner = indexed_params(target_type).get(tail_name)
-        if inner is None:
-            self.problem(f"Unknown search parameter {tail_name[:80]!r} for {target_type}.")
+        _, source_type, name, rest = parts
+        param = indexed_params(source_type).get(name) if is_resource_type(source_type) else None
+        if param is None or param.type != "reference":
+            self.problem(f"{name[:80]!r} is not a reference parameter of {source_type[:64]}.")
             return None
-        if tail_modifier and not self.modifier_ok(inner, tail_modifier):
-            self.problem(f"The modifier :{tail_modifier[:40]} is not supported on {tail_name}.")
+        if resource_type not in param.targets:
+            self.problem(f"{source_type}.{name} cannot point at {resource_type}.")
             return None
-        return Criterion(
-            tail_name, inner.type, inner, tail_modifier or None, tuple(raw_values), Chain(target_type, param)
-        )
+        return self.parameter(source_type, rest, values, (*hops, Hop(param, source_type, reverse=True)))
 
     def sort(self, raw: str) -> list[SortKey]:
         keys = []
@@ -272,7 +303,7 @@ def search_cost(criteria, sort, includes, revincludes) -> int:
     cost = 0
     for criterion in criteria:
         each = SCANNING_MODIFIER_COST if criterion.modifier in SCANNING_MODIFIERS else VALUE_COST
-        cost += each * len(criterion.values) * (CHAIN_COST if criterion.chain else 1)
+        cost += each * len(criterion.values) * (CHAIN_COST * len(criterion.hops) or 1)
     return (
         cost + SORT_KEY_COST * len(sort) + INCLUDE_COST * len(includes) + REVINCLUDE_COST * len(revincludes)
     )
@@ -348,8 +379,9 @@ def parse_search(resource_type: str, args: list[tuple[str, str]], *, lenient: bo
             "too-costly",
             f"This search would cost {cost} units, more than the {MAX_SEARCH_COST} a search may: each"
             f" value costs {VALUE_COST} ({SCANNING_MODIFIER_COST} with :contains, :text, :not, :missing or"
-            f" :above), a chained value {CHAIN_COST} times that, a sort key {SORT_KEY_COST}, an _include"
-            f" {INCLUDE_COST} and a _revinclude {REVINCLUDE_COST}. Split or narrow it.",
+            f" :above), each chain or _has link multiplies that by {CHAIN_COST}, a sort key"
+            f" {SORT_KEY_COST}, an _include {INCLUDE_COST} and a _revinclude {REVINCLUDE_COST}."
+            " Split or narrow it.",
         )
     return SearchQuery(
         resource_type,

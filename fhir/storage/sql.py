@@ -29,6 +29,7 @@ from fhir.search.builder import Restriction, restrict_mixed_types
 from fhir.search.extract import IndexValues, extract
 from fhir.search.registry import resource_types
 from fhir.search.service import SearchContext, find_ids, search
+from fhir.search.system import search_system
 from fhir.storage import tables
 from fhir.storage.repository import HistoryEntry, HistoryPage, HistoryRange, StoredResource, format_instant
 from fhir.storage.writes import PendingWrites, VersionState, bulk_insert, flush_pending, next_seqs, pending
@@ -112,6 +113,7 @@ def index_rows(
         if _fits(lo, hi)
     )
     index["uri"].extend((*owner, p, v[:512]) for p, v in values.uris)
+    index["composite"].extend((*owner, *row) for row in values.composites)
     hospital_id, resource_type, resource_id = owner
     compartments.extend(
         (hospital_id, patient, resource_type, resource_id) for patient in sorted(values.compartment_patients)
@@ -155,6 +157,11 @@ class SqlRepository:
         """FHIR R4B search.html: the searchset Bundle as JSON text (``compartment``: a Patient id)."""
         self.flush()
         return search(self._search_context(), resource_type, args, lenient=lenient, compartment=compartment)
+
+    def search_system(self, types: list[str], args: list[tuple[str, str]], *, lenient: bool = False) -> str:
+        """A system search over ``types`` (``_type``): the searchset Bundle as JSON text."""
+        self.flush()
+        return search_system(self._search_context(), types, args, lenient=lenient)
 
     def everything(self, patient_id: str, args: list[tuple[str, str]], *, lenient: bool = False) -> str:
         """Patient/$everything as a searchset Bundle (JSON text)."""

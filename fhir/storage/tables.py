@@ -174,6 +174,28 @@ idx_uri = Table(
     Index("ix_fhir_idx_uri_owner", *OWNER_KEY),
 )
 
+# Composite parameters (search.html#composite): one row per element the parameter's expression
+# finds (an Observation, each of its components) and pair of values found in it, the token part
+# in system/code and the second part in the columns of its type; pairs from different elements
+# never combine, so component A's code with component B's value does not match.
+idx_composite = Table(
+    "fhir_idx_composite",
+    metadata,
+    *_owner_columns(),
+    Column("param", String(100), nullable=False),
+    Column("system", String(256), nullable=True),
+    Column("code", String(256), nullable=True),
+    Column("value_system", String(256), nullable=True),  # token, quantity
+    Column("value_code", String(256), nullable=True),  # token, quantity
+    Column("value_unit", String(256), nullable=True),  # quantity
+    Column("value_number", Numeric(36, 12), nullable=True),  # quantity
+    Column("value_low", DateTime(timezone=True), nullable=True),  # date
+    Column("value_high", DateTime(timezone=True), nullable=True),  # date
+    Column("value_string", String(200), nullable=True),  # string, normalized
+    Index("ix_fhir_idx_composite_lookup", "hospital_id", "resource_type", "param", "code", "system"),
+    Index("ix_fhir_idx_composite_owner", *OWNER_KEY),
+)
+
 # Which patients' compartments (FHIR patient CompartmentDefinition) hold each resource.
 compartments = Table(
     "fhir_compartments",
@@ -193,4 +215,5 @@ INDEX_TABLES = {
     "number": idx_number,
     "quantity": idx_quantity,
     "uri": idx_uri,
+    "composite": idx_composite,
 }

@@ -173,9 +173,23 @@ def test_isolation_matrix(app, client, setting):
                 if "Patient" in indexed_params(resource_type)[param].targets:
                     chained = f"/{resource_type}?{param}:Patient.family:contains=a&_count=1000"
                     matrix.check(fhir.get(chained), (200, 400), hidden, f"chain {param} {label}")
+                    deeper = f"/{resource_type}?{param}:Patient.organization.name:contains=a&_count=1000"
+                    matrix.check(fhir.get(deeper), (200, 400), hidden, f"two-level chain {param} {label}")
             revinclude = f"/Patient?_count=1000&_revinclude={resource_type}:patient"
             if "patient" in indexed_params(resource_type):
                 matrix.check(fhir.get(revinclude), 200, hidden, f"revinclude {label}")
+                has = f"/Patient?_has:{resource_type}:patient:_id={victim}&_count=1000"
+                matrix.check(fhir.get(has), 200, hidden, f"_has {label}")
+                nested = f"/Organization?_has:Patient:organization:_has:{resource_type}:patient:_id={victim}"
+                matrix.check(fhir.get(nested), 200, hidden, f"nested _has {label}")
+            iterate = (
+                f"/{resource_type}?_count=1000&_include=*&_include:iterate=*"
+                "&_revinclude:iterate=Observation:patient"
+            )
+            matrix.check(fhir.get(iterate), 200, hidden, f"iterate {label}")
+            system = f"/?_type={resource_type}&_count=1000"
+            matrix.check(fhir.get(system), 200, hidden, f"system search {label}")
+            matrix.check(fhir.get(f"/?_id={victim}"), 200, hidden, f"system search _id {label}")
             home = "h1" if patient_context else "h2"
             stored = orjson.loads(_stored_json(app, home, resource_type, victim))
             patch = [{"op": "add", "path": "/language", "value": "en"}]
@@ -260,6 +274,13 @@ def test_isolation_matrix(app, client, setting):
                 matrix.check(other, 404, hidden, f"compartment search {resource_type} of {target} {name}")
                 mine = fhir.get(f"/Patient/{a}/{resource_type}?_count=1000")
                 matrix.check(mine, 200, hidden, f"own compartment search {resource_type} {name}")
+        loinc_values = "/Observation?combo-code-value-quantity=http://loinc.org|$ge-1000000&_count=1000"
+        matrix.check(fhir.get(loinc_values), 200, hidden, f"composite {name}")
+        components = "/Observation?component-code-value-quantity=http://loinc.org|$ge-1000000&_count=1000"
+        matrix.check(fhir.get(components), 200, hidden, f"component composite {name}")
+        everywhere = fhir.get("/?_count=50")
+        matrix.check(everywhere, 200, hidden, f"system search {name}")
+        _check_every_page(matrix, fhir, everywhere, hidden, f"system search pages {name}")
         narrowed = fhir.get(
             f"/Patient/{a}/$everything?_type=Encounter,Practitioner,Organization&start=2000&_count=3"
         )
@@ -280,6 +301,7 @@ def test_isolation_matrix(app, client, setting):
         matrix.check(
             outsider.post("", {"resourceType": "Bundle", "type": "batch"}), 401, set(), f"{name} batch"
         )
+        matrix.check(outsider.get("/?_type=Patient"), 401, {a}, f"{name} system search")
     print(f"isolation matrix: {matrix.cases} cases")
     assert matrix.cases > 500
 

@@ -1,0 +1,140 @@
+"""The index rows of composite search parameters (FHIR R4B search.html#composite).
+
+A composite such as ``component-code-value-quantity`` pairs values found in one element: an
+Observation's component whose code is X *and* whose value is Y. Each element the parameter's
+expression finds (the Observation itself, each component) gives rows pairing its token part with
+its value part; values of different elements are never paired.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import cache
+from typing import Any
+
+from fhir.search import index_values as v
+from fhir.search.index_paths import Evaluator, compile_part
+from fhir.search.registry import SearchParam, composite_params, split_union
+
+NUMERIC_LIMIT = Decimal("1e24")  # what Numeric(36, 12) holds
+# The component expressions of the specification: ``code``, ``value.as(Quantity)`` and
+# ``(value as CodeableConcept)``, each relative to the element.
+_RELATIVE = re.compile(r"\(?(?P<name>[a-z]\w*)(?:\.as\((?P<as>\w+)\)| as (?P<as2>\w+))?\)?")
+
+# (system, code) of the token part; the value part in idx_composite's value_* column order:
+# (value_system, value_code, value_unit, value_number, value_low, value_high, value_string)
+ValuePart = tuple[Any, Any, Any, Any, Any, Any, Any]
+Row = tuple[str, str | None, str | None, *ValuePart]
+
+
+def relative_keys(expression: str) -> tuple[tuple[str, str | None], ...] | None:
+    """The JSON keys (with the FHIR type they hold) a component expression reads, or None."""
+    keys = []
+    for part in split_union(expression):
+        match = _RELATIVE.fullmatch(part.strip())
+        if match is None:
+            return None
+        kind = match["as"] or match["as2"]
+        keys.append((match["name"] + kind[0].upper() + kind[1:], kind) if kind else (match["name"], None))
+    return tuple(keys)
+
+
+def _token_parts(value: Any, hint: str | None) -> Iterator[tuple[str | None, str | None]]:
+    for system, code, _ in v.token_values(value, hint):
+        if code is not None:
+            yield (system and system[:256], code[:256])
+
+
+def _value_parts(kind: str, value: Any, hint: str | None) -> Iterator[ValuePart]:
+    if kind == "token":
+        for system, code in _token_parts(value, hint):
+            yield system, code, None, None, None, None, None
+    elif kind == "quantity":
+        for low, high, system, code, unit in v.quantity_values(value):
+            if abs(low) < NUMERIC_LIMIT and abs(high) < NUMERIC_LIMIT:
+                yield (
+                    system and system[:256],
+                    code and code[:256],
+                    unit and unit[:256],
+                    (low + high) / 2,
+                    None,
+                    None,
+                    None,
+                )
+    elif kind == "date":
+        for low, high in v.date_ranges(value):
+            yield None, None, None, None, low, high, None
+    elif kind == "string":
+        for text in v.string_values(value):
+            if normalized := v.normalize_string(text):
+                yield None, None, None, None, None, None, normalized
+
+
+@dataclass(frozen=True)
+class CompositeStep:
+    param: SearchParam
+    elements: tuple[Evaluator, ...]  # what the parameter's expression finds
+    token_keys: tuple[tuple[str, str | None], ...]
+    value_kind: str
+    value_keys: tuple[tuple[str, str | None], ...]
+
+    def rows(self, resource: dict[str, Any]) -> Iterator[Row]:
+        for evaluate in self.elements:
+            for element, _ in evaluate(resource):
+                if isinstance(element, dict):
+                    yield from self._element_rows(element)
+
+    def _element_rows(self, element: dict[str, Any]) -> Iterator[Row]:
+        tokens = [
+            part for value, hint in _found(element, self.token_keys) for part in _token_parts(value, hint)
+        ]
+        if not tokens:
+            return
+        values = [
+            part
+            for value, hint in _found(element, self.value_keys)
+            for part in _value_parts(self.value_kind, value, hint)
+        ]
+        for (system, code), value in itertools.product(tokens, values):
+            yield (self.param.code, system, code, *value)
+
+
+def _found(element: dict[str, Any], keys) -> Iterator[tuple[Any, str | None]]:
+    for key, kind in keys:
+        found = element.get(key)
+        for item in found if isinstance(found, list) else (found,):
+            if item is not None:
+                yield item, kind
+
+
+def _root(resource: dict[str, Any]) -> list[tuple[Any, str | None]]:
+    return [(resource, None)]
+
+
+def compile_composite(param: SearchParam) -> CompositeStep | None:
+    """The extraction step of a composite parameter, or None when its expressions are not ones
+    this module reads (then the parameter is not offered: ``registry.composite_params``)."""
+    (token_kind, token_expression), (value_kind, value_expression) = param.components
+    token_keys, value_keys = relative_keys(token_expression), relative_keys(value_expression)
+    if not token_keys or not value_keys:
+        return None
+    elements: list[Callable] = []
+    for part in split_union(param.expression):
+        if part == param.resource_type:
+            elements.append(_root)
+        else:
+            try:
+                elements.append(compile_part(part, param.resource_type)[0])
+            except Exception:  # a spec expression fhirpathpy rejects: the parameter is not offered
+                return None
+    return CompositeStep(param, tuple(elements), token_keys, value_kind, value_keys)
+
+
+@cache
+def composite_plan(resource_type: str) -> tuple[CompositeStep, ...]:
+    steps = (compile_composite(param) for param in composite_params(resource_type).values())
+    return tuple(step for step in steps if step is not None)
