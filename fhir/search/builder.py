@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, and_, false, func, literal, not_, or_, sel
 from sqlalchemy.sql import Select
 
 from fhir.errors import FhirError
+from fhir.search.composites import stored_codes
 from fhir.search.index_values import normalize_string
 from fhir.search.query_values import (
     parse_date_value,
@@ -288,7 +289,7 @@ class SearchBuilder:
             select(c.resource_id).where(
                 c.hospital_id == self.hospital_id,
                 c.resource_type == resource_type,
-                c.param == criterion.name,
+                c.param.in_(stored_codes(resource_type, criterion.name)),
                 or_(*values),
             )
         )

@@ -135,6 +135,37 @@ def compile_composite(param: SearchParam) -> CompositeStep | None:
 
 
 @cache
+def _stored_under(resource_type: str) -> dict[str, tuple[str, ...]]:
+    """Composites whose rows are those of others: ``combo-code-value-quantity`` (the Observation
+    and its components) is ``code-value-quantity`` (the Observation) with
+    ``component-code-value-quantity`` (its components), the same parts read the same way."""
+    params = composite_params(resource_type)
+    single = {
+        (p.components, split_union(p.expression)[0]): code
+        for code, p in params.items()
+        if len(split_union(p.expression)) == 1
+    }
+    found = {}
+    for code, p in params.items():
+        parts = split_union(p.expression)
+        covering = [single.get((p.components, part)) for part in parts]
+        if len(parts) > 1 and all(covering):
+            found[code] = tuple(sorted(covering))
+    return found
+
+
+def stored_codes(resource_type: str, code: str) -> tuple[str, ...]:
+    """The ``param`` values of the rows a composite's search reads."""
+    return _stored_under(resource_type).get(code, (code,))
+
+
+@cache
 def composite_plan(resource_type: str) -> tuple[CompositeStep, ...]:
-    steps = (compile_composite(param) for param in composite_params(resource_type).values())
+    """The composites whose rows are written: those not made of others' (``_stored_under``)."""
+    repeated = _stored_under(resource_type)
+    steps = (
+        compile_composite(param)
+        for code, param in composite_params(resource_type).items()
+        if code not in repeated
+    )
     return tuple(step for step in steps if step is not None)

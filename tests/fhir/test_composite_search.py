@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from fhir.search.extract import extract
+
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
 BP, SYSTOLIC, DIASTOLIC = "85354-9", "8480-6", "8462-4"
@@ -115,3 +117,11 @@ def test_the_capability_statement_lists_the_composites_it_searches(fhir):
     assert listed["code-value-concept"] == "composite"
     sequence = next(r for r in statement["rest"][0]["resource"] if r["type"] == "MolecularSequence")
     assert "chromosome-variant-coordinate" not in {p["name"] for p in sequence["searchParam"]}
+
+
+def test_combo_composites_are_stored_once_as_the_observation_and_component_ones():
+    rows = extract(blood_pressure(150, 95)).composites
+    assert sorted((row[0], row[2]) for row in rows) == [
+        ("component-code-value-quantity", DIASTOLIC),
+        ("component-code-value-quantity", SYSTOLIC),
+    ]
