@@ -6,6 +6,7 @@ import psycopg
 from psycopg import sql
 
 from benchmarks.settings import PROTECTED_DATABASES, Settings
+from fhir.storage.tables import INDEX_TABLES
 
 
 def _admin(settings: Settings) -> psycopg.Connection:
@@ -59,9 +60,9 @@ def facts(settings: Settings, hospital: str) -> dict:
             "SELECT count(*) FROM fhir_history WHERE hospital_id = %s", (hospital,)
         ).fetchone()[0]
         index_rows = 0
-        for table in ("string", "token", "reference", "date", "number", "quantity", "uri"):
+        for table in INDEX_TABLES.values():
             query = sql.SQL("SELECT count(*) FROM {} WHERE hospital_id = %s").format(
-                sql.Identifier(f"fhir_idx_{table}")
+                sql.Identifier(table.name)
             )
             index_rows += conn.execute(query, (hospital,)).fetchone()[0]
         shared_buffers = conn.execute("SHOW shared_buffers").fetchone()[0]

@@ -15,14 +15,14 @@ Every problem is reported, each with its FHIRPath, so one OperationOutcome lists
 from __future__ import annotations
 
 import json
+import typing
+from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
 
-from pydantic import BaseModel
-
-from fhir.model_classes import is_resource_type
+from fhir import exact_json
+from fhir.model_classes import is_resource_type, model_class
 from fhir.narrative import narrative_problems
-from fhir.resources.R4B.resource import Resource
 
 MAX_PROBLEMS = 100
 QUANTITIES = frozenset({"Quantity", "Age", "Count", "Distance", "Duration"})  # code and system
@@ -48,14 +48,27 @@ def rule_problems(resource: dict, model) -> list[tuple[str, str, str]]:
     it wait until the model's own problems are mended)."""
     problems = _Problems()
     resource_type = resource["resourceType"]
-    _empty_values(resource, resource_type, problems)
+    if _may_hold_empties(resource):
+        _empty_values(resource, resource_type, problems)
     if model is not None:  # (and so every element has the JSON type its definition gives it)
-        _Walk(problems).resource(model, resource_type, contained=False)
+        _Walk(problems).resource(resource, resource_type, contained=False)
         _invariants(resource, resource_type, problems)
     return list(problems)
 
 
 # -- nulls and empties -------------------------------------------------------------------
+
+_EMPTIES = (b"null", b"[]", b"{}", b'""')
+
+
+def _may_hold_empties(resource: dict) -> bool:
+    """Whether the walk below can find anything: compact JSON without ``null``, ``[]``, ``{}``
+    or ``""`` holds no empty (a string that happens to contain one only costs the walk)."""
+    try:
+        text = exact_json.dumps(resource)
+    except TypeError:
+        return True
+    return any(empty in text for empty in _EMPTIES)
 
 
 def _empty_values(value, expression: str, problems: _Problems) -> None:
@@ -114,86 +127,150 @@ def _reference_target(reference: str) -> str | None:
     return None
 
 
+# Data types in which the walk can find nothing (no required binding, reference, narrative or
+# quantity among their elements): not walked, unless an extension (which could hold any) is there.
+_INERT_TYPES = frozenset({"Coding", "CodeableConcept", "Period", "Meta", "Attachment"})
+
+
+def _without_extensions(element: dict, type_name: str) -> bool:
+    if "extension" in element:
+        return False
+    codings = element.get("coding") if type_name == "CodeableConcept" else None
+    return all("extension" not in coding for coding in codings or ())
+
+
+@dataclass(frozen=True)
+class _Element:
+    """One element of a model class, as the walk needs it."""
+
+    name: str  # in FHIRPaths: the JSON name, or a choice's ``value[x]``
+    json_name: str
+    type_name: str | None  # of a complex element: its model's type (``Reference``, ``ObservationComponent``)
+    model: type | None
+    references: tuple[str, ...]  # the types a Reference element may point at
+
+
+def _element_model(annotation):
+    """The model class of a complex element's annotation (``List[abc.ReferenceType] | None``)."""
+    if hasattr(annotation, "get_model_klass"):
+        return annotation.get_model_klass()
+    for argument in typing.get_args(annotation):
+        if (found := _element_model(argument)) is not None:
+            return found
+    return None
+
+
+@cache
+def _elements(model_class) -> dict[str, _Element]:
+    """A model class's FHIR elements by JSON name (``valueQuantity``)."""
+    found = {}
+    for name, field in model_class.model_fields.items():
+        extra = field.json_schema_extra
+        if not isinstance(extra, dict) or not extra.get("element_property"):
+            continue
+        json_name = field.alias or name
+        model = _element_model(field.annotation)
+        choice = extra.get("one_of_many")
+        found[json_name] = _Element(
+            f"{choice}[x]" if choice else json_name,
+            json_name,
+            model.get_resource_type() if model is not None else None,
+            model,
+            tuple(extra.get("enum_reference_types") or ()),
+        )
+    return found
+
+
 class _Walk:
+    """Walks the JSON of a resource the model has accepted (so every element has its JSON type),
+    guided by the model classes' element definitions."""
+
     def __init__(self, problems: _Problems):
         self.problems = problems
         self.codes = required_codes()
         self.backbone_paths: dict[type, str] = {}  # a backbone class at its first path (contentReference)
         self.contained_ids: set[str] = set()
 
-    def model(self, model, path: str, expression: str) -> None:
-        for name, field in type(model).model_fields.items():
-            extra = field.json_schema_extra
-            if not isinstance(extra, dict) or not extra.get("element_property"):
-                continue
-            value = getattr(model, name, None)
-            if value is None:
-                continue
-            json_name = field.alias or name
-            choice = extra.get("one_of_many")
-            element_path = f"{path}.{choice}[x]" if choice else f"{path}.{json_name}"
-            items = value if isinstance(value, list) else [value]
-            for index, item in enumerate(items):
-                child = f"{expression}.{json_name}" + (f"[{index}]" if isinstance(value, list) else "")
-                self.element(item, element_path, child, extra)
-
-    def element(self, item, element_path: str, expression: str, extra: dict) -> None:
-        if isinstance(item, str):
+    def model(self, data: dict, model_class, path: str, expression: str) -> None:
+        elements = _elements(model_class)
+        for key, value in data.items():
+            element = elements.get(key)
+            if element is None:
+                continue  # resourceType, a primitive's _extension sibling
+            element_path = f"{path}.{element.name}"
+            many = isinstance(value, list)
             allowed = self.codes.get(element_path)
-            if allowed is not None and item not in allowed:
-                shown = ", ".join(sorted(allowed)[:12]) + (", ..." if len(allowed) > 12 else "")
-                message = f"{item[:60]!r} is not a code of its required value set ({shown})."
-                self.problems.add(expression, message, "code-invalid")
+            for index, item in enumerate(value if many else (value,)):
+                # the expression is only made for what may hold a problem
+                if isinstance(item, str):
+                    if allowed is None or item in allowed:
+                        continue
+                elif not isinstance(item, dict) or element.model is None:
+                    continue  # a number, boolean, null (its own rule)
+                child = f"{expression}.{key}[{index}]" if many else f"{expression}.{key}"
+                self.element(item, element, element_path, child)
+
+    def element(self, item, element: _Element, element_path: str, expression: str) -> None:
+        if isinstance(item, str):
+            allowed = self.codes[element_path]
+            shown = ", ".join(sorted(allowed)[:12]) + (", ..." if len(allowed) > 12 else "")
+            message = f"{item[:60]!r} is not a code of its required value set ({shown})."
+            self.problems.add(expression, message, "code-invalid")
             return
-        if isinstance(item, Resource):
+        type_name = element.type_name
+        if type_name in ("Resource", "DomainResource"):  # contained, Bundle.entry.resource...
             self.resource(item, expression, contained=element_path.endswith(".contained"))
-        elif self.part_of_a_type(item, element_path):
-            path = self.backbone_paths.setdefault(type(item), element_path)
-            self.model(item, path, expression)
-        elif isinstance(item, BaseModel):
-            type_name = item.get_resource_type()
+        elif self.part_of_a_type(type_name, element_path):
+            path = self.backbone_paths.setdefault(element.model, element_path)
+            self.model(item, element.model, path, expression)
+        else:
+            if type_name in _INERT_TYPES and _without_extensions(item, type_name):
+                return
             if type_name == "Narrative":
-                for problem in narrative_problems(item.div):
+                for problem in narrative_problems(item.get("div")):
                     self.problems.add(f"{expression}.div", problem, "value")
             elif type_name == "Reference":
-                self.reference(item, expression, extra.get("enum_reference_types") or ())
-            elif (
-                type_name in QUANTITIES and getattr(item, "code", None) and not getattr(item, "system", None)
-            ):
+                self.reference(item, expression, element.references)
+            elif type_name in QUANTITIES and item.get("code") and not item.get("system"):
                 self.problems.add(
                     expression, "a Quantity with a unit code needs its system (qty-3).", "invariant"
                 )
-            self.model(item, type_name, expression)
+            self.model(item, element.model, type_name, expression)
 
-    def resource(self, resource, expression: str, *, contained: bool) -> None:
+    def resource(self, resource: dict, expression: str, *, contained: bool) -> None:
         """A resource inside another: a contained one shares its container's contained ids (a
         reference may name a sibling); one in a Bundle or Parameters is a resource of its own."""
+        resource_type = resource.get("resourceType")
+        model = model_class(resource_type) if isinstance(resource_type, str) else None
+        if model is None:
+            return
         saved = self.contained_ids
         if not contained:
-            self.contained_ids = {c.id for c in getattr(resource, "contained", None) or () if c.id}
-        self.model(resource, resource.get_resource_type(), expression)
+            self.contained_ids = {
+                c["id"] for c in resource.get("contained") or () if isinstance(c, dict) and c.get("id")
+            }
+        self.model(resource, model, resource_type, expression)
         self.contained_ids = saved
 
     @staticmethod
-    def part_of_a_type(item, element_path: str) -> bool:
+    def part_of_a_type(type_name: str | None, element_path: str) -> bool:
         """A backbone element of a resource or a data type, not a type of its own: its class is
         named after its owner (Observation's ``component`` is an ObservationComponent, Timing's
         ``repeat`` a TimingRepeat), and its elements continue the owner's path
         (``Timing.repeat.periodUnit``). Timing, Dosage and the other types R4B builds on
         BackboneType are types of their own: their paths start at their names."""
-        if not isinstance(item, BaseModel):
+        if type_name is None:
             return False
         owner = element_path.partition(".")[0]
-        type_name = item.get_resource_type()
         return (
             type_name != owner
             and type_name.startswith(owner)
             and type_name[len(owner) : len(owner) + 1].isupper()
         )
 
-    def reference(self, reference, expression: str, allowed) -> None:
-        literal = reference.reference
-        named = [reference.type] if reference.type else []
+    def reference(self, reference: dict, expression: str, allowed) -> None:
+        literal = reference.get("reference")
+        named = [reference["type"]] if isinstance(reference.get("type"), str) else []
         if isinstance(literal, str):
             if literal.startswith("#"):
                 if literal != "#" and literal[1:] not in self.contained_ids:

@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, and_, false, func, literal, not_, or_, sel
 from sqlalchemy.sql import Select
 
 from fhir.errors import FhirError
-from fhir.search.composites import stored_codes
+from fhir.search.composites import composite_sources
 from fhir.search.index_values import normalize_string
 from fhir.search.query_values import (
     parse_date_value,
@@ -25,7 +25,7 @@ from fhir.search.query_values import (
     parse_reference_value,
     parse_token_value,
 )
-from fhir.search.registry import stored_under
+from fhir.search.registry import indexed_params, stored_under
 from fhir.search.request import Criterion, SearchQuery, SortKey
 from fhir.storage import tables
 
@@ -271,28 +271,47 @@ class SearchBuilder:
 
     def _composite(self, criterion: Criterion, resource_type: str, id_column) -> ColumnElement:
         """``code-value-quantity=http://loinc.org|8480-6$gt100`` (search.html#composite): both
-        parts matched by one row, that is by one element of the resource."""
+        parts matched by one element of the resource (``fhir.search.composites``)."""
         c = tables.idx_composite.c
         value_kind = criterion.param.components[1][0]
-        values = []
+        sources = composite_sources(resource_type, criterion.name)
+        matches = []
         for raw in criterion.values:
             token, dollar, rest = raw.partition("$")
             if not dollar or not rest or "$" in rest:
                 raise FhirError.invalid(f"{criterion.name} takes token$value, got {raw[:80]!r}.")
             system, code, system_given = parse_token_value(token)
-            clauses = [c.code == code[:256]] if code is not None else []
-            if system_given:
-                clauses.append(c.system.is_(None) if not system else c.system == system[:256])
-            clauses.append(self._composite_value(value_kind, rest))
-            values.append(and_(*clauses))
-        return id_column.in_(
-            select(c.resource_id).where(
-                c.hospital_id == self.hospital_id,
-                c.resource_type == resource_type,
-                c.param.in_(stored_codes(resource_type, criterion.name)),
-                or_(*values),
-            )
-        )
+            for source in sources:
+                if source.parts:  # the resource's own code and value, through their indexes
+                    token_param, value_param = source.parts
+                    params = indexed_params(resource_type)
+                    matches.append(
+                        and_(
+                            self._criterion(
+                                Criterion(token_param, "token", params[token_param], None, (token,)),
+                                resource_type,
+                                id_column,
+                            ),
+                            self._criterion(
+                                Criterion(value_param, value_kind, params[value_param], None, (rest,)),
+                                resource_type,
+                                id_column,
+                            ),
+                        )
+                    )
+                    continue
+                clauses = [c.code == code[:256]] if code is not None else []
+                if system_given:
+                    clauses.append(c.system.is_(None) if not system else c.system == system[:256])
+                rows = select(c.resource_id).where(
+                    c.hospital_id == self.hospital_id,
+                    c.resource_type == resource_type,
+                    c.param == source.rows,
+                    *clauses,
+                    self._composite_value(value_kind, rest),
+                )
+                matches.append(id_column.in_(rows))
+        return or_(*matches)
 
     def _composite_value(self, kind: str, raw: str) -> ColumnElement:
         c = tables.idx_composite.c

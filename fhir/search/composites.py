@@ -17,8 +17,8 @@ from functools import cache
 from typing import Any
 
 from fhir.search import index_values as v
-from fhir.search.index_paths import Evaluator, compile_part
-from fhir.search.registry import SearchParam, composite_params, split_union
+from fhir.search.index_paths import Evaluator, compile_part, static_walk
+from fhir.search.registry import SearchParam, composite_params, indexed_params, split_union
 
 NUMERIC_LIMIT = Decimal("1e24")  # what Numeric(36, 12) holds
 # The component expressions of the specification: ``code``, ``value.as(Quantity)`` and
@@ -44,6 +44,14 @@ def relative_keys(expression: str) -> tuple[tuple[str, str | None], ...] | None:
 
 
 def _token_parts(value: Any, hint: str | None) -> Iterator[tuple[str | None, str | None]]:
+    if isinstance(value, dict) and "coding" in value:  # a CodeableConcept: its codings, no text
+        codings = value["coding"]
+        for coding in codings if isinstance(codings, list) else ():
+            code = coding.get("code") if isinstance(coding, dict) else None
+            if isinstance(code, str) and code:
+                system = coding.get("system")
+                yield (system[:256] if isinstance(system, str) and system else None), code[:256]
+        return
     for system, code, _ in v.token_values(value, hint):
         if code is not None:
             yield (system and system[:256], code[:256])
@@ -89,15 +97,17 @@ class CompositeStep:
                     yield from self._element_rows(element)
 
     def _element_rows(self, element: dict[str, Any]) -> Iterator[Row]:
-        tokens = [
-            part for value, hint in _found(element, self.token_keys) for part in _token_parts(value, hint)
-        ]
-        if not tokens:
-            return
+        # the value first: most elements hold none of most composites' values (an Observation
+        # has one value[x]), and then the code need not be read
         values = [
             part
             for value, hint in _found(element, self.value_keys)
             for part in _value_parts(self.value_kind, value, hint)
+        ]
+        if not values:
+            return
+        tokens = [
+            part for value, hint in _found(element, self.token_keys) for part in _token_parts(value, hint)
         ]
         for (system, code), value in itertools.product(tokens, values):
             yield (self.param.code, system, code, *value)
@@ -118,7 +128,7 @@ def _root(resource: dict[str, Any]) -> list[tuple[Any, str | None]]:
 def compile_composite(param: SearchParam) -> CompositeStep | None:
     """The extraction step of a composite parameter, or None when its expressions are not ones
     this module reads (then the parameter is not offered: ``registry.composite_params``)."""
-    (token_kind, token_expression), (value_kind, value_expression) = param.components
+    (_, token_expression, _), (value_kind, value_expression, _) = param.components
     token_keys, value_keys = relative_keys(token_expression), relative_keys(value_expression)
     if not token_keys or not value_keys:
         return None
@@ -134,38 +144,93 @@ def compile_composite(param: SearchParam) -> CompositeStep | None:
     return CompositeStep(param, tuple(elements), token_keys, value_kind, value_keys)
 
 
+# A part of the parameter a component stands for that reads nothing of the component's kind:
+# ``value-quantity`` also reads ``valueSampledData``, which has no value, low or high.
+_READS_NOTHING = frozenset({("quantity", "SampledData")})
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a composite's matches come from: its own ``fhir_idx_composite`` rows (``rows``, a
+    param code), or — for one read at the resource itself, which holds one code and one value —
+    the rows of the two parameters its components stand for, ANDed (``parts``)."""
+
+    rows: str | None = None
+    parts: tuple[str, str] | None = None
+
+
+def _key_paths(param: SearchParam) -> dict[tuple[str, ...], str | None] | None:
+    """The JSON key paths a simple parameter reads, with the FHIR type each finds; None if not simple."""
+    paths = {}
+    for part in split_union(param.expression):
+        walk = static_walk(part, param.resource_type)
+        if walk is None:
+            return None
+        paths[walk[0]] = walk[1]
+    return paths
+
+
+def _answered_by_parts(param: SearchParam) -> tuple[str, str] | None:
+    """The codes of the two parameters that answer ``param`` exactly, ANDed, or None.
+
+    Only for a composite read at the resource root (``code-value-quantity``: an Observation has
+    one code, one value, so any of its codes with its value is a pair of one element), and only
+    when each component's parameter reads what the component reads, nothing more of its kind.
+    """
+    if split_union(param.expression) != [param.resource_type]:
+        return None
+    codes = []
+    indexed = indexed_params(param.resource_type)
+    for kind, expression, code in param.components:
+        stands_for = indexed.get(code)
+        keys = relative_keys(expression)
+        paths = _key_paths(stands_for) if stands_for is not None and stands_for.type == kind else None
+        if paths is None or keys is None:
+            return None
+        wanted = {(key,) for key, _ in keys}
+        extra = {path: found for path, found in paths.items() if path not in wanted}
+        if not wanted <= set(paths) or any((kind, found) not in _READS_NOTHING for found in extra.values()):
+            return None
+        codes.append(code)
+    return codes[0], codes[1]
+
+
 @cache
-def _stored_under(resource_type: str) -> dict[str, tuple[str, ...]]:
-    """Composites whose rows are those of others: ``combo-code-value-quantity`` (the Observation
-    and its components) is ``code-value-quantity`` (the Observation) with
-    ``component-code-value-quantity`` (its components), the same parts read the same way."""
+def _sources(resource_type: str) -> dict[str, tuple[Source, ...]]:
+    """Per composite of ``resource_type``, where its matches come from. One read at several
+    places (``combo-code-value-quantity``: the Observation and its components) is the sum of
+    those read at each (``code-value-quantity``, ``component-code-value-quantity``)."""
     params = composite_params(resource_type)
+
+    def reading(p: SearchParam) -> tuple:
+        return tuple((kind, expression) for kind, expression, _ in p.components)
+
+    found: dict[str, tuple[Source, ...]] = {}
+    for code, p in params.items():
+        parts = _answered_by_parts(p)
+        found[code] = (Source(parts=parts),) if parts else (Source(rows=code),)
     single = {
-        (p.components, split_union(p.expression)[0]): code
+        (reading(p), split_union(p.expression)[0]): code
         for code, p in params.items()
         if len(split_union(p.expression)) == 1
     }
-    found = {}
     for code, p in params.items():
-        parts = split_union(p.expression)
-        covering = [single.get((p.components, part)) for part in parts]
-        if len(parts) > 1 and all(covering):
-            found[code] = tuple(sorted(covering))
+        places = split_union(p.expression)
+        covering = [single.get((reading(p), place)) for place in places]
+        if len(places) > 1 and all(covering):
+            found[code] = tuple(source for other in sorted(covering) for source in found[other])
     return found
 
 
-def stored_codes(resource_type: str, code: str) -> tuple[str, ...]:
-    """The ``param`` values of the rows a composite's search reads."""
-    return _stored_under(resource_type).get(code, (code,))
+def composite_sources(resource_type: str, code: str) -> tuple[Source, ...]:
+    return _sources(resource_type)[code]
 
 
 @cache
 def composite_plan(resource_type: str) -> tuple[CompositeStep, ...]:
-    """The composites whose rows are written: those not made of others' (``_stored_under``)."""
-    repeated = _stored_under(resource_type)
+    """The composites whose own rows are written (``Source.rows``)."""
+    written = {source.rows for sources in _sources(resource_type).values() for source in sources}
     steps = (
-        compile_composite(param)
-        for code, param in composite_params(resource_type).items()
-        if code not in repeated
+        compile_composite(param) for code, param in composite_params(resource_type).items() if code in written
     )
     return tuple(step for step in steps if step is not None)

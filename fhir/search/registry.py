@@ -32,8 +32,9 @@ class SearchParam:
     expression: str  # only the part of the FHIRPath union that applies to resource_type
     targets: tuple[str, ...]  # reference target types
     url: str
-    # composite parameters: (type, expression relative to each element ``expression`` finds)
-    components: tuple[tuple[str, str], ...] = ()
+    # composite parameters: (type, expression relative to each element ``expression`` finds,
+    # code of the parameter it stands for)
+    components: tuple[tuple[str, str, str], ...] = ()
 
 
 def split_union(expression: str) -> list[str]:
@@ -106,11 +107,11 @@ def _by_id() -> dict[str, dict[str, Any]]:
     return {definition["id"]: definition for definition in _definitions()[0]}
 
 
-def _components(definition: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+def _components(definition: dict[str, Any]) -> tuple[tuple[str, str, str], ...]:
     parts = []
     for component in definition.get("component", ()):
-        part = _by_id().get(component.get("definition", "").rsplit("/", 1)[-1])
-        parts.append((part["type"] if part else "", component.get("expression", "")))
+        part = _by_id().get(component.get("definition", "").rsplit("/", 1)[-1]) or {}
+        parts.append((part.get("type", ""), component.get("expression", ""), part.get("code", "")))
     return tuple(parts)
 
 

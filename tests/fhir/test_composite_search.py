@@ -119,9 +119,22 @@ def test_the_capability_statement_lists_the_composites_it_searches(fhir):
     assert "chromosome-variant-coordinate" not in {p["name"] for p in sequence["searchParam"]}
 
 
-def test_combo_composites_are_stored_once_as_the_observation_and_component_ones():
+def test_only_component_composites_have_rows_of_their_own():
+    """An Observation holds one code and one value: code-value-quantity is code AND
+    value-quantity through their own rows; combo-* reads those and the component ones."""
     rows = extract(blood_pressure(150, 95)).composites
     assert sorted((row[0], row[2]) for row in rows) == [
         ("component-code-value-quantity", DIASTOLIC),
         ("component-code-value-quantity", SYSTOLIC),
     ]
+    weight = measured("29463-7", valueQuantity={"value": 72.5, "system": UCUM, "code": "kg"})
+    assert extract(weight).composites == []
+
+
+def test_code_value_string_reads_value_string_only_not_a_concepts_text(fhir):
+    # value-string also reads valueCodeableConcept.text; the composite's component does not
+    concept = measured("8251-1", valueCodeableConcept={"text": "Feeling dizzy"})
+    fhir.create(concept)
+    written = fhir.create(measured("8251-1", valueString="Feeling dizzy"))["id"]
+    assert fhir.ids("Observation?code-value-string=8251-1$feeling") == [written]
+    assert len(fhir.ids("Observation?code=8251-1&value-string=feeling")) == 2

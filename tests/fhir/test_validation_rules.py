@@ -313,3 +313,21 @@ def test_a_required_binding_in_a_nested_repeat_of_a_backbone_is_checked(fhir, ap
     }
     issues = refused(fhir, app, questionnaire)
     assert issues[0]["expression"] == ["Questionnaire.item[0].item[0].type"]
+
+
+def test_an_extension_inside_a_coding_is_checked_too(fhir, app):
+    """Codings and CodeableConcepts hold nothing the rules can fault, so they are passed over,
+    unless an extension (which may hold a reference or a quantity) is there."""
+    extension = {
+        "url": "http://example.org/where",
+        "valueQuantity": {"value": 1, "code": "kg"},  # qty-3: a code without a system
+    }
+    concept = {"coding": [{"system": "http://loinc.org", "code": "29463-7", "extension": [extension]}]}
+    issues = refused(fhir, app, observation(code=concept))
+    assert any("qty-3" in issue["diagnostics"] for issue in issues), issues
+    concept = {
+        "text": "weight",
+        "extension": [{"url": "http://example.org/who", "valueReference": {"reference": "#nobody"}}],
+    }
+    issues = refused(fhir, app, observation(code=concept))
+    assert any("ref-1" in issue["diagnostics"] for issue in issues), issues
