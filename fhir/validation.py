@@ -14,6 +14,7 @@ from typing import Protocol
 
 from pydantic import ValidationError
 
+from app.json_depth import nested_within
 from fhir.errors import FhirError, Issue
 from fhir.model_classes import model_class
 from fhir.resource_rules import rule_problems
@@ -27,14 +28,9 @@ def valid_id(value: object) -> bool:
     return isinstance(value, str) and 1 <= len(value) <= 64 and set(value) <= _ID_CHARS
 
 
-def _depth_ok(value: dict | list, depth: int = 0) -> bool:
-    """No object or array nested deeper than MAX_DEPTH; only containers are visited."""
-    if depth > MAX_DEPTH:
-        return False
-    for item in value.values() if isinstance(value, dict) else value:
-        if isinstance(item, dict | list) and not _depth_ok(item, depth + 1):
-            return False
-    return True
+def _depth_ok(value: dict | list) -> bool:
+    """No object or array nested more than MAX_DEPTH levels below the resource."""
+    return nested_within(value, MAX_DEPTH + 1)
 
 
 def _element_path(resource_type: str, loc: tuple) -> str:

@@ -21,6 +21,7 @@ from fhir.search.index_paths import Evaluator, Found, compile_part
 from fhir.search.registry import (
     SearchParam,
     indexed_params,
+    is_identifier_param,
     patient_compartment_params,
     split_union,
     storage,
@@ -69,13 +70,17 @@ def _tokens(code: str, found: Found, out: IndexValues) -> None:
     out.tokens.extend(
         dict.fromkeys((code, *row) for value, hint in found for row in v.token_values(value, hint))
     )
-    # :of-type (search.html#token): an Identifier's type coding, with its value in ``text``
+
+
+def _identifier_tokens(code: str, found: Found, out: IndexValues) -> None:
+    """An Identifier parameter's rows, and for ``:of-type`` (search.html#token) its type
+    codings under ``code:of-type``, with the identifier's value in ``text``."""
+    _tokens(code, found, out)
     of_type = f"{code}:of-type"
     out.tokens.extend(
         dict.fromkeys(
             (of_type, system, type_code, identifier)
-            for value, hint in found
-            if v.is_identifier(value, hint)
+            for value, _ in found
             for system, type_code, identifier in v.identifier_types(value)
         )
     )
@@ -86,10 +91,14 @@ def _references(code: str, found: Found, out: IndexValues) -> None:
         dict.fromkeys((code, *row) for value, _ in found for row in v.reference_values(value))
     )
     # :identifier (search.html#reference): a Reference's identifier, with its ``type`` in ``text``
-    by_identifier = f"{code}:identifier"
-    out.tokens.extend(
-        dict.fromkeys((by_identifier, *row) for value, _ in found for row in v.reference_identifiers(value))
-    )
+    identified = [value for value, _ in found if isinstance(value, dict) and "identifier" in value]
+    if identified:
+        by_identifier = f"{code}:identifier"
+        out.tokens.extend(
+            dict.fromkeys(
+                (by_identifier, *row) for value in identified for row in v.reference_identifiers(value)
+            )
+        )
 
 
 def _dates(code: str, found: Found, out: IndexValues) -> None:
@@ -157,7 +166,8 @@ def plan(resource_type: str) -> tuple[Step, ...]:
             parts.append(evaluator)
             fast.append(is_fast)
         if parts:
-            steps.append(Step(param, tuple(parts), tuple(fast), CONVERTERS[param.type]))
+            convert = _identifier_tokens if is_identifier_param(param) else CONVERTERS[param.type]
+            steps.append(Step(param, tuple(parts), tuple(fast), convert))
     return tuple(steps)
 
 

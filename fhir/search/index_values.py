@@ -323,13 +323,6 @@ def parse_reference(reference: Any, type_element: Any = None) -> Reference | Non
     return typed, None, reference
 
 
-def is_identifier(value: Any, type_hint: str | None) -> bool:
-    """Whether a token element is an Identifier (its type when known, else its keys say)."""
-    if type_hint is not None:
-        return type_hint == "Identifier"
-    return isinstance(value, dict) and _shape(value) == "Identifier"
-
-
 def identifier_types(value: Any) -> Iterator[tuple[str | None, str, str]]:
     """Yield (type system, type code, value) of an Identifier with a type and a value (``:of-type``)."""
     if not isinstance(value, dict) or not (identifier := _text(value.get("value"))):
