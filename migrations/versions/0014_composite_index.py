@@ -1,5 +1,6 @@
-"""fhir_idx_composite: the rows of composite search parameters (code-value-quantity and the
-like), one per element and pair of values, so that a search pairs values of one element only.
+"""fhir_idx_composite: the rows of composite search parameters read in repeated elements
+(component-code-value-quantity and the like), one per element and pair of values, so that a
+search pairs values of one element only.
 Resources stored before have none (nor :of-type and :identifier rows): ``fhirgate reindex``
 makes them.
 
