@@ -129,7 +129,7 @@ def _reference_target(reference: str) -> str | None:
 
 # Data types in which the walk can find nothing (no required binding, reference, narrative or
 # quantity among their elements): not walked, unless an extension (which could hold any) is there.
-_INERT_TYPES = frozenset({"Coding", "CodeableConcept", "Period", "Meta", "Attachment"})
+_INERT_TYPES = frozenset({"Coding", "CodeableConcept", "Period", "Attachment"})
 
 
 def _without_extensions(element: dict, type_name: str) -> bool:

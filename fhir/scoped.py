@@ -69,12 +69,22 @@ class ScopedRepository:
             )
         )
 
-    def _restrict(self, letters: str = "rs", primary: str | None = None, primary_restrictions=_PRIMARY_UNSET):
-        """The per-type restriction for a query; ``primary`` uses its interaction's scopes."""
+    def _restrict(
+        self,
+        letters: str = "rs",
+        primary: str | None = None,
+        primary_restrictions=_PRIMARY_UNSET,
+        searched: frozenset[str] = frozenset(),
+    ):
+        """The per-type restriction for a query; ``primary`` uses its interaction's scopes, and
+        so do the ``searched`` types of a system search (their ``s`` scopes); a type a chain,
+        ``_has`` or include reaches is seen as in a type search (``letters``)."""
 
         def restrict(resource_type: str, id_column) -> ColumnElement | None:
             if resource_type == primary and primary_restrictions is not _PRIMARY_UNSET:
                 visibility = primary_restrictions
+            elif resource_type in searched:
+                visibility = self.policy.visibility(resource_type, "s")
             else:
                 visibility = self.policy.visibility(resource_type, letters)
             if visibility is False:
@@ -186,8 +196,9 @@ class ScopedRepository:
 
     def search_system(self, args: list[tuple[str, str]], *, lenient: bool = False) -> str:
         """``GET [base]?_type=...``: each type named must be searchable with this token (else
-        403, as a type search); without ``_type``, every type it may search. Each type's rows
-        carry that type's restriction (``self._restrict("s")``), pages of a cursor included."""
+        403, as a type search); without ``_type``, every type it may search. The rows of each type
+        searched carry its search restriction, those a chain or ``_has`` reaches the restriction
+        they have in a type search; pages of a cursor included (their types are the cursor's)."""
         named = requested_types(args)
         if named is not None:
             for resource_type in named:
@@ -197,7 +208,12 @@ class ScopedRepository:
             types = named
         else:
             types = [t for t in resource_types() if self.policy.visibility(t, "s") is not False]
-        return self._repo(self._restrict("s")).search_system(types, args, lenient=lenient)
+        return self._repo(self._restrict()).search_system(
+            types,
+            args,
+            lenient=lenient,
+            restrict_for=lambda searched: self._restrict(searched=frozenset(searched)),
+        )
 
     def _compartment_owner_there(self, patient_id: str) -> bool:
         """Patient/{id}/{type}: a patient token's own compartment only, of a Patient that exists."""

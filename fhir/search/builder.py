@@ -26,7 +26,7 @@ from fhir.search.query_values import (
     parse_token_value,
 )
 from fhir.search.registry import indexed_params, stored_under
-from fhir.search.request import Criterion, SearchQuery, SortKey
+from fhir.search.request import Criterion, SearchQuery, SortKey, split_composite
 from fhir.storage import tables
 
 Restriction = Callable[[str, ColumnElement], ColumnElement | None]
@@ -246,12 +246,12 @@ class SearchBuilder:
         for raw in criterion.values:
             if criterion.modifier == "of-type":
                 parts = raw.split("|")
-                if len(parts) != 3 or not parts[1] or not parts[2]:
+                if len(parts) != 3 or not all(parts):
                     raise FhirError.invalid(f":of-type takes system|code|value, got {raw[:80]!r}.")
                 system, code, identifier = parts
                 values.append(
                     and_(
-                        c.system.is_(None) if not system else c.system == system[:256],
+                        c.system == system[:256],
                         c.code == code[:256],
                         c.text == identifier[:256],
                     )
@@ -277,9 +277,10 @@ class SearchBuilder:
         sources = composite_sources(resource_type, criterion.name)
         matches = []
         for raw in criterion.values:
-            token, dollar, rest = raw.partition("$")
-            if not dollar or not rest or "$" in rest:
+            parts = split_composite(raw)
+            if parts is None:
                 raise FhirError.invalid(f"{criterion.name} takes token$value, got {raw[:80]!r}.")
+            token, rest = parts
             system, code, system_given = parse_token_value(token)
             for source in sources:
                 if source.parts:  # the resource's own code and value, through their indexes

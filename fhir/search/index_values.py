@@ -334,10 +334,11 @@ def identifier_types(value: Any) -> Iterator[tuple[str | None, str, str]]:
 
 
 def reference_identifiers(value: Any) -> Iterator[Token]:
-    """Yield (system, value, type) of a Reference's identifier (``:identifier``)."""
+    """Yield (system, value, type) of a Reference's identifier (``:identifier``); the type is
+    the one its literal reference or its ``type`` names, if any."""
     identifier = value.get("identifier") if isinstance(value, dict) else None
     if isinstance(identifier, dict) and (code := _text(identifier.get("value"))):
-        yield _text(identifier.get("system")), code, _text(value.get("type"))
+        yield _text(identifier.get("system")), code, reference_type(value)
 
 
 def reference_type(value: Any) -> str | None:

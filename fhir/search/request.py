@@ -8,7 +8,7 @@ reported back in an OperationOutcome entry.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from app.unstorable import URL_UNSTORABLE
 from fhir.errors import FhirError
@@ -134,11 +134,12 @@ class SearchQuery:
 
 
 def _split_values(raw: str) -> list[str]:
-    """Comma separates OR values; ``\\,`` is a literal comma (search.html#escaping)."""
+    """Comma separates OR values; ``\\,`` is a literal comma (search.html#escaping). ``\\$``
+    stays escaped: a composite splits its value there (``unescape_dollar`` for the others)."""
     parts, current, escaped = [], [], False
     for ch in raw:
         if escaped:
-            current.append(ch)
+            current.append("\\$" if ch == "$" else ch)
             escaped = False
         elif ch == "\\":
             escaped = True
@@ -151,6 +152,19 @@ def _split_values(raw: str) -> list[str]:
         current.append("\\")
     parts.append("".join(current))
     return parts
+
+
+def unescape_dollar(value: str) -> str:
+    return value.replace("\\$", "$")
+
+
+def split_composite(value: str) -> tuple[str, str] | None:
+    """``token$value`` at the one unescaped ``$`` (search.html#composite), each part unescaped;
+    None when there is not exactly one."""
+    parts = re.split(r"(?<!\\)\$", value)
+    if len(parts) != 2 or not parts[1]:
+        return None
+    return unescape_dollar(parts[0]), unescape_dollar(parts[1])
 
 
 def _count(raw: str) -> int:
@@ -172,7 +186,10 @@ class _Parser:
         self.ignored.append(message)
 
     def criterion(self, key: str, raw_values: list[str]) -> Criterion | None:
-        return self.parameter(self.resource_type, key, tuple(raw_values), ())
+        criterion = self.parameter(self.resource_type, key, tuple(raw_values), ())
+        if criterion is None or criterion.type == "composite":
+            return criterion
+        return replace(criterion, values=tuple(unescape_dollar(value) for value in criterion.values))
 
     def parameter(
         self, resource_type: str, key: str, values: tuple[str, ...], hops: tuple[Hop, ...]

@@ -8,6 +8,7 @@ restriction; the parts are ORed, ordered by type and id, and paged like a type s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from urllib.parse import urlencode
 
@@ -17,15 +18,16 @@ from sqlalchemy import and_, func, or_, select
 from fhir.bundle_builder import bundle_text, resource_entry
 from fhir.errors import FhirError, Issue, operation_outcome
 from fhir.response_size import fitted_page, note_returned
-from fhir.search.builder import SearchBuilder
+from fhir.search.builder import Restriction, SearchBuilder
 from fhir.search.cursor import decode_page_cursor, encode_cursor
-from fhir.search.request import SearchQuery, parse_search
+from fhir.search.request import MAX_SEARCH_COST, SearchQuery, parse_search, search_cost
 from fhir.search.service import SearchContext
 from fhir.storage import tables
 from fhir.subsetting import subset_stored
 
 SYSTEM = "*"  # the cursor's "t" for a system search
 NOT_AT_SYSTEM_LEVEL = ("_include", "_revinclude", "_elements")
+SYSTEM_COST_FACTOR = 2
 
 
 def requested_types(args: list[tuple[str, str]]) -> list[str] | None:
@@ -49,11 +51,40 @@ def _queries(types: list[str], args: list[tuple[str, str]], lenient: bool) -> di
     for query in queries.values():
         if any(key.param is not None for key in query.sort):
             raise FhirError.invalid("A system search sorts by _id or _lastUpdated only.")
+    _check_cost(queries)
     return queries
 
 
-def search_system(ctx: SearchContext, types: list[str], args: list[tuple[str, str]], *, lenient: bool) -> str:
-    """The searchset Bundle of a system search over ``types`` (each one the searcher may search)."""
+def _check_cost(queries: dict[str, SearchQuery]) -> None:
+    """Each type's criteria are a search of their own, so they cost once per type; ``_id`` and
+    ``_lastUpdated`` (the resource table's own columns) once in all. A system search may cost
+    ``SYSTEM_COST_FACTOR`` type searches: ``_tag`` over every type, not ``:not`` over every type."""
+    cost = 0
+    for number, query in enumerate(queries.values()):
+        typed = [c for c in query.criteria if c.param is not None or c.hops]
+        special = [c for c in query.criteria if c.param is None and not c.hops]
+        cost += search_cost(typed if number else [*typed, *special], (), (), ())
+    budget = MAX_SEARCH_COST * SYSTEM_COST_FACTOR
+    if cost > budget:
+        raise FhirError.simple(
+            400,
+            "too-costly",
+            f"This system search would cost {cost} units over {len(queries)} types, more than the"
+            f" {budget} one may: name fewer types with _type, or narrow the parameters.",
+        )
+
+
+def search_system(
+    ctx: SearchContext,
+    types: list[str],
+    args: list[tuple[str, str]],
+    *,
+    lenient: bool,
+    restrict_for: Callable[[list[str]], Restriction] | None = None,
+) -> str:
+    """The searchset Bundle of a system search over ``types`` (each one the searcher may search;
+    a cursor's page: the cursor's types). ``restrict_for(types)`` gives the access restriction
+    (the searched types by their search scopes), else the context's."""
     cursor = [value for key, value in args if key == "_cursor"]
     if cursor:
         state = decode_page_cursor(
@@ -68,7 +99,8 @@ def search_system(ctx: SearchContext, types: list[str], args: list[tuple[str, st
     args = [(key, raw) for key, raw in args if key != "_type"]
     queries = _queries(types, args, lenient)
     first = next(iter(queries.values()))
-    builder = SearchBuilder(ctx.hospital_id, ctx.base_url, ctx.restrict)
+    restrict = restrict_for(types) if restrict_for is not None else ctx.restrict
+    builder = SearchBuilder(ctx.hospital_id, ctx.base_url, restrict)
     matches = or_(*(and_(*builder.matches(query, snapshot)) for query in queries.values()))
     r = tables.resources.c
     rows, total = [], None

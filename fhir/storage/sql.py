@@ -158,10 +158,13 @@ class SqlRepository:
         self.flush()
         return search(self._search_context(), resource_type, args, lenient=lenient, compartment=compartment)
 
-    def search_system(self, types: list[str], args: list[tuple[str, str]], *, lenient: bool = False) -> str:
-        """A system search over ``types`` (``_type``): the searchset Bundle as JSON text."""
+    def search_system(
+        self, types: list[str], args: list[tuple[str, str]], *, lenient: bool = False, restrict_for=None
+    ) -> str:
+        """A system search over ``types`` (``_type``): the searchset Bundle as JSON text;
+        ``restrict_for(types searched)``: the access restriction, once the types are known."""
         self.flush()
-        return search_system(self._search_context(), types, args, lenient=lenient)
+        return search_system(self._search_context(), types, args, lenient=lenient, restrict_for=restrict_for)
 
     def everything(self, patient_id: str, args: list[tuple[str, str]], *, lenient: bool = False) -> str:
         """Patient/$everything as a searchset Bundle (JSON text)."""

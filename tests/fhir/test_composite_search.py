@@ -99,6 +99,7 @@ def test_a_composite_survives_an_update_and_a_delete(fhir, records):
         "Observation?code-value-quantity=29463-7$abc",  # not a number
         "Observation?code-value-date=11368-8$yesterday",
         "Observation?code-value-quantity=a$1$2",
+        "Observation?code-value-concept=a\\$b",  # an escaped $ is no separator
         "Observation?code-value-quantity:missing=true",  # no modifier on composites
         "MolecularSequence?chromosome-variant-coordinate=1$gt1$lt2",  # three parts: not offered
     ],
@@ -138,3 +139,9 @@ def test_code_value_string_reads_value_string_only_not_a_concepts_text(fhir):
     written = fhir.create(measured("8251-1", valueString="Feeling dizzy"))["id"]
     assert fhir.ids("Observation?code-value-string=8251-1$feeling") == [written]
     assert len(fhir.ids("Observation?code=8251-1&value-string=feeling")) == 2
+
+
+def test_an_escaped_dollar_belongs_to_the_value(fhir):
+    written = fhir.create(measured("8251-1", valueString="a$b"))["id"]
+    assert fhir.ids("Observation?code-value-string=8251-1$a\\$b") == [written]
+    assert fhir.ids("Observation?value-string=a\\$b") == [written]  # unescaped for the others

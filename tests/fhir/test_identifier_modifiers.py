@@ -35,7 +35,16 @@ def records(fhir):
             "subject": {"type": "Group", "identifier": {"system": MRN, "value": "123"}},
         }
     )["id"]
-    return {"by_identifier": by_identifier, "group_subject": group_subject}
+    # a literal reference names the type too, without a type element
+    group_literal = fhir.create(
+        {
+            "resourceType": "Observation",
+            "status": "final",
+            "code": {"text": "z"},
+            "subject": {"reference": "Group/g1", "identifier": {"system": MRN, "value": "123"}},
+        }
+    )["id"]
+    return {"by_identifier": by_identifier, "group_subject": group_subject, "group_literal": group_literal}
 
 
 def test_of_type_matches_type_and_value_together(fhir, records):
@@ -45,7 +54,7 @@ def test_of_type_matches_type_and_value_together(fhir, records):
     assert fhir.ids("Patient?identifier:of-type=http://other|MR|123") == []
 
 
-@pytest.mark.parametrize("value", ["MR|123", f"{V2}|MR", f"{V2}||123"])
+@pytest.mark.parametrize("value", ["MR|123", f"{V2}|MR", f"{V2}||123", "|MR|123"])
 def test_of_type_needs_all_three_parts(fhir, records, value):
     assert fhir.get(f"/Patient?identifier:of-type={value}").status_code == 400
 
@@ -56,7 +65,9 @@ def test_of_type_applies_to_identifier_parameters_only(fhir, records):
 
 def test_identifier_modifier_matches_the_references_identifier(fhir, records):
     found = fhir.ids(f"Observation?subject:identifier={MRN}|123")
-    assert sorted(found) == sorted([records["by_identifier"], records["group_subject"]])
+    assert sorted(found) == sorted(
+        [records["by_identifier"], records["group_subject"], records["group_literal"]]
+    )
     # patient: only references typed Patient (or untyped)
     assert fhir.ids(f"Observation?patient:identifier={MRN}|123") == [records["by_identifier"]]
     assert fhir.ids("Observation?subject:identifier=123") != []

@@ -124,3 +124,22 @@ def test_a_type_the_token_may_not_search_is_forbidden(fhir, make, client, record
     assert narrow.get("/?_type=Patient,Observation").status_code == 403
     # without _type: only the types it may search
     assert found(narrow.search("?_tag=vip")) == {("Patient", "anna"), ("Patient", "bob")}
+
+
+def test_a_chain_reaches_the_same_resources_as_in_a_type_search(fhir, make, client, records):
+    """The types searched need search scopes; a type a chain reaches is seen as in a type search."""
+    key = make.api_key(fhir.hospital, permissions=["system/Observation.rs", "system/Patient.r"])
+    token = token_request(client, key).get_json()["access_token"]
+    limited = FhirClient(client, fhir.hospital, token)
+    by_type = limited.ids("Observation?subject:Patient._id=anna")
+    assert by_type == [records["obs-anna"]]
+    system = limited.search("?_type=Observation&subject:Patient._id=anna")
+    assert found(system) == {("Observation", records["obs-anna"])}
+
+
+def test_a_system_search_costs_its_parameters_once_per_type(fhir, records):
+    assert fhir.get("/?_tag=vip&_lastUpdated=gt2000").status_code == 200  # ~140 types: within twice a search
+    costly = fhir.get("/?_tag:not=vip")  # a scanning modifier on every type
+    assert costly.status_code == 400
+    assert costly.get_json()["issue"][0]["code"] == "too-costly"
+    assert fhir.get("/?_type=Observation,Condition&_tag:not=vip").status_code == 200

@@ -331,3 +331,12 @@ def test_an_extension_inside_a_coding_is_checked_too(fhir, app):
     }
     issues = refused(fhir, app, observation(code=concept))
     assert any("ref-1" in issue["diagnostics"] for issue in issues), issues
+
+
+def test_an_extension_on_a_meta_tag_is_checked_too(fhir, app):
+    tag = {
+        "code": "x",
+        "extension": [{"url": "http://example.org/who", "valueReference": {"reference": "#nope"}}],
+    }
+    issues = refused(fhir, app, observation(meta={"tag": [tag]}))
+    assert any("ref-1" in issue["diagnostics"] for issue in issues), issues
