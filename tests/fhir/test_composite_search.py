@@ -145,3 +145,26 @@ def test_an_escaped_dollar_belongs_to_the_value(fhir):
     written = fhir.create(measured("8251-1", valueString="a$b"))["id"]
     assert fhir.ids("Observation?code-value-string=8251-1$a\\$b") == [written]
     assert fhir.ids("Observation?value-string=a\\$b") == [written]  # unescaped for the others
+
+
+def test_composites_of_other_types(fhir):
+    characteristic = {"code": {"coding": [{"system": "http://s", "code": "smoker"}]}, "valueBoolean": True}
+    group = fhir.create(
+        {
+            "resourceType": "Group",
+            "type": "person",
+            "actual": True,
+            "characteristic": [{**characteristic, "exclude": False}],
+        }
+    )["id"]
+    assert fhir.ids("Group?characteristic-value=http://s|smoker$true") == [group]
+    assert fhir.ids("Group?characteristic-value=http://s|smoker$false") == []
+    context = {
+        "code": {"system": "http://terminology.hl7.org/CodeSystem/usage-context-type", "code": "age"},
+        "valueQuantity": {"value": 30, "system": UCUM, "code": "a"},
+    }
+    definition = fhir.create(
+        {"resourceType": "ActivityDefinition", "status": "active", "useContext": [context]}
+    )["id"]
+    assert fhir.ids("ActivityDefinition?context-type-quantity=age$30") == [definition]
+    assert fhir.ids("ActivityDefinition?context-type-quantity=age$gt40") == []
