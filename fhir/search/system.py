@@ -96,6 +96,7 @@ def search_system(
         offset, snapshot = 0, ctx.snapshot()
     if not types:
         raise FhirError.invalid("This search names no resource type this token may search.")
+    named = any(key == "_type" for key, _ in args)
     args = [(key, raw) for key, raw in args if key != "_type"]
     queries = _queries(types, args, lenient)
     first = next(iter(queries.values()))
@@ -130,7 +131,7 @@ def search_system(
         found = [subset_stored(m, first.summary, ()) for m in found]
     note_returned(found)
     base = ctx.base_url
-    applied = [("_type", ",".join(types)), *first.applied]
+    applied = [("_type", ",".join(types)), *first.applied] if named else list(first.applied)
 
     def page_url(page_offset: int) -> str:
         state = {"h": ctx.hospital_id, "c": ctx.client_id, "t": SYSTEM, "y": types, "q": first.applied}

@@ -58,6 +58,8 @@ def test_type_lists_the_types_searched_with_their_common_parameters(fhir, record
         ("Organization", records["org"]),
     }
     assert found(fhir.search("?_type=Patient&_id=bob")) == {("Patient", "bob")}
+    everywhere = fhir.search("?_id=bob")
+    assert next(link["url"] for link in everywhere["link"] if link["relation"] == "self").endswith("?_id=bob")
     posted = fhir.client.post(
         f"/fhir/{fhir.hospital}/_search",
         data={"_type": "Condition", "patient": "Patient/bob"},
