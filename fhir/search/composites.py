@@ -3,7 +3,9 @@
 A composite such as ``component-code-value-quantity`` pairs values found in one element: an
 Observation's component whose code is X *and* whose value is Y. Each element the parameter's
 expression finds (the Observation itself, each component) gives rows pairing its token part with
-its value part; values of different elements are never paired.
+its value part; values of different elements are never paired. One read at the resource itself
+(``code-value-quantity``: an Observation holds one code and one value) needs no rows of its own:
+it is its two parameters ANDed (``Source.parts``).
 """
 
 from __future__ import annotations
