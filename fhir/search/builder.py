@@ -265,7 +265,7 @@ class SearchBuilder:
                     clause = and_(clause, c.system.is_(None) if not system else c.system == system[:256])
                 values.append(clause)
         if criterion.modifier == "identifier" and stored.target_type:
-            # patient:identifier: references typed another type are not the patient's
+            # patient:identifier: a reference whose literal or type names another type is not the patient's
             clauses.append(or_(c.text.is_(None), c.text == stored.target_type))
         return id_column.in_(select(c.resource_id).where(*clauses, or_(*values)))
 
