@@ -33,9 +33,11 @@ from oauth.operations import (
     revoke_client,
     rotate_application_secret,
     set_application_keys,
+    update_application_registration,
     withdraw_application,
 )
 from oauth.reach import reachable_hospitals
+from oauth.registration import AUTH_METHODS, PUBLIC_CLIENT, Metadata, RegistrationError, registration_metadata
 from oauth.scopes import NAMED_ONLY_TYPES, ScopeError, SmartScope, normalize_scope_list, parse_scopes
 from oauth.server import init_oauth, oauth_error_response, rate_limited_response, smart_configuration
 from oauth.validity import adopt_request_epoch
@@ -65,6 +67,12 @@ __all__ = [
     "active_clients",
     "authenticate_bearer",
     "create_application",
+    "update_application_registration",
+    "AUTH_METHODS",
+    "PUBLIC_CLIENT",
+    "Metadata",
+    "RegistrationError",
+    "registration_metadata",
     "create_hospital_key",
     "create_patient_credential",
     "create_signing_key",

@@ -58,6 +58,12 @@ class OAuthClient(db.Model):
     patient_id: Mapped[str | None] = mapped_column(String(64))
     owner_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
     scope: Mapped[str | None] = mapped_column(Text)
+    # SMART App Launch registration of an application (oauth.registration): exact redirect URIs
+    # (a JSON array), the EHR launch URL, the home page and publisher shown on the consent page.
+    redirect_uris: Mapped[str | None] = mapped_column(Text)
+    launch_uri: Mapped[str | None] = mapped_column(String(2048))
+    client_uri: Mapped[str | None] = mapped_column(String(2048))
+    publisher: Mapped[str | None] = mapped_column(String(200))
     token_ttl: Mapped[int | None] = mapped_column(Integer)
     require_key_headers: Mapped[bool] = mapped_column(Boolean, default=False)
     # Bumped when the secret is rotated: tokens carrying an older generation are dead.

@@ -5,6 +5,7 @@ Each function commits and returns what the caller must show the user exactly onc
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -27,6 +28,7 @@ from oauth.models import (
     OAuthClient,
 )
 from oauth.reach import Target
+from oauth.registration import PUBLIC_CLIENT, Metadata
 from oauth.tokens import IssuedToken, issue_access_token
 from oauth.validity import bump_epoch
 
@@ -131,11 +133,50 @@ def create_patient_credential(
 
 
 def create_application(
-    name: str, owner_user_id: int, client_secret: str | None, keys: PublicKeys | None = None
+    name: str,
+    owner_user_id: int,
+    client_secret: str | None,
+    keys: PublicKeys | None = None,
+    *,
+    public: bool = False,
+    registration: Metadata = Metadata(),
 ) -> NewCredential:
-    client, secret = _new_client(APPLICATION, name, client_secret, keys, owner_user_id=owner_user_id)
+    """An application: with a secret (given or generated), public keys, or — ``public`` — neither
+    (a browser or native app that proves itself with PKCE alone); ``registration``: its SMART
+    App Launch metadata (``oauth.registration``)."""
+    if public:
+        client = OAuthClient(
+            client_id=new_client_id(APPLICATION),
+            kind=APPLICATION,
+            name=name,
+            created_at=utcnow(),
+            generation=0,
+            owner_user_id=owner_user_id,
+            auth_methods=PUBLIC_CLIENT,
+        )
+        db.session.add(client)
+        secret = None
+    else:
+        client, secret = _new_client(APPLICATION, name, client_secret, keys, owner_user_id=owner_user_id)
+    _register(client, registration)
     db.session.commit()
     return NewCredential(client, secret)
+
+
+def update_application_registration(client: OAuthClient, name: str | None, registration: Metadata) -> None:
+    """Change an application's name and the SMART metadata given (the others stay)."""
+    if name is not None:
+        client.name = name
+    _register(client, registration)
+    db.session.commit()
+
+
+def _register(client: OAuthClient, registration: Metadata) -> None:
+    if registration.redirect_uris is not None:
+        client.redirect_uris = json.dumps(list(registration.redirect_uris))
+    for field in ("launch_uri", "client_uri", "publisher"):
+        if (value := getattr(registration, field)) is not None:
+            setattr(client, field, value)
 
 
 def rotate_application_secret(client: OAuthClient) -> NewCredential:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from flask import jsonify
@@ -15,7 +16,11 @@ from app.models import HOSPITAL_ID, SANDBOX_HOSPITAL_ID, Hospital
 from app.sessions import current_user, require_user
 from oauth import (
     APPLICATION,
+    AUTH_METHODS,
+    KEY_AUTH_METHOD,
     MIN_GIVEN_SECRET_LENGTH,
+    PUBLIC_CLIENT,
+    RegistrationError,
     ScopeError,
     access_requests,
     active_clients,
@@ -24,13 +29,16 @@ from oauth import (
     find_active_client,
     normalize_scope_list,
     reachable_hospitals,
+    registration_metadata,
     request_access,
     revoke_client,
     rotate_application_secret,
     set_application_keys,
+    update_application_registration,
 )
 
 DEVELOPER_ROLES = ("developer", "superadmin")
+SECRET_METHODS = ["client_secret_basic", "client_secret_post"]
 
 
 def _own_app(client_id: str):
@@ -42,6 +50,19 @@ def _own_app(client_id: str):
     return client
 
 
+def _registration_json(client) -> dict:
+    """The SMART App Launch registration, in RFC 7591's names."""
+    methods = client.auth_methods.split()
+    return {
+        "client_name": client.name,
+        "token_endpoint_auth_method": methods[0] if methods != SECRET_METHODS else "client_secret_basic",
+        "redirect_uris": json.loads(client.redirect_uris) if client.redirect_uris else [],
+        "launch_uri": client.launch_uri,
+        "client_uri": client.client_uri,
+        "publisher": client.publisher,
+    }
+
+
 def _app_json(client) -> dict:
     return {
         "client_id": client.client_id,
@@ -49,6 +70,7 @@ def _app_json(client) -> dict:
         "created": timestamp(client.created_at),
         "last_used": timestamp(client.last_used_at),
         **key_fields(client),
+        **_registration_json(client),
     }
 
 
@@ -56,7 +78,7 @@ def _secret_response(new, status: int):
     body = {"client_id": new.client.client_id, "name": new.client.name}
     if new.secret is not None:
         body["client_secret"] = new.secret
-    response = jsonify({**body, **key_fields(new.client)})
+    response = jsonify({**body, **key_fields(new.client), **_registration_json(new.client)})
     response.status_code = status
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -96,18 +118,74 @@ def hospital_reach(client) -> list[dict]:
     return result
 
 
+REGISTRATION_FIELDS = {"client_name", "redirect_uris", "launch_uri", "client_uri", "publisher"}
+
+
+def _name(body: dict) -> str | None:
+    if "name" in body and "client_name" in body and body["name"] != body["client_name"]:
+        raise ApiError(400, "Give 'name' or 'client_name' (RFC 7591), not two different names.")
+    field = "client_name" if "client_name" in body else "name" if "name" in body else None
+    return text_field(body, field) if field else None
+
+
+def _registration(body: dict, *, public: bool):
+    try:
+        return registration_metadata(body, public=public)
+    except RegistrationError as error:
+        raise ApiError(400, str(error)) from None
+
+
 @bp.post("/apps")
 @require_user(*DEVELOPER_ROLES)
 def create_app_route():
-    body = json_body(required={"name"}, optional={"client_secret", "jwks", "jwks_uri"})
+    """An application: a secret (given or generated), public keys, or none at all for a public
+    client (``token_endpoint_auth_method: none``); with its SMART App Launch registration."""
+    body = json_body(
+        optional={
+            "name",
+            "client_secret",
+            "jwks",
+            "jwks_uri",
+            "token_endpoint_auth_method",
+            *REGISTRATION_FIELDS,
+        }
+    )
+    name = _name(body)
+    if name is None:
+        raise ApiError(400, "Missing field(s): name (or client_name).")
     secret = body.get("client_secret")
     keys = keys_field(body)
+    method = body.get("token_endpoint_auth_method")
+    if method is not None and method not in AUTH_METHODS:
+        raise ApiError(400, f"'token_endpoint_auth_method' is one of {', '.join(AUTH_METHODS)}.")
     if secret is not None and keys is not None:
         raise ApiError(400, "Give a client_secret or public keys (jwks or jwks_uri), not both.")
+    public = method == PUBLIC_CLIENT
+    if public and (secret is not None or keys is not None):
+        raise ApiError(
+            400, "A public client ('token_endpoint_auth_method': 'none') has no secret and no keys."
+        )
+    if method == KEY_AUTH_METHOD and keys is None:
+        raise ApiError(400, "'private_key_jwt' needs the public keys: 'jwks' or 'jwks_uri'.")
+    if method in SECRET_METHODS and keys is not None:
+        raise ApiError(400, f"'{method}' authenticates with a secret: leave out 'jwks' and 'jwks_uri'.")
     if secret is not None and (problem := given_secret_problem(secret)):
         raise ApiError(400, f"'client_secret' {problem}")
-    new = create_application(text_field(body, "name"), current_user().id, secret, keys)
+    registration = _registration(body, public=public)
+    new = create_application(name, current_user().id, secret, keys, public=public, registration=registration)
     return _secret_response(new, 201)
+
+
+@bp.patch("/apps/<client_id>")
+@require_user(*DEVELOPER_ROLES)
+def update_app_registration(client_id: str):
+    """Change the name or the SMART App Launch registration (the fields given)."""
+    client = _own_app(client_id)
+    body = json_body(optional={"name", *REGISTRATION_FIELDS})
+    public = client.auth_methods == PUBLIC_CLIENT and "redirect_uris" in body
+    registration = _registration(body, public=public)
+    update_application_registration(client, _name(body), registration)
+    return jsonify(_app_json(client))
 
 
 @bp.get("/apps")

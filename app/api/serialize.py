@@ -27,6 +27,8 @@ def credential(client: OAuthClient, **extra) -> dict:
 
 def key_fields(client) -> dict:
     """How a client authenticates, its public keys and its last refused assertion."""
+    if client.auth_methods == "none":  # a public application (oauth.registration)
+        return {"auth_method": "none"}
     if KEY_AUTH_METHOD not in client.auth_methods.split():
         return {"auth_method": "client_secret"}
     failure = None

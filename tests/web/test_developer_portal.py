@@ -152,3 +152,20 @@ def test_a_chosen_secret_with_characters_clients_send_wrong_is_refused(developer
     """A client that does not form-encode Basic credentials would send "+" or "%" wrong."""
     response, _ = add_app(developer, secret="plus+and%percent" + "s" * 30)
     assert response.status_code == 400 and b"letters, digits and - . _ ~" in response.data
+
+
+def test_a_public_client_registered_by_the_api_reads_as_one_in_the_portal(developer):
+    created = developer.post(
+        "/api/apps",
+        json={
+            "client_name": "Browser app",
+            "token_endpoint_auth_method": "none",
+            "redirect_uris": ["https://app.example/cb"],
+        },
+        headers={"Origin": "http://localhost"},
+    )
+    assert created.status_code == 201, created.get_json()
+    page = html.unescape(developer.get(f"/developer/apps/{created.get_json()['client_id']}").data.decode())
+    assert "a public client, which proves itself with PKCE" in page
+    assert "YOUR_SECRET" not in page and "Rotate secret" not in page
+    assert "Generate a client secret" in page
