@@ -74,12 +74,22 @@ def _use_keys(client: OAuthClient, keys: PublicKeys) -> None:
 
 
 def _new_client(
-    kind: str, name: str, secret: str | None = None, keys: PublicKeys | None = None, **fields
+    kind: str,
+    name: str,
+    secret: str | None = None,
+    keys: PublicKeys | None = None,
+    *,
+    public: bool = False,
+    **fields,
 ) -> tuple[OAuthClient, str | None]:
+    """A new client with a secret (given or generated), public keys, or — ``public`` — neither."""
     client = OAuthClient(
         client_id=new_client_id(kind), kind=kind, name=name, created_at=utcnow(), generation=0, **fields
     )
-    if keys is not None:
+    if public:
+        client.auth_methods = PUBLIC_CLIENT
+        secret = None
+    elif keys is not None:
         _use_keys(client, keys)
     else:
         secret = secret or new_secret(kind)
@@ -144,20 +154,9 @@ def create_application(
     """An application: with a secret (given or generated), public keys, or — ``public`` — neither
     (a browser or native app that proves itself with PKCE alone); ``registration``: its SMART
     App Launch metadata (``oauth.registration``)."""
-    if public:
-        client = OAuthClient(
-            client_id=new_client_id(APPLICATION),
-            kind=APPLICATION,
-            name=name,
-            created_at=utcnow(),
-            generation=0,
-            owner_user_id=owner_user_id,
-            auth_methods=PUBLIC_CLIENT,
-        )
-        db.session.add(client)
-        secret = None
-    else:
-        client, secret = _new_client(APPLICATION, name, client_secret, keys, owner_user_id=owner_user_id)
+    client, secret = _new_client(
+        APPLICATION, name, client_secret, keys, public=public, owner_user_id=owner_user_id
+    )
     _register(client, registration)
     db.session.commit()
     return NewCredential(client, secret)

@@ -14,7 +14,6 @@ import itertools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from decimal import Decimal
 from functools import cache
 from typing import Any
 
@@ -22,7 +21,6 @@ from fhir.search import index_values as v
 from fhir.search.index_paths import Evaluator, compile_part, static_walk
 from fhir.search.registry import SearchParam, composite_params, indexed_params, split_union
 
-NUMERIC_LIMIT = Decimal("1e24")  # what Numeric(36, 12) holds
 # The component expressions of the specification: ``code``, ``value.as(Quantity)`` and
 # ``(value as CodeableConcept)``, each relative to the element.
 _RELATIVE = re.compile(r"\(?(?P<name>[a-z]\w*)(?:\.as\((?P<as>\w+)\)| as (?P<as2>\w+))?\)?")
@@ -65,7 +63,7 @@ def _value_parts(kind: str, value: Any, hint: str | None) -> Iterator[ValuePart]
             yield system, code, None, None, None, None, None
     elif kind == "quantity":
         for low, high, system, code, unit in v.quantity_values(value):
-            if abs(low) < NUMERIC_LIMIT and abs(high) < NUMERIC_LIMIT:
+            if v.indexable_number(low, high):
                 yield (
                     system and system[:256],
                     code and code[:256],

@@ -195,11 +195,15 @@ def compile_fast(part: str, resource_type: str) -> Evaluator | None:
     return _fast(*planned) if planned else None
 
 
+def _planned(part: str, resource_type: str) -> tuple[list[tuple], str | None] | None:
+    steps = _steps(part.strip(), resource_type)
+    return _plan(steps, resource_type) if steps else None
+
+
 def static_walk(part: str, resource_type: str) -> tuple[tuple[str, ...], str | None] | None:
     """The JSON keys a simple ``part`` walks (``valueQuantity``) and the FHIR type it finds;
     None when the part is not a plain walk of keys (filters, choices left open, fhirpathpy)."""
-    steps = _steps(part.strip(), resource_type)
-    planned = _plan(steps, resource_type) if steps else None
+    planned = _planned(part, resource_type)
     if planned is None or any(op[0] != _GET for op in planned[0]):
         return None
     return tuple(op[1] for op in planned[0]), planned[1]
@@ -207,8 +211,7 @@ def static_walk(part: str, resource_type: str) -> tuple[tuple[str, ...], str | N
 
 def static_type(part: str, resource_type: str) -> str | None:
     """The FHIR type of what a simple ``part`` finds; None when not simple or not known."""
-    steps = _steps(part.strip(), resource_type)
-    planned = _plan(steps, resource_type) if steps else None
+    planned = _planned(part, resource_type)
     return planned[1] if planned else None
 
 

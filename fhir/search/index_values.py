@@ -17,6 +17,14 @@ from functools import lru_cache
 from typing import Any
 
 STRING_MAX = 200
+NUMERIC_LIMIT = Decimal("1e24")  # what the index's Numeric(36, 12) holds
+
+
+def indexable_number(low: Decimal, high: Decimal) -> bool:
+    """Whether a number's range fits the index (a larger one is stored, just not searchable)."""
+    return abs(low) < NUMERIC_LIMIT and abs(high) < NUMERIC_LIMIT
+
+
 MIN_DATETIME = datetime.min.replace(tzinfo=UTC)
 MAX_DATETIME = datetime.max.replace(tzinfo=UTC)
 CURRENCY_SYSTEM = "urn:iso:std:iso:4217"

@@ -12,11 +12,10 @@ from datetime import datetime
 from decimal import Decimal
 
 from fhir.errors import FhirError
-from fhir.search.index_values import date_range, number_range
+from fhir.search.index_values import NUMERIC_LIMIT, date_range, number_range
 
 PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 NUMBER = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,3})?")
-LARGEST = Decimal("1e24")  # the index stores Numeric(36, 12)
 
 
 def split_prefix(raw: str) -> tuple[str, str]:
@@ -38,7 +37,7 @@ def parse_number_value(raw: str) -> tuple[str, Decimal, Decimal, Decimal]:
     prefix, text = split_prefix(raw)
     text = text.strip()
     bounds = number_range(text) if NUMBER.fullmatch(text) else None
-    if bounds is None or not abs(bounds[0]) < LARGEST:
+    if bounds is None or not abs(bounds[0]) < NUMERIC_LIMIT:
         raise FhirError.invalid(f"{raw[:60]!r} is not a number this server can compare.")
     return prefix, Decimal(text), bounds[0], bounds[1]
 

@@ -13,7 +13,6 @@ from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -27,6 +26,7 @@ from fhir.errors import FhirError
 from fhir.everything import everything
 from fhir.search.builder import Restriction, restrict_mixed_types
 from fhir.search.extract import IndexValues, extract
+from fhir.search.index_values import indexable_number
 from fhir.search.registry import resource_types
 from fhir.search.service import SearchContext, find_ids, search
 from fhir.search.system import search_system
@@ -86,14 +86,6 @@ def time_ordered_id(moment: datetime) -> str:
     return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 
-NUMERIC_LIMIT = Decimal("1e24")  # what Numeric(36, 12) holds
-
-
-def _fits(low: Decimal, high: Decimal) -> bool:
-    """Whether a number can be indexed (a larger one is stored, just not searchable)."""
-    return abs(low) < NUMERIC_LIMIT and abs(high) < NUMERIC_LIMIT
-
-
 def index_rows(
     owner: tuple[str, str, str], values: IndexValues, index: dict[str, list[tuple]], compartments: list[tuple]
 ) -> None:
@@ -105,12 +97,12 @@ def index_rows(
     index["reference"].extend((*owner, p, tt, ti, ref[:512]) for p, tt, ti, ref in values.references)
     index["date"].extend((*owner, p, lo, hi) for p, lo, hi in values.dates)
     index["number"].extend(
-        (*owner, p, lo, hi, (lo + hi) / 2) for p, lo, hi in values.numbers if _fits(lo, hi)
+        (*owner, p, lo, hi, (lo + hi) / 2) for p, lo, hi in values.numbers if indexable_number(lo, hi)
     )
     index["quantity"].extend(
         (*owner, p, lo, hi, s and s[:256], c and c[:256], u and u[:256], (lo + hi) / 2)
         for p, lo, hi, s, c, u in values.quantities
-        if _fits(lo, hi)
+        if indexable_number(lo, hi)
     )
     index["uri"].extend((*owner, p, v[:512]) for p, v in values.uris)
     index["composite"].extend((*owner, *row) for row in values.composites)
