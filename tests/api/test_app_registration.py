@@ -131,3 +131,18 @@ def test_a_registered_confidential_app_still_gets_client_credentials_tokens(make
     assert granted.status_code in (200, 201), granted.get_json()
     response = token_request(client, app, resource=f"{BASE_URL}/fhir/general")
     assert response.status_code == 200, response.get_json()
+
+
+def test_strangers_cannot_change_a_registration(make, client):
+    app = make.application(redirect_uris=[REDIRECT])
+    body = {"redirect_uris": ["https://evil.example/cb"]}
+    assert client.patch(f"/api/apps/{app.key}", json=body).status_code == 401  # no session
+    make.hospital("general")
+    patient = make.as_role("patient", "general", "p1")
+    assert patient.patch(f"/api/apps/{app.key}", json=body).status_code == 403
+    assert (
+        make.as_role("developer")
+        .post("/api/apps", json={"client_name": "Nul", "redirect_uris": ["https://app.example/\u0000cb"]})
+        .status_code
+        == 400
+    )
