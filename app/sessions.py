@@ -65,6 +65,12 @@ def start_session(user: User, response: Response) -> None:
     )
 
 
+def current_session_hash() -> str | None:
+    """The stored hash of the session the request presents (its ``web_sessions`` key)."""
+    token = request.cookies.get(COOKIE_NAME)
+    return _token_hash(token) if token and len(token) < 200 else None
+
+
 def forget_current_session() -> None:
     """Delete the server-side row of the session the request presents, if any."""
     token = request.cookies.get(COOKIE_NAME)

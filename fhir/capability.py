@@ -158,9 +158,11 @@ def capability_statement(hospital_id: str) -> dict:
                         {
                             "url": SMART_OAUTH_URIS,
                             "extension": [
+                                {"url": "authorize", "valueUri": f"{issuer}/oauth/authorize"},
                                 {"url": "token", "valueUri": f"{issuer}/oauth/token"},
                                 {"url": "introspect", "valueUri": f"{issuer}/oauth/introspect"},
                                 {"url": "revoke", "valueUri": f"{issuer}/oauth/revoke"},
+                                {"url": "manage", "valueUri": f"{issuer}/portal/apps"},
                             ],
                         }
                     ],
@@ -172,13 +174,14 @@ def capability_statement(hospital_id: str) -> dict:
                                     "code": "SMART-on-FHIR",
                                 }
                             ],
-                            "text": "OAuth 2.0 client credentials (SMART Backend Services)",
+                            "text": "SMART App Launch (standalone patient launch) and SMART Backend Services",
                         }
                     ],
                     "description": (
-                        "SMART on FHIR: client-credentials tokens from the token endpoint, the client "
-                        "authenticated by private_key_jwt or a client secret; discovery at "
-                        ".well-known/smart-configuration."
+                        "SMART on FHIR: patients approve applications at the authorization endpoint "
+                        "(authorization code with PKCE S256, refresh tokens); backend clients get "
+                        "client-credentials tokens, authenticated by private_key_jwt or a client "
+                        "secret; discovery at .well-known/smart-configuration."
                     ),
                 },
                 "resource": list(_rest_resources()),

@@ -14,7 +14,7 @@ from functools import cached_property
 
 from fhir.errors import FhirError, Issue
 from fhir.search.registry import patient_compartment_params
-from oauth import NAMED_ONLY_TYPES, PATIENT_CREDENTIAL, Principal, ScopeError, SmartScope, parse_scopes
+from oauth import NAMED_ONLY_TYPES, Principal, ScopeError, SmartScope, parse_scopes
 
 LETTER = {
     "read": "r",
@@ -55,7 +55,7 @@ class AccessPolicy:
 
     @property
     def context(self) -> str:
-        return "patient" if self.principal.kind == PATIENT_CREDENTIAL else "system"
+        return self.principal.context
 
     @property
     def patient_id(self) -> str | None:

@@ -4,6 +4,9 @@ The rest of the project uses only the names exported here.
 """
 
 from oauth.audience import fhir_base_url, token_endpoint_url
+from oauth.authorizations import approve as approve_authorization
+from oauth.authorizations import authorizations_of, owned_authorization, revoke_authorization
+from oauth.authorize_request import AuthorizePageError, AuthorizeRedirectError, parse_authorization_request
 from oauth.bearer import InvalidTokenError, Principal, authenticate_bearer, principal_for, verified_claims
 from oauth.client_jwk import ASSERTION_ALGORITHMS, JwksError
 from oauth.credentials import MIN_GIVEN_SECRET_LENGTH
@@ -36,13 +39,34 @@ from oauth.operations import (
     update_application_registration,
     withdraw_application,
 )
+from oauth.patient_consent import DEFAULT_EXPIRY, EXPIRY_CHOICES, granted_scope, patient_offer, refresh_kind
 from oauth.reach import reachable_hospitals
 from oauth.registration import AUTH_METHODS, PUBLIC_CLIENT, Metadata, RegistrationError, registration_metadata
-from oauth.scopes import NAMED_ONLY_TYPES, ScopeError, SmartScope, normalize_scope_list, parse_scopes
+from oauth.scopes import (
+    NAMED_ONLY_TYPES,
+    ScopeError,
+    SmartScope,
+    normalize_scope_list,
+    parse_scopes,
+    resource_scopes,
+)
 from oauth.server import init_oauth, oauth_error_response, rate_limited_response, smart_configuration
 from oauth.validity import adopt_request_epoch
 
 __all__ = [
+    "AuthorizePageError",
+    "AuthorizeRedirectError",
+    "DEFAULT_EXPIRY",
+    "EXPIRY_CHOICES",
+    "approve_authorization",
+    "authorizations_of",
+    "granted_scope",
+    "owned_authorization",
+    "parse_authorization_request",
+    "patient_offer",
+    "refresh_kind",
+    "resource_scopes",
+    "revoke_authorization",
     "ASSERTION_ALGORITHMS",
     "EPOCH_QUERY",
     "adopt_request_epoch",

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from oauth.credentials import secret_matches
 from oauth.jws import JwsError
+from oauth.models import PATIENT_CREDENTIAL
+from oauth.scopes import resource_scopes
 from oauth.tokens import decode_access_token, held_at, token_client_if_active
 
 MAX_HEADER_LENGTH = 8192
@@ -27,6 +29,12 @@ class Principal:
     scopes: tuple[str, ...]
     jti: str
     expires_at: int
+
+    @property
+    def context(self) -> str:
+        """The SMART context its scopes are read in: ``patient`` for a patient's credential and
+        for an application the patient approved (both carry the patient), else ``system``."""
+        return "patient" if self.kind == PATIENT_CREDENTIAL or self.patient_id is not None else "system"
 
 
 def authenticate_bearer(
@@ -65,7 +73,7 @@ def principal_for(
         kind=client.kind,
         hospital_id=hospital_id,
         patient_id=claims.get("patient"),
-        scopes=tuple(held_at(claims, hospital_id)[0].split()),
+        scopes=tuple(resource_scopes(held_at(claims, hospital_id)[0])),
         jti=claims["jti"],
         expires_at=claims["exp"],
     )

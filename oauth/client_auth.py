@@ -8,7 +8,7 @@ must be registered for the method it used.
 from __future__ import annotations
 
 from oauth.credentials import secret_matches
-from oauth.endpoint_request import BASIC, EndpointRequest
+from oauth.endpoint_request import BASIC, NONE, EndpointRequest
 from oauth.errors import ClientAuthenticationFailed
 from oauth.models import OAuthClient
 
@@ -34,3 +34,15 @@ def authenticate_client_secret_basic(query_client, request: EndpointRequest) -> 
 
 def authenticate_client_secret_post(query_client, request: EndpointRequest) -> OAuthClient:
     return _authenticate_with_secret(query_client, request, "client_secret_post")
+
+
+def authenticate_none(query_client, request: EndpointRequest) -> OAuthClient:
+    """A public client (``token_endpoint_auth_method`` ``none``) names itself and nothing more;
+    a confidential client that does so has not authenticated."""
+    used_method, client_id, _ = request.client_credentials
+    if used_method != NONE:
+        return None
+    client = query_client(client_id)
+    if client is None or not client.active or not client.check_endpoint_auth_method(NONE, "token"):
+        raise ClientAuthenticationFailed("Client authentication is required (this is no public client).")
+    return client

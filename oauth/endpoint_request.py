@@ -30,6 +30,7 @@ PRINTABLE_ID = re.compile(r"[\x21-\x7e]{1,200}")
 BASIC = "client_secret_basic"
 POST = "client_secret_post"
 JWT = "private_key_jwt"
+NONE = "none"  # a public client (RFC 6749 §2.1): client_id alone, PKCE in its place
 
 
 class FormPayload(OAuth2Payload):
@@ -143,6 +144,8 @@ def parse_endpoint_request(request: Request) -> EndpointRequest:
         methods.append(JWT)
     if len(methods) > 1:
         raise InvalidRequestError("Use exactly one client authentication method.")
+    if not methods and form.get("client_id"):
+        methods.append(NONE)  # whether this client may go without is the grant's to decide
     if not methods:
         raise ClientAuthenticationFailed("Client authentication is required.")
 
@@ -151,6 +154,8 @@ def parse_endpoint_request(request: Request) -> EndpointRequest:
         client_id, secret = basic_credentials(request.headers["Authorization"])
         if "client_id" in form and form["client_id"] != client_id:
             raise InvalidRequestError("client_id in the body differs from the Basic credentials.")
+    elif method == NONE:
+        client_id, secret = form["client_id"], None
     elif method == POST:
         client_id, secret = form.get("client_id", ""), form["client_secret"]
         if not client_id or not secret:

@@ -13,6 +13,7 @@ from sqlalchemy import update
 from app.extensions import db
 from app.timeutil import as_utc, utcnow
 from oauth.audience import hospital_for_resource
+from oauth.endpoint_request import NONE
 from oauth.errors import ClientAuthenticationFailed, InvalidTargetError
 from oauth.models import KEY_AUTH_METHOD, OAuthClient
 from oauth.reach import Reach, Target, hospital_reach
@@ -29,6 +30,8 @@ BACKEND_SERVICES_MAX_TTL = 300
 def authenticate_endpoint_client(server, request, supported_methods, endpoint) -> OAuthClient:
     """Authenticate with the one method the request used, if this endpoint supports it."""
     method = request.client_credentials[0]
+    if method == NONE and method not in supported_methods:
+        raise ClientAuthenticationFailed("Client authentication is required.")
     if method not in supported_methods:
         raise ClientAuthenticationFailed("This client authentication method is not supported.")
     client = server.authenticate_client(request, [method], endpoint)

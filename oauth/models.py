@@ -170,3 +170,53 @@ class SigningKey(db.Model):
     private_key_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Authorization(db.Model):
+    """A patient's approval of an application (SMART App Launch): which scopes, on which record,
+    until when. Its authorization code and refresh tokens are stored only as keyed hashes; its
+    access tokens carry its id (claim ``authz``) and die with it (revocation bumps the epoch)."""
+
+    __tablename__ = "oauth_authorizations"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    client_id: Mapped[str] = mapped_column(
+        ForeignKey("oauth_clients.client_id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    hospital_id: Mapped[str] = mapped_column(ForeignKey("hospitals.id", ondelete="CASCADE"), index=True)
+    patient_id: Mapped[str] = mapped_column(String(64))
+    # Everything granted (``openid``, ``launch/patient``, resource scopes ...), as the patient left it.
+    scope: Mapped[str] = mapped_column(Text)
+    # The authorization request's, repeated in the ID token.
+    nonce: Mapped[str | None] = mapped_column(String(500))
+    # The authorization code (RFC 6749 §4.1.2): HMAC of it, its expiry, its single use, and what
+    # it is bound to: the exact redirect URI and the PKCE challenge (RFC 7636, S256).
+    code_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    code_expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    code_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    code_challenge: Mapped[str] = mapped_column(String(128))
+    # online_access: refresh works while the portal session that approved is alive (its hash).
+    session_hash: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The patient's choice; None: until revoked.
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Why it ended: "patient", "hospital", "code reused", "refresh token reused" ...
+    revoked_reason: Mapped[str | None] = mapped_column(String(100))
+
+
+class RefreshToken(db.Model):
+    """One refresh token of an authorization (HMAC only). A token is used once: its use issues
+    the next; presenting a used one again revokes the authorization (RFC 9700 §4.14.2)."""
+
+    __tablename__ = "oauth_refresh_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    authorization_id: Mapped[str] = mapped_column(
+        ForeignKey("oauth_authorizations.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -85,6 +85,15 @@ def split_scope(text: str) -> list[str]:
     return [item for item in text.split(" ") if item]
 
 
+_RESOURCE_SCOPE_START = ("patient/", "user/", "system/")
+
+
+def resource_scopes(text: str) -> list[str]:
+    """The resource scopes of a granted scope string, without ``launch/patient``, ``openid``,
+    ``offline_access`` and the like, which give context or tokens, not access to resources."""
+    return [item for item in split_scope(text) if item.startswith(_RESOURCE_SCOPE_START)]
+
+
 def parse_scopes(text: str | list[str] | None) -> list[SmartScope]:
     """Parse a space-separated scope string (or a list) into SMART scopes."""
     items = split_scope(text) if isinstance(text, str) else list(text or [])

@@ -11,9 +11,20 @@ from app.extensions import db
 from oauth import token_limits
 from oauth.audience import token_endpoint_url
 from oauth.client_assertion import authenticate_private_key_jwt
-from oauth.client_auth import authenticate_client_secret_basic, authenticate_client_secret_post
+from oauth.client_auth import (
+    authenticate_client_secret_basic,
+    authenticate_client_secret_post,
+    authenticate_none,
+)
 from oauth.client_jwk import ASSERTION_ALGORITHMS
-from oauth.endpoint_request import EndpointRequest, claimed_client_id, parse_endpoint_request
+from oauth.code_grants import AuthorizationCodeGrant, RefreshTokenGrant
+from oauth.endpoint_request import (
+    FORM_CONTENT_TYPE,
+    MAX_BODY_BYTES,
+    EndpointRequest,
+    claimed_client_id,
+    parse_endpoint_request,
+)
 from oauth.epoch_reader import init_epoch_reader
 from oauth.errors import RateLimitedError, UnsupportedGrantError
 from oauth.grants import ClientCredentialsGrant
@@ -82,7 +93,7 @@ def _limited(endpoint: str | None) -> Response:
     wait = token_limits.retry_after(client_id, address, per_client=per_client)
     if wait is not None:
         return rate_limited_response(wait)
-    if per_client:
+    if per_client and _grant_type() == "client_credentials":
         # Reads, and single-statement writes only (last use, a refused assertion's reason):
         # without a transaction the epoch read is one round trip, with no BEGIN and ROLLBACK.
         db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
@@ -90,6 +101,13 @@ def _limited(endpoint: str | None) -> Response:
     authenticated = getattr(g.get("oauth_request"), "authenticated", None)
     token_limits.count(authenticated, client_id, address, response.status_code, per_client=per_client)
     return response
+
+
+def _grant_type() -> str | None:
+    """The request's ``grant_type``, if its body is a form small enough to read."""
+    if request.mimetype != FORM_CONTENT_TYPE or (request.content_length or 0) > MAX_BODY_BYTES:
+        return None
+    return request.form.get("grant_type")
 
 
 @bp.post("/oauth/token")
@@ -118,6 +136,13 @@ def jwks():
     return response
 
 
+# What the token endpoint accepts, over every grant: a public client authenticates with nothing.
+TOKEN_AUTH_METHODS = [*ClientCredentialsGrant.TOKEN_ENDPOINT_AUTH_METHODS, "none"]
+GRANT_TYPES = ["authorization_code", "client_credentials", "refresh_token"]
+# Scopes that give context or refresh tokens rather than resources (SMART App Launch §"Scopes").
+CONTEXT_SCOPES_SUPPORTED = ["launch/patient", "offline_access", "online_access"]
+
+
 @bp.get("/.well-known/oauth-authorization-server")
 def metadata():
     """RFC 8414 §2 authorization server metadata."""
@@ -126,11 +151,15 @@ def metadata():
     algorithms = list(ASSERTION_ALGORITHMS)
     body = {
         "issuer": issuer,
+        "authorization_endpoint": f"{issuer}/oauth/authorize",
         "token_endpoint": token_endpoint_url(),
         "jwks_uri": f"{issuer}/oauth/jwks",
-        "grant_types_supported": ["client_credentials"],
-        "response_types_supported": [],
-        "token_endpoint_auth_methods_supported": auth_methods,
+        "grant_types_supported": GRANT_TYPES,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": True,
+        "token_endpoint_auth_methods_supported": TOKEN_AUTH_METHODS,
         "token_endpoint_auth_signing_alg_values_supported": algorithms,
         "introspection_endpoint": f"{issuer}/oauth/introspect",
         "introspection_endpoint_auth_methods_supported": auth_methods,
@@ -138,36 +167,48 @@ def metadata():
         "revocation_endpoint": f"{issuer}/oauth/revoke",
         "revocation_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_signing_alg_values_supported": algorithms,
-        "scopes_supported": SCOPES_SUPPORTED,
+        "scopes_supported": [*CONTEXT_SCOPES_SUPPORTED, *SCOPES_SUPPORTED],
         "service_documentation": f"{issuer}/",
     }
     return Response(orjson.dumps(body), mimetype="application/json")
 
 
+# Each one works, and is tested (tests/oauth/test_smart_launch*.py, test_private_key_jwt.py).
 SMART_CAPABILITIES = [
+    "launch-standalone",
+    "authorize-post",
+    "client-public",
     "client-confidential-symmetric",
     "client-confidential-asymmetric",
+    "context-standalone-patient",
+    "permission-offline",
+    "permission-online",
+    "permission-patient",
     "permission-v1",
     "permission-v2",
-    "permission-patient",
 ]
 
 
 def smart_configuration() -> dict:
-    """SMART App Launch 2.x §"Metadata" (``.well-known/smart-configuration``), as far as this
-    server goes: the client-credentials grant of Backend Services, no authorization endpoint."""
+    """SMART App Launch 2.x §"Metadata" (``.well-known/smart-configuration``): exactly what
+    works — the standalone patient launch (authorization code, PKCE S256 only), refresh
+    tokens, and the client-credentials grant of Backend Services."""
     issuer = current_app.config["FHIRGATE_BASE_URL"]
     return {
+        "issuer": issuer,
+        "jwks_uri": f"{issuer}/oauth/jwks",
+        "authorization_endpoint": f"{issuer}/oauth/authorize",
         "token_endpoint": token_endpoint_url(),
-        "grant_types_supported": ["client_credentials"],
-        "token_endpoint_auth_methods_supported": ClientCredentialsGrant.TOKEN_ENDPOINT_AUTH_METHODS,
+        "grant_types_supported": GRANT_TYPES,
+        "token_endpoint_auth_methods_supported": TOKEN_AUTH_METHODS,
         "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
-        "scopes_supported": SCOPES_SUPPORTED,
-        "response_types_supported": [],
+        "scopes_supported": [*CONTEXT_SCOPES_SUPPORTED, *SCOPES_SUPPORTED],
+        "response_types_supported": ["code"],
+        "code_challenge_methods_supported": ["S256"],
         "capabilities": SMART_CAPABILITIES,
+        "management_endpoint": f"{issuer}/portal/apps",
         "introspection_endpoint": f"{issuer}/oauth/introspect",
         "revocation_endpoint": f"{issuer}/oauth/revoke",
-        "jwks_uri": f"{issuer}/oauth/jwks",
     }
 
 
@@ -191,7 +232,10 @@ def init_oauth(app: Flask) -> None:
     server.register_client_auth_method("client_secret_basic", authenticate_client_secret_basic)
     server.register_client_auth_method("client_secret_post", authenticate_client_secret_post)
     server.register_client_auth_method("private_key_jwt", authenticate_private_key_jwt)
+    server.register_client_auth_method("none", authenticate_none)
     server.register_grant(ClientCredentialsGrant)
+    server.register_grant(AuthorizationCodeGrant)
+    server.register_grant(RefreshTokenGrant)
     server.register_endpoint(IntrospectionEndpoint)
     server.register_endpoint(RevocationEndpoint)
     app.extensions["fhirgate_oauth_server"] = server

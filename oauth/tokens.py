@@ -30,7 +30,7 @@ from oauth.audience import fhir_base_url, hospital_for_resource
 from oauth.errors import InvalidTargetError
 from oauth.jws import JwsError, sign, verify
 from oauth.keys import keyring
-from oauth.models import PATIENT_CREDENTIAL, OAuthClient, RevokedToken
+from oauth.models import PATIENT_CREDENTIAL, Authorization, OAuthClient, RevokedToken
 from oauth.reach import Target
 from oauth.scopes import ScopeError, covers, parse_scopes
 from oauth.validity import ClientState, bump_epoch, validity_cache
@@ -60,6 +60,30 @@ class IssuedToken:
         if self.patient:
             body["patient"] = self.patient
         return body
+
+
+def issue_authorized_token(client: OAuthClient, approval: Authorization, scope: str, ttl: int) -> IssuedToken:
+    """Sign an access token under a patient's approval (SMART App Launch): ``sub`` the patient's
+    account, ``patient`` their record, ``authz`` the approval, which it lives and dies with.
+    ``scope``: the approval's, or a narrower one asked for at refresh."""
+    issuer = current_app.config["FHIRGATE_BASE_URL"]
+    kid, private_key = keyring().signing_key()
+    now = epoch()
+    claims = {
+        "iss": issuer,
+        "sub": str(approval.user_id),
+        "client_id": client.client_id,
+        "aud": fhir_base_url(approval.hospital_id, issuer),
+        "iat": now,
+        "exp": now + ttl,
+        "jti": secrets.token_urlsafe(16),
+        "scope": scope,
+        "gen": client.generation,
+        "authz": approval.id,
+        "patient": approval.patient_id,
+    }
+    token = sign(private_key, {"alg": "ES256", "typ": TOKEN_TYPE, "kid": kid}, claims)
+    return IssuedToken(token, ttl, scope, approval.patient_id)
 
 
 def issue_access_token(client: OAuthClient, target: Target, ttl: int) -> IssuedToken:
@@ -153,6 +177,12 @@ def decode_access_token(token: str) -> dict:
             raise JwsError(f"the token lacks the {name} claim")
     if not isinstance(claims.get("grant", 0), int):
         raise JwsError("the token's grant claim is not a number")
+    if "authz" in claims and not (
+        isinstance(claims["authz"], str)
+        and isinstance(claims.get("patient"), str)
+        and isinstance(claims["aud"], str)
+    ):
+        raise JwsError("the token's authorization claims are malformed")
     _check_audiences(claims)
     if len(_verified) >= MAX_VERIFIED_TOKENS:
         _verified.clear()
@@ -241,7 +271,10 @@ def _live_client(claims: dict) -> ClientState | None:
 
 def _still_granted(client: ClientState, claims: dict, hospital_id: str) -> bool:
     """Whether the client still holds, at ``hospital_id``, the grant the token was issued under
-    there, and it still covers the scopes the token carries there."""
+    there, and it still covers the scopes the token carries there; for a token issued under a
+    patient's approval, whether that approval still stands there."""
+    if "authz" in claims:
+        return _still_approved(claims, hospital_id)
     held = held_at(claims, hospital_id)
     grant = validity_cache().grant(client, hospital_id) if held is not None else None
     if grant is None:
@@ -254,6 +287,18 @@ def _still_granted(client: ClientState, claims: dict, hospital_id: str) -> bool:
         return all(covers(covering, scope) for scope in parse_scopes(carried))
     except ScopeError:
         return False
+
+
+def _still_approved(claims: dict, hospital_id: str) -> bool:
+    approval = validity_cache().authorization(claims["authz"])
+    return (
+        approval is not None
+        and approval.active
+        and approval.hospital_id == hospital_id
+        and approval.patient_id == claims["patient"]
+        and (approval.expires_at is None or approval.expires_at > epoch())
+        and set(claims["scope"].split()) <= approval.scope
+    )
 
 
 def revoke_token_id(claims: dict) -> None:

@@ -19,8 +19,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
 from app.models import SANDBOX_HOSPITAL_ID, Hospital
+from app.timeutil import as_utc
 from oauth.epoch_reader import EPOCH_QUERY, epoch_reader
-from oauth.models import APPLICATION, AppGrant, OAuthClient, RevokedToken
+from oauth.models import APPLICATION, AppGrant, Authorization, OAuthClient, RevokedToken
 from oauth.reach import SANDBOX_SCOPE, Reach, hospital_reach
 
 MAX_REMEMBERED_JTIS = 100_000
@@ -77,6 +78,17 @@ class ClientState:
     secret_hash: str | None
 
 
+@dataclass(frozen=True)
+class AuthorizationState:
+    """What a patient's approval of an application allows now (``oauth.models.Authorization``)."""
+
+    active: bool
+    hospital_id: str
+    patient_id: str
+    scope: frozenset[str]
+    expires_at: int | None  # Unix time; None: until revoked
+
+
 class ValidityCache:
     """Client states, grants and revoked ids, valid for one epoch."""
 
@@ -86,6 +98,7 @@ class ValidityCache:
         self._clients: dict[str, ClientState | None] = {}
         self._grants: dict[tuple[str, str], tuple[str, int] | None] = {}
         self._revoked: dict[str, bool] = {}
+        self._authorizations: dict[str, AuthorizationState | None] = {}
         self._endpoint_clients: dict[str, tuple[OAuthClient, dict[str, Reach]]] = {}
 
     def sync(self) -> None:
@@ -110,6 +123,7 @@ class ValidityCache:
             with self._lock:
                 self._epoch = epoch
                 self._clients, self._grants, self._revoked = {}, {}, {}
+                self._authorizations = {}
                 self._endpoint_clients = {}
 
     def _cached(self, store: str, key, missing=None):
@@ -185,6 +199,29 @@ class ValidityCache:
             grant = _load_grant(client, hospital_id)
             self._keep("_grants", key, grant)
         return grant
+
+    def authorization(self, authorization_id: str) -> AuthorizationState | None:
+        """A patient's approval, as its tokens' ``authz`` claim names it; None if there is none."""
+        self.sync()
+        state = self._cached("_authorizations", authorization_id, False)
+        if state is False:
+            row = db.session.get(Authorization, authorization_id) if len(authorization_id) <= 32 else None
+            state = (
+                None
+                if row is None
+                else AuthorizationState(
+                    row.revoked_at is None,
+                    row.hospital_id,
+                    row.patient_id,
+                    frozenset(row.scope.split()),
+                    None if row.expires_at is None else int(as_utc(row.expires_at).timestamp()),
+                )
+            )
+            with self._lock:
+                if len(self._authorizations) > MAX_REMEMBERED_JTIS:
+                    self._authorizations = {}
+            self._keep("_authorizations", authorization_id, state)
+        return state
 
     def jti_revoked(self, jti: str) -> bool:
         self.sync()

@@ -34,7 +34,8 @@ def safe_next(target: str | None) -> str | None:
     """Only a path on this site: ``/x``, never ``//host`` or ``/\\host`` or a scheme."""
     if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
         return None
-    if any(ch in target for ch in "\r\n\t") or len(target) > 500:
+    # Long enough for an authorization request waiting for its patient to log in.
+    if any(ch in target for ch in "\r\n\t") or len(target) > 8000:
         return None
     return target
 

@@ -17,6 +17,9 @@ from app.web.pages import WebError
 
 FIELD = "csrf_token"
 PRE_SESSION_COOKIE = "fhirgate_csrf"
+# Forms other sites send by design: SMART's authorize-post only asks; nothing acts before the
+# patient's own decision, which carries the token.
+CROSS_SITE_FORMS = frozenset({"web.authorize"})
 
 
 def _binding() -> str:
@@ -41,7 +44,7 @@ def _expose_token() -> dict:
 
 @bp.before_request
 def _check_token() -> None:
-    if request.method != "POST":
+    if request.method != "POST" or request.endpoint in CROSS_SITE_FORMS:
         return
     sent = request.form.get(FIELD, "")
     if g.get("new_csrf_cookie") or not hmac.compare_digest(sent.encode(), csrf_token().encode()):

@@ -10,6 +10,7 @@ from app.api.serialize import credential
 from app.extensions import db
 from app.web import bp
 from app.web.auth import signed_in
+from app.web.connected_apps import connections
 from app.web.once import first_use, new_form_id, submitted_form_id
 from app.web.pages import WebError
 from fhir.errors import FhirError
@@ -58,6 +59,7 @@ def portal():
         user=user,
         patient_name=_patient_name(user),
         credentials=credentials,
+        connections=[c for c in connections(user) if c["status"] == "active"],
         notice=request.args.get("notice"),
     )
 

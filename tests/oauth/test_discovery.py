@@ -14,8 +14,11 @@ def test_authorization_server_metadata(client):
     assert body["jwks_uri"] == f"{BASE_URL}/oauth/jwks"
     assert body["introspection_endpoint"] == f"{BASE_URL}/oauth/introspect"
     assert body["revocation_endpoint"] == f"{BASE_URL}/oauth/revoke"
-    assert body["grant_types_supported"] == ["client_credentials"]
-    methods = {"client_secret_basic", "client_secret_post", "private_key_jwt"}
+    assert body["grant_types_supported"] == ["authorization_code", "client_credentials", "refresh_token"]
+    assert body["authorization_endpoint"] == f"{BASE_URL}/oauth/authorize"
+    assert body["code_challenge_methods_supported"] == ["S256"]
+    assert body["authorization_response_iss_parameter_supported"] is True
+    methods = {"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
     assert set(body["token_endpoint_auth_methods_supported"]) == methods
     assert {"RS384", "ES384", "RS256", "ES256", "EdDSA"} <= set(
         body["token_endpoint_auth_signing_alg_values_supported"]

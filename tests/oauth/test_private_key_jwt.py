@@ -410,7 +410,7 @@ def test_smart_configuration_tells_what_is_supported(client, sandbox):
     assert response.status_code == 200 and response.mimetype == "application/json"
     body = response.get_json()
     assert body["token_endpoint"] == TOKEN_URL
-    assert body["grant_types_supported"] == ["client_credentials"]
+    assert body["grant_types_supported"] == ["authorization_code", "client_credentials", "refresh_token"]
     assert "private_key_jwt" in body["token_endpoint_auth_methods_supported"]
     assert {"RS384", "ES384"} <= set(body["token_endpoint_auth_signing_alg_values_supported"])
     assert "none" not in body["token_endpoint_auth_signing_alg_values_supported"]
@@ -419,7 +419,8 @@ def test_smart_configuration_tells_what_is_supported(client, sandbox):
     capabilities = set(body["capabilities"])
     assert {"client-confidential-asymmetric", "client-confidential-symmetric"} <= capabilities
     assert {"permission-v1", "permission-v2"} <= capabilities
-    assert "launch-ehr" not in capabilities and "authorization_endpoint" not in body
+    assert "launch-ehr" not in capabilities  # not built yet: not declared
+    assert body["authorization_endpoint"] == f"{BASE_URL}/oauth/authorize"
 
 
 def test_smart_configuration_of_an_unknown_hospital_is_404(client):

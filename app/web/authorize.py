@@ -1,0 +1,127 @@
+"""The authorization endpoint (SMART App Launch 2.x, RFC 6749 §4.1): the patient signs in with
+the portal account, sees which application asks for what, unticks what they will not share,
+chooses how long the application may keep access, and approves or denies.
+
+``GET`` and ``POST /oauth/authorize`` (SMART's ``authorize-post``) take the request; its
+parameters ride through sign-in in the ``next`` URL and through the consent form in hidden
+fields, and are checked again when the decision comes (``POST /oauth/authorize/decision``,
+which carries the portal's CSRF token and needs the same signed-in patient). Pages are never
+framed (``X-Frame-Options: DENY``, ``frame-ancestors 'none'``).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from flask import redirect, render_template, request, url_for
+
+from app.extensions import db
+from app.models import Hospital
+from app.sessions import current_session_hash, current_user
+from app.web import bp
+from app.web.auth import signed_in
+from app.web.scope_words import scope_in_words
+from oauth import (
+    DEFAULT_EXPIRY,
+    EXPIRY_CHOICES,
+    AuthorizePageError,
+    AuthorizeRedirectError,
+    approve_authorization,
+    granted_scope,
+    parse_authorization_request,
+    patient_offer,
+    refresh_kind,
+)
+
+EXPIRY_LABELS = {"1h": "One hour", "30d": "30 days", "1y": "One year", "never": "Until I revoke it"}
+
+
+def _checked(source):
+    """The request, or the response that ends it: an error page (never a redirect while the
+    client or its redirect URI is in doubt) or the RFC 6749 §4.1.2.1 error redirect."""
+    try:
+        return parse_authorization_request(source), None
+    except AuthorizePageError as error:
+        return None, (
+            render_template("web/authorize/error.html", user=current_user(), message=error.message),
+            400,
+        )
+    except AuthorizeRedirectError as error:
+        return None, redirect(error.location(), code=303)
+
+
+@bp.route("/oauth/authorize", methods=["GET", "POST"])
+def authorize():
+    auth_request, answer = _checked(request.args if request.method == "GET" else request.form)
+    if answer is not None:
+        return answer
+    user = current_user()
+    if user is None:
+        here = url_for("web.authorize") + "?" + urlencode(auth_request.parameters)
+        return redirect(url_for("web.login_form", next=here), code=303)
+    return _consent_page(auth_request, user)
+
+
+def _consent_page(auth_request, user, error: str | None = None, status: int = 200):
+    offer = patient_offer(auth_request.scope)
+    page = render_template(
+        "web/authorize/consent.html",
+        user=user,
+        app=auth_request.client,
+        hospital=db.session.get(Hospital, auth_request.hospital_id),
+        parameters=auth_request.parameters,
+        choices=[(scope, scope_in_words(scope)) for scope in offer.choices],
+        refused=offer.refused,
+        keeps_access=refresh_kind(" ".join(offer.context)) is not None,
+        expiries=EXPIRY_LABELS,
+        default_expiry=DEFAULT_EXPIRY,
+        problem=_account_problem(user, auth_request),
+        error=error,
+    )
+    return page, status
+
+
+def _account_problem(user, auth_request) -> str | None:
+    """Why this account cannot approve: only a patient of the hospital named, for their own record."""
+    if user.role != "patient" or not user.patient_id:
+        return (
+            f"You are logged in as {user.email}, which is not a patient's account."
+            " Log out and log in with your patient account, or deny."
+        )
+    if user.hospital_id != auth_request.hospital_id:
+        return (
+            "Your record is kept at another hospital than the one this application asked for."
+            " You can only deny."
+        )
+    return None
+
+
+@bp.post("/oauth/authorize/decision")
+def authorize_decision():
+    auth_request, answer = _checked(request.form)
+    if answer is not None:
+        return answer
+    user = signed_in()
+    if request.form.get("decision") == "deny":
+        return redirect(
+            auth_request.location(error="access_denied", error_description="The patient denied access."),
+            code=303,
+        )
+    if request.form.get("decision") != "approve":
+        return _consent_page(auth_request, user, "Choose Allow or Deny.", 400)
+    if _account_problem(user, auth_request):
+        return _consent_page(auth_request, user, status=403)
+    expiry = request.form.get("expiry")
+    if expiry not in EXPIRY_CHOICES:
+        return _consent_page(auth_request, user, "Choose how long the application may keep access.", 400)
+    scope = granted_scope(patient_offer(auth_request.scope), request.form.getlist("grant"))
+    online_only = refresh_kind(scope) == "online_access"
+    code = approve_authorization(
+        auth_request,
+        user.id,
+        user.patient_id,
+        scope,
+        EXPIRY_CHOICES[expiry],
+        current_session_hash() if online_only else None,
+    )
+    return redirect(auth_request.location(code=code), code=303)

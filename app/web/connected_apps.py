@@ -1,0 +1,86 @@
+"""The patient portal's "Connected apps": every application the patient approved, what it may
+see, since and until when, when it last got a token, what it read, and Revoke — which ends its
+access and refresh tokens at once, on every worker (``oauth.revoke_authorization``)."""
+
+from __future__ import annotations
+
+import orjson
+from flask import redirect, render_template, url_for
+
+from app.api.audit import event_summary
+from app.api.serialize import timestamp
+from app.extensions import db
+from app.timeutil import as_utc, utcnow
+from app.web import bp
+from app.web.auth import signed_in
+from app.web.pages import WebError
+from app.web.scope_words import scope_in_words
+from fhir.storage.sql import SqlRepository
+from oauth import OAuthClient, authorizations_of, owned_authorization, resource_scopes, revoke_authorization
+
+HISTORY_MAX = 50
+
+
+def connection(approval) -> dict:
+    """What the patient reads about one approval."""
+    client = db.session.get(OAuthClient, approval.client_id)
+    if approval.revoked_at is not None:
+        status = "revoked"
+    elif approval.expires_at is not None and as_utc(approval.expires_at) <= utcnow():
+        status = "expired"
+    else:
+        status = "active"
+    return {
+        "id": approval.id,
+        "app": client.name if client else approval.client_id,
+        "publisher": client.publisher if client else None,
+        "client_id": approval.client_id,
+        "access": [scope_in_words(scope) for scope in resource_scopes(approval.scope)],
+        "scope": approval.scope,
+        "since": timestamp(approval.created_at),
+        "until": timestamp(approval.expires_at),
+        "last_used": timestamp(approval.last_used_at),
+        "status": status,
+        "ended": timestamp(approval.revoked_at),
+    }
+
+
+def connections(user) -> list[dict]:
+    return [connection(approval) for approval in authorizations_of(user.id)]
+
+
+@bp.get("/portal/apps")
+def connected_apps():
+    user = signed_in("patient")
+    return render_template("web/portal/apps.html", user=user, connections=connections(user))
+
+
+def _owned(user, approval_id: str):
+    approval = owned_authorization(approval_id, user.id)
+    if approval is None:
+        raise WebError(404, "You have no such connected app.")
+    return approval
+
+
+@bp.get("/portal/apps/<approval_id>")
+def connected_app(approval_id: str):
+    """The approval and the application's requests under it, from the audit trail."""
+    user = signed_in("patient")
+    approval = _owned(user, approval_id)
+    args = [
+        ("altid", approval.client_id),
+        ("patient", f"Patient/{approval.patient_id}"),
+        ("date", "ge" + timestamp(approval.created_at)[:19]),
+        ("_sort", "-date"),
+        ("_count", str(HISTORY_MAX)),
+    ]
+    bundle = orjson.loads(SqlRepository(db.session, approval.hospital_id).search("AuditEvent", args))
+    events = [event_summary(entry["resource"]) for entry in bundle.get("entry", [])]
+    return render_template("web/portal/app.html", user=user, c=connection(approval), events=events)
+
+
+@bp.post("/portal/apps/<approval_id>/revoke")
+def revoke_connected_app(approval_id: str):
+    user = signed_in("patient")
+    revoke_authorization(_owned(user, approval_id), "revoked by the patient")
+    return redirect(url_for("web.connected_apps", notice="revoked"), code=303)

@@ -1,0 +1,184 @@
+"""The checks the public SMART App Launch suites make (../shared/CONFORMANCE.md §1, §2, §5, §6,
+§7) that this server's standalone patient launch can already pass, as they make them."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.conftest import BASE_URL, basic_auth
+from tests.oauth.signing import ASSERTION_TYPE, ClientKey
+from tests.oauth.smart_launch import AUD, Launch, smart_app
+
+
+@pytest.fixture
+def general(make):
+    make.hospital("general", "General Hospital")
+    make.patient("general", "p1", "Doe")
+    return "general"
+
+
+@pytest.fixture
+def patient(make, general):
+    return make.as_role("patient", general, "p1")
+
+
+def test_discovery_as_the_suites_read_it(client, general):
+    """§1: the well-known file, and the CapabilityStatement's oauth-uris."""
+    response = client.get(
+        "/fhir/general/.well-known/smart-configuration", headers={"Accept": "application/json"}
+    )
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("application/json")
+    body = response.get_json()
+    assert body["authorization_endpoint"] == f"{BASE_URL}/oauth/authorize"
+    assert body["token_endpoint"] == f"{BASE_URL}/oauth/token"
+    assert "authorization_code" in body["grant_types_supported"]
+    assert "refresh_token" in body["grant_types_supported"]
+    assert body["code_challenge_methods_supported"] == ["S256"]
+    assert body["management_endpoint"] == f"{BASE_URL}/portal/apps"
+    assert body["introspection_endpoint"] and body["revocation_endpoint"]
+    assert body["issuer"] == BASE_URL and body["jwks_uri"] == f"{BASE_URL}/oauth/jwks"
+    capabilities = set(body["capabilities"])
+    standalone = {"launch-standalone", "client-public", "context-standalone-patient", "permission-patient"}
+    both = {
+        "client-confidential-symmetric",
+        "client-confidential-asymmetric",
+        "permission-offline",
+        "authorize-post",
+        "permission-v1",
+        "permission-v2",
+    }
+    assert standalone | both <= capabilities
+    # not built yet, so not declared
+    assert not {"launch-ehr", "context-ehr-patient", "permission-user", "sso-openid-connect"} & capabilities
+    uris = client.get("/fhir/general/metadata").get_json()["rest"][0]["security"]["extension"][0]["extension"]
+    named = {item["url"]: item["valueUri"] for item in uris}
+    assert named["authorize"] == body["authorization_endpoint"] and named["token"] == body["token_endpoint"]
+    assert named["manage"] == body["management_endpoint"]
+
+
+def test_asymmetric_client_launches_and_refreshes_with_assertions(make, client, patient):
+    """§2 and §5 for client-confidential-asymmetric: RS384 assertions at the exchange and refresh."""
+    key = ClientKey("RS384")
+    registered = smart_app(make, jwks=key.jwks())
+    launch = Launch(registered.key, None)
+    code = launch.code(patient)
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": launch.redirect_uri,
+        "code_verifier": launch.verifier,
+        "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": key.assertion(registered.key),
+    }
+    response = client.post("/oauth/token", data=form)
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert body["patient"] == "p1" and body["expires_in"] <= 300  # assertion clients: 5 minutes
+    refresh = {
+        "grant_type": "refresh_token",
+        "refresh_token": body["refresh_token"],
+        "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": key.assertion(registered.key),
+    }
+    refreshed = client.post("/oauth/token", data=refresh)
+    assert refreshed.status_code == 200, refreshed.get_json()
+    assert (
+        client.get(
+            "/fhir/general/Patient/p1",
+            headers={"Authorization": "Bearer " + refreshed.get_json()["access_token"]},
+        ).status_code
+        == 200
+    )
+
+
+def test_refresh_as_the_suites_send_it(make, client, patient):
+    """§5: without scope, then with exactly the returned scope; the result a subset, with types."""
+    registered = smart_app(make)
+    launch = Launch(registered.key, registered.secret)
+    body = launch.exchange(client, launch.code(patient)).get_json()
+    first = launch.refresh(client, body["refresh_token"])
+    again = launch.refresh(client, first.get_json()["refresh_token"], scope=first.get_json()["scope"])
+    for response in (first, again):
+        assert response.status_code == 200
+        token = response.get_json()
+        assert token["token_type"].lower() == "bearer" and isinstance(token["expires_in"], int)
+        assert token["scope"] and set(token["scope"].split()) <= set(body["scope"].split())
+        assert "no-store" in response.headers["Cache-Control"] and "no-cache" in response.headers["Pragma"]
+    random = launch.refresh(client, str(uuid.uuid4()))
+    assert random.status_code in (400, 401)
+
+
+def test_g10_negative_token_requests(make, client, patient):
+    """§6: an invalid code is exactly 400; a bad client id 400 or 401; a bad grant type exactly 400."""
+    registered = smart_app(make)
+    launch = Launch(registered.key, registered.secret)
+    code = launch.code(patient)
+    assert launch.exchange(client, "BAD_CODE").status_code == 400
+    bad_client = client.post(
+        "/oauth/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": launch.redirect_uri,
+            "code_verifier": launch.verifier,
+        },
+        headers=basic_auth("BAD_CLIENT_ID", registered.secret),
+    )
+    assert bad_client.status_code in (400, 401)
+    bad_grant = client.post(
+        "/oauth/token",
+        data={"grant_type": "not_a_grant_type"},
+        headers=basic_auth(registered.key, registered.secret),
+    )
+    assert bad_grant.status_code == 400
+    assert client.get("/fhir/general/Patient/p1").status_code == 401
+
+
+def test_invalid_aud_gives_no_code(make, patient):
+    """§6 "Invalid AUD": no code arrives (here: an error page, no redirect at all)."""
+    registered = smart_app(make)
+    response = patient.get(
+        Launch(
+            registered.key, registered.secret, aud="https://inferno.healthit.gov/invalid_aud"
+        ).authorize_url()
+    )
+    assert response.status_code == 400 and "Location" not in response.headers
+    assert AUD != "https://inferno.healthit.gov/invalid_aud"
+
+
+def test_introspection_as_the_suites_send_it(make, client, patient, general):
+    """§7: an active token described as the token response described it; an invalid one only
+    ``active: false``."""
+    registered = smart_app(make)
+    launch = Launch(registered.key, registered.secret)
+    body = launch.exchange(client, launch.code(patient)).get_json()
+    auth = basic_auth(registered.key, registered.secret)
+    seen = client.post(
+        "/oauth/introspect",
+        data={"token": body["access_token"]},
+        headers={**auth, "Accept": "application/json"},
+    )
+    assert seen.status_code == 200
+    described = seen.get_json()
+    assert described["active"] is True and described["client_id"] == registered.key
+    assert set(described["scope"].split()) == set(body["scope"].split())
+    assert described["patient"] == body["patient"] and described["exp"]
+    invalid = client.post("/oauth/introspect", data={"token": "invalid_token_value"}, headers=auth)
+    assert invalid.status_code == 200 and invalid.get_json() == {"active": False}
+
+
+def test_revoked_tokens_as_the_suites_try_them(make, client, patient):
+    """§7 Token Revocation: after the patient revokes, a read is 401/403/404 and a refresh 400/401."""
+    registered = smart_app(make)
+    launch = Launch(registered.key, registered.secret)
+    body = launch.exchange(client, launch.code(patient)).get_json()
+    from tests.oauth.smart_launch import CSRF
+
+    page = patient.get("/portal/apps").get_data(as_text=True)
+    approval_id = page.split("/portal/apps/")[1].split('"')[0].split("/")[0]
+    patient.post(f"/portal/apps/{approval_id}/revoke", data={"csrf_token": CSRF.search(page).group(1)})
+    read = client.get("/fhir/general/Patient/p1", headers={"Authorization": f"Bearer {body['access_token']}"})
+    assert read.status_code in (401, 403, 404)
+    assert launch.refresh(client, body["refresh_token"]).status_code in (400, 401)
