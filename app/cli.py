@@ -120,11 +120,14 @@ def keys_cli():
 @keys_cli.command("rotate")
 @with_appcontext
 def keys_rotate():
-    """Add a new signing key; the old one stays in the JWK Set until its tokens expire."""
+    """Add new signing keys (ES256 for access tokens, RS256 for ID tokens); the old ones stay in
+    the JWK Set until their tokens expire."""
     row = create_signing_key()
+    id_token_row = create_signing_key(alg="RS256")
     db.session.commit()
     keyring().invalidate()
     click.echo(f"new signing key {row.kid}; workers pick it up within 30 seconds")
+    click.echo(f"new ID token signing key {id_token_row.kid} (RS256)")
 
 
 @click.group("sandbox", help="The sandbox hospital every application may use.")

@@ -6,10 +6,11 @@ import hmac
 from dataclasses import dataclass
 
 from oauth.credentials import secret_matches
+from oauth.id_tokens import identity_claims
 from oauth.jws import JwsError
 from oauth.models import PATIENT_CREDENTIAL
 from oauth.scopes import resource_scopes
-from oauth.tokens import decode_access_token, held_at, token_client_if_active
+from oauth.tokens import decode_access_token, held_at, token_client_if_active, token_hospitals
 
 MAX_HEADER_LENGTH = 8192
 
@@ -83,6 +84,14 @@ def verified_claims(authorization: str | None, hospital_id: str) -> dict:
     """The claims of a Bearer token of ours issued for ``hospital_id``'s API (signature, type,
     issuer, audience: the hospital's, or one of its audiences), before any revocation check;
     ``InvalidTokenError`` otherwise."""
+    claims = bearer_claims(authorization)
+    if held_at(claims, hospital_id) is None:
+        raise InvalidTokenError("The access token was issued for another FHIR server.")
+    return claims
+
+
+def bearer_claims(authorization: str | None) -> dict:
+    """The claims of a Bearer token of ours, whoever it is for, before any revocation check."""
     if not authorization:
         raise InvalidTokenError("An access token is required (Authorization: Bearer ...).")
     if len(authorization) > MAX_HEADER_LENGTH:
@@ -92,9 +101,18 @@ def verified_claims(authorization: str | None, hospital_id: str) -> dict:
     if scheme.lower() != "bearer" or not token or " " in token:
         raise InvalidTokenError("Use the Bearer scheme: Authorization: Bearer <token>.")
     try:
-        claims = decode_access_token(token)
+        return decode_access_token(token)
     except JwsError as error:
         raise InvalidTokenError(f"The access token is invalid: {error}.") from None
-    if held_at(claims, hospital_id) is None:
-        raise InvalidTokenError("The access token was issued for another FHIR server.")
-    return claims
+
+
+def userinfo(authorization: str | None) -> dict:
+    """OpenID Connect UserInfo (Core 1.0 §5.3) for an access token a patient's approval with
+    ``openid`` issued, while it is valid: ``sub``, and ``fhirUser`` if granted."""
+    claims = bearer_claims(authorization)
+    hospital_ids = token_hospitals(claims)
+    if "authz" not in claims or not hospital_ids or token_client_if_active(claims, hospital_ids[0]) is None:
+        raise InvalidTokenError("The access token has expired, was revoked, or names no signed-in user.")
+    if "openid" not in claims["scope"].split():
+        raise InvalidTokenError("The access token was not granted the openid scope.")
+    return identity_claims(int(claims["sub"]), hospital_ids[0], claims["patient"], claims["scope"])

@@ -19,6 +19,7 @@ from oauth.authorizations import (
 )
 from oauth.endpoint_request import NONE
 from oauth.grants import authenticate_endpoint_client, note_client_used, token_lifetime
+from oauth.id_tokens import issue_id_token
 from oauth.models import KEY_AUTH_METHOD, Authorization, OAuthClient
 from oauth.patient_consent import refresh_kind
 from oauth.scopes import split_scope
@@ -43,7 +44,7 @@ class _ApprovalGrant(grants.BaseGrant, grants.TokenEndpointMixin):
             raise InvalidRequestError(f"The {name} parameter is missing.")
         return value
 
-    def respond(self, approval: Authorization, scope: str):
+    def respond(self, approval: Authorization, scope: str, *, id_token: bool = False):
         """The token response (RFC 6749 §5.1, SMART App Launch §"Response"): an access token
         living no longer than the approval, ``patient`` for ``launch/patient``, and a new refresh
         token for ``offline_access``/``online_access``."""
@@ -58,6 +59,8 @@ class _ApprovalGrant(grants.BaseGrant, grants.TokenEndpointMixin):
         body = issued.response()
         if "launch/patient" not in split_scope(approval.scope):
             body.pop("patient", None)
+        if id_token and "openid" in split_scope(approval.scope):
+            body["id_token"] = issue_id_token(client, approval)
         if refresh_kind(approval.scope):
             body["refresh_token"] = new_refresh_token(approval)
         note_authorization_used(approval)
@@ -77,7 +80,7 @@ class AuthorizationCodeGrant(_ApprovalGrant):
         )
 
     def create_token_response(self):
-        return self.respond(self.approval, self.approval.scope)
+        return self.respond(self.approval, self.approval.scope, id_token=True)
 
 
 class RefreshTokenGrant(_ApprovalGrant):

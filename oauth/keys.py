@@ -19,7 +19,7 @@ from functools import lru_cache
 
 import orjson
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import Flask, current_app
@@ -32,6 +32,9 @@ from oauth.jws import ALGORITHM, b64url_decode, b64url_encode
 from oauth.models import SigningKey
 
 RELOAD_SECONDS = 30.0
+ID_TOKEN_ALGORITHM = "RS256"
+RSA_KEY_BITS = 2048
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 UNKNOWN_KID_RELOAD_SECONDS = 2.0
 
 
@@ -43,7 +46,7 @@ def _kek_cipher(kek: str) -> AESGCM:
     return AESGCM(key)
 
 
-def _encrypt_private_key(private_key: ec.EllipticCurvePrivateKey, kid: str, kek: str) -> bytes:
+def _encrypt_private_key(private_key: PrivateKey, kid: str, kek: str) -> bytes:
     der = private_key.private_bytes(
         serialization.Encoding.DER,
         serialization.PrivateFormat.PKCS8,
@@ -53,37 +56,55 @@ def _encrypt_private_key(private_key: ec.EllipticCurvePrivateKey, kid: str, kek:
     return nonce + _kek_cipher(kek).encrypt(nonce, der, kid.encode())
 
 
-def _decrypt_private_key(blob: bytes, kid: str, kek: str) -> ec.EllipticCurvePrivateKey:
+def _decrypt_private_key(blob: bytes, kid: str, kek: str) -> PrivateKey:
     der = _kek_cipher(kek).decrypt(blob[:12], blob[12:], kid.encode())
     key = serialization.load_der_private_key(der, password=None)
-    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    assert isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey)
     return key
 
 
-def public_jwk(public_key: ec.EllipticCurvePublicKey) -> dict:
-    """The RFC 7517 JWK of a P-256 public key, ``kid`` set to its RFC 7638 thumbprint."""
+def public_jwk(public_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey) -> dict:
+    """The RFC 7517 JWK of a P-256 or RSA public key, ``kid`` set to its RFC 7638 thumbprint."""
     numbers = public_key.public_numbers()
-    jwk = {
-        "crv": "P-256",
-        "kty": "EC",
-        "x": b64url_encode(numbers.x.to_bytes(32, "big")),
-        "y": b64url_encode(numbers.y.to_bytes(32, "big")),
-    }
+    if isinstance(public_key, rsa.RSAPublicKey):
+        jwk = {
+            "e": b64url_encode(_unsigned(numbers.e)),
+            "kty": "RSA",
+            "n": b64url_encode(_unsigned(numbers.n)),
+        }
+        alg = ID_TOKEN_ALGORITHM
+    else:
+        jwk = {
+            "crv": "P-256",
+            "kty": "EC",
+            "x": b64url_encode(numbers.x.to_bytes(32, "big")),
+            "y": b64url_encode(numbers.y.to_bytes(32, "big")),
+        }
+        alg = ALGORITHM
     thumbprint = hashlib.sha256(orjson.dumps(jwk, option=orjson.OPT_SORT_KEYS)).digest()
-    return {**jwk, "kid": b64url_encode(thumbprint), "use": "sig", "alg": ALGORITHM}
+    return {**jwk, "kid": b64url_encode(thumbprint), "use": "sig", "alg": alg}
 
 
-def create_signing_key(session: Session | None = None) -> SigningKey:
-    """Add a new current signing key and retire the previous ones; the caller commits."""
+def _unsigned(value: int) -> bytes:
+    return value.to_bytes((value.bit_length() + 7) // 8, "big")
+
+
+def create_signing_key(session: Session | None = None, alg: str = ALGORITHM) -> SigningKey:
+    """Add a new current signing key for ``alg`` (ES256: access tokens; RS256: ID tokens) and
+    retire the previous ones of that algorithm; the caller commits."""
     session = session or db.session
-    private_key = ec.generate_private_key(ec.SECP256R1())
+    if alg == ID_TOKEN_ALGORITHM:
+        private_key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_KEY_BITS)
+    else:
+        private_key = ec.generate_private_key(ec.SECP256R1())
     jwk = public_jwk(private_key.public_key())
     now = utcnow()
-    for row in session.scalars(select(SigningKey).where(SigningKey.retired_at.is_(None))):
+    current = select(SigningKey).where(SigningKey.retired_at.is_(None), SigningKey.alg == alg)
+    for row in session.scalars(current):
         row.retired_at = now
     row = SigningKey(
         kid=jwk["kid"],
-        alg=ALGORITHM,
+        alg=alg,
         public_jwk=orjson.dumps(jwk).decode(),
         private_key_encrypted=_encrypt_private_key(
             private_key, jwk["kid"], current_app.config["FHIRGATE_KEK"]
@@ -102,9 +123,12 @@ def max_token_lifetime(config) -> int:
 class _Snapshot:
     current_kid: str | None
     current_key: ec.EllipticCurvePrivateKey | None
+    # Access tokens' keys only: an ID token is ours to sign, never ours to accept.
     public_keys: dict[str, ec.EllipticCurvePublicKey]
     jwks: list[dict]
     loaded_at: float
+    id_token_kid: str | None = None
+    id_token_key: rsa.RSAPrivateKey | None = None
 
 
 def _young(snapshot: _Snapshot | None, max_age: float) -> bool:
@@ -127,6 +151,7 @@ class KeyRing:
         # RELOAD_SECONDS after the rotation: keep publishing it that much longer.
         oldest_needed = utcnow() - timedelta(seconds=max_token_lifetime(config) + RELOAD_SECONDS)
         current_kid, current_key = None, None
+        id_token_kid, id_token_key = None, None
         public_keys, jwks = {}, []
         # A session of its own: the caller's transaction may hold uncommitted work.
         with Session(db.engine) as session:
@@ -137,6 +162,13 @@ class KeyRing:
                 continue  # every token it signed has expired
             jwk = orjson.loads(row.public_jwk)
             jwks.append(jwk)
+            if row.alg == ID_TOKEN_ALGORITHM:
+                if retired is None and id_token_kid is None:
+                    id_token_kid = row.kid
+                    id_token_key = _decrypt_private_key(
+                        row.private_key_encrypted, row.kid, config["FHIRGATE_KEK"]
+                    )
+                continue
             public_keys[row.kid] = ec.EllipticCurvePublicNumbers(
                 int.from_bytes(b64url_decode(jwk["x"]), "big"),
                 int.from_bytes(b64url_decode(jwk["y"]), "big"),
@@ -145,7 +177,9 @@ class KeyRing:
             if retired is None and current_kid is None:
                 current_kid = row.kid
                 current_key = _decrypt_private_key(row.private_key_encrypted, row.kid, config["FHIRGATE_KEK"])
-        return _Snapshot(current_kid, current_key, public_keys, jwks, time.monotonic())
+        return _Snapshot(
+            current_kid, current_key, public_keys, jwks, time.monotonic(), id_token_kid, id_token_key
+        )
 
     def _fresh(self, max_age: float = RELOAD_SECONDS) -> _Snapshot:
         snapshot = self._snapshot
@@ -166,6 +200,18 @@ class KeyRing:
                 self._snapshot = None
             snapshot = self._fresh()
         return snapshot.current_kid, snapshot.current_key
+
+    def id_token_signing_key(self) -> tuple[str, rsa.RSAPrivateKey]:
+        """The current RS256 key for ID tokens (OpenID Connect's default algorithm), created on
+        first use."""
+        snapshot = self._fresh()
+        if snapshot.id_token_key is None:
+            with self._lock, Session(db.engine) as session:
+                create_signing_key(session, ID_TOKEN_ALGORITHM)
+                session.commit()
+                self._snapshot = None
+            snapshot = self._fresh()
+        return snapshot.id_token_kid, snapshot.id_token_key
 
     def loaded_signing_key(self) -> tuple[str, ec.EllipticCurvePrivateKey] | None:
         """``signing_key`` if it is loaded and not due to be re-read, else None (loading

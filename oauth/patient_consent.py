@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from oauth.scopes import NAMED_ONLY_TYPES, ScopeError, SmartScope, split_scope
 
-# Come with the approval: the patient context, and a refresh token (offline: until the chosen
-# expiry; online: while the portal session that approved lasts as well).
-CONTEXT_SCOPES = ("launch/patient", "offline_access", "online_access")
+# Come with the approval: the patient context, who signed in (OpenID Connect), and a refresh
+# token (offline: until the chosen expiry; online: while the approving portal session lasts too).
+CONTEXT_SCOPES = ("launch/patient", "openid", "fhirUser", "offline_access", "online_access")
 REFRESH_SCOPES = frozenset({"offline_access", "online_access"})
 
 # How long the app may keep access, as the patient chooses (seconds; None: until revoked).

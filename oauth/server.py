@@ -10,6 +10,7 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 from app.extensions import db
 from oauth import token_limits
 from oauth.audience import token_endpoint_url
+from oauth.bearer import InvalidTokenError, userinfo
 from oauth.client_assertion import authenticate_private_key_jwt
 from oauth.client_auth import (
     authenticate_client_secret_basic,
@@ -30,7 +31,7 @@ from oauth.errors import RateLimitedError, UnsupportedGrantError
 from oauth.grants import ClientCredentialsGrant
 from oauth.introspection import IntrospectionEndpoint, RevocationEndpoint
 from oauth.jwks_fetch import JwksCache
-from oauth.keys import init_keyring, keyring
+from oauth.keys import ID_TOKEN_ALGORITHM, init_keyring, keyring
 from oauth.models import OAuthClient
 from oauth.scopes import SCOPES_SUPPORTED
 from oauth.token_fast_path import TokenFastPath
@@ -140,7 +141,7 @@ def jwks():
 TOKEN_AUTH_METHODS = [*ClientCredentialsGrant.TOKEN_ENDPOINT_AUTH_METHODS, "none"]
 GRANT_TYPES = ["authorization_code", "client_credentials", "refresh_token"]
 # Scopes that give context or refresh tokens rather than resources (SMART App Launch §"Scopes").
-CONTEXT_SCOPES_SUPPORTED = ["launch/patient", "offline_access", "online_access"]
+CONTEXT_SCOPES_SUPPORTED = ["openid", "fhirUser", "launch/patient", "offline_access", "online_access"]
 
 
 @bp.get("/.well-known/oauth-authorization-server")
@@ -177,6 +178,7 @@ def metadata():
 SMART_CAPABILITIES = [
     "launch-standalone",
     "authorize-post",
+    "sso-openid-connect",
     "client-public",
     "client-confidential-symmetric",
     "client-confidential-asymmetric",
@@ -187,6 +189,49 @@ SMART_CAPABILITIES = [
     "permission-v1",
     "permission-v2",
 ]
+
+
+@bp.get("/.well-known/openid-configuration")
+def openid_configuration():
+    """OpenID Connect Discovery 1.0 §3, at the ID tokens' ``iss``."""
+    issuer = current_app.config["FHIRGATE_BASE_URL"]
+    body = {
+        "issuer": issuer,
+        "authorization_endpoint": f"{issuer}/oauth/authorize",
+        "token_endpoint": token_endpoint_url(),
+        "userinfo_endpoint": f"{issuer}/oauth/userinfo",
+        "jwks_uri": f"{issuer}/oauth/jwks",
+        "scopes_supported": [*CONTEXT_SCOPES_SUPPORTED, *SCOPES_SUPPORTED],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": GRANT_TYPES,
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [ID_TOKEN_ALGORITHM],
+        "token_endpoint_auth_methods_supported": TOKEN_AUTH_METHODS,
+        "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "azp", "fhirUser"],
+        "claims_parameter_supported": False,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+    }
+    return Response(orjson.dumps(body), mimetype="application/json")
+
+
+@bp.route("/oauth/userinfo", methods=["GET", "POST"])
+def userinfo_endpoint():
+    """OpenID Connect Core 1.0 §5.3; errors as RFC 6750 §3."""
+    try:
+        body = userinfo(request.headers.get("Authorization"))
+    except InvalidTokenError as error:
+        challenge = f'Bearer realm="fhirgate", error="invalid_token", error_description="{error}"'
+        answer = {"error": "invalid_token", "error_description": str(error)}
+        return Response(
+            orjson.dumps(answer), 401, mimetype="application/json", headers={"WWW-Authenticate": challenge}
+        )
+    response = Response(orjson.dumps(body), mimetype="application/json")
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def smart_configuration() -> dict:

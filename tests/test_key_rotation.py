@@ -47,7 +47,8 @@ def _published(client) -> dict:
 
 
 def _published_kids(client) -> list[str]:
-    return [jwk["kid"] for jwk in _published(client)["keys"]]
+    """The access-token keys published (the RS256 ID-token key rotates beside them)."""
+    return [jwk["kid"] for jwk in _published(client)["keys"] if jwk["alg"] == "ES256"]
 
 
 def _verify(client, token: str) -> jwt.Token:
@@ -57,7 +58,8 @@ def _verify(client, token: str) -> jwt.Token:
 
 def _current_kid(app) -> str:
     with app.app_context():
-        rows = db.session.scalars(select(SigningKey).where(SigningKey.retired_at.is_(None))).all()
+        current = select(SigningKey).where(SigningKey.retired_at.is_(None), SigningKey.alg == "ES256")
+        rows = db.session.scalars(current).all()
         assert len(rows) == 1
         return rows[0].kid
 
@@ -159,3 +161,10 @@ def test_private_key_column_is_encrypted(app, rotation):
             assert blob
             assert _der(private_key) not in blob
             assert private_key.private_numbers().private_value.to_bytes(32, "big") not in blob
+
+
+def test_rotation_also_rotates_the_id_token_key_and_keeps_the_old_one_published(app, client, rotation):
+    rsa = [jwk for jwk in _published(client)["keys"] if jwk["alg"] == "RS256"]
+    assert len(rsa) == 1 and rsa[0]["kid"] in rotation.output and "d" not in rsa[0]
+    _rotate(app)
+    assert len([jwk for jwk in _published(client)["keys"] if jwk["alg"] == "RS256"]) == 2

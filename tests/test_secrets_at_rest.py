@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import pytest
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import inspect, select, text
 
 from app.extensions import db
@@ -25,6 +26,7 @@ from oauth.jws import b64url_encode
 from oauth.keys import _decrypt_private_key, keyring
 from oauth.models import OAuthClient, SigningKey
 from tests.conftest import PASSWORD, Credential, basic_auth, token_request
+from tests.oauth.smart_launch import REDIRECT, Launch
 
 PORTAL_PASSWORD = "portal password of patient seven"
 GIVEN_APP_SECRET = "a-developer-chosen-secret.long-enough_0123456789"
@@ -38,6 +40,7 @@ class World:
     secrets: dict[str, str] = field(default_factory=dict)
     passwords: dict[str, str] = field(default_factory=dict)
     tokens: list[str] = field(default_factory=list)
+    grants: dict[str, str] = field(default_factory=dict)  # authorization codes, refresh tokens
     cookies: list[str] = field(default_factory=list)
     client_ids: list[str] = field(default_factory=list)
     dump: str = ""
@@ -146,6 +149,22 @@ def world(app, make, client) -> World:
     world.client_ids.append(chosen.key)
     revoked = _token(client, chosen, world)
 
+    # A SMART App Launch by the portal patient: its code, ID token and refresh tokens (the
+    # first one rotated out) are shown once and kept, if at all, as keyed hashes.
+    smart = make.application(developer, redirect_uris=[REDIRECT], name="Smart")
+    world.secrets["smart application"] = smart.secret
+    world.client_ids.append(smart.key)
+    scope = "launch/patient openid fhirUser offline_access patient/*.rs"
+    launch = Launch(smart.key, smart.secret, scope=scope)
+    code = launch.code(portal)
+    world.grants["authorization code"] = code
+    issued = launch.exchange(client, code).get_json()
+    world.tokens.extend([issued["access_token"], issued["id_token"]])
+    refreshed = launch.refresh(client, issued["refresh_token"]).get_json()
+    world.tokens.append(refreshed["access_token"])
+    world.grants["refresh token (used)"] = issued["refresh_token"]
+    world.grants["refresh token (current)"] = refreshed["refresh_token"]
+
     # A revoked token leaves its jti behind; the token itself must not be.
     response = client.post(
         "/oauth/revoke", data={"token": revoked}, headers=basic_auth(chosen.key, chosen.secret)
@@ -171,6 +190,12 @@ def test_dump_sees_the_credentials(world):
 def test_dump_holds_no_client_secret(world):
     """Client secrets are shown once and kept only as keyed hashes (including rotated ones)."""
     assert _leaks(world.dump, world.secrets) == []
+
+
+def test_dump_holds_authorization_codes_and_refresh_tokens_only_as_keyed_hashes(app, world):
+    assert _leaks(world.dump, world.grants) == []
+    with_hashes = {name: hash_secret(value, app.config["SECRET_KEY"]) for name, value in world.grants.items()}
+    assert set(_leaks(world.dump, with_hashes)) == set(world.grants)  # stored, as hashes
 
 
 def test_dump_holds_no_password(world):
@@ -205,8 +230,9 @@ def _private_key_shapes(private_key) -> dict[str, str]:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
     pem_lines = [line for line in pem.splitlines() if line and not line.startswith("-----")]
-    d = private_key.private_numbers().private_value
-    d_bytes = d.to_bytes(32, "big")
+    numbers = private_key.private_numbers()
+    d = numbers.d if isinstance(private_key, rsa.RSAPrivateKey) else numbers.private_value
+    d_bytes = d.to_bytes((d.bit_length() + 7) // 8, "big")
     shapes = {
         "PKCS8 DER (hex)": der.hex(),
         "SEC1 DER (hex)": sec1.hex(),
@@ -225,9 +251,10 @@ def test_dump_holds_no_signing_private_key(app, world):
     """The signing key is stored only encrypted under the KEK: a database dump cannot sign tokens."""
     with app.app_context():
         kid, private_key = keyring().signing_key()
+        id_kid, id_key = keyring().id_token_signing_key()
         stored = db.session.scalars(select(SigningKey)).all()
-        assert kid in {row.kid for row in stored}
-        keys = {kid: private_key}
+        assert {kid, id_kid} <= {row.kid for row in stored}
+        keys = {kid: private_key, id_kid: id_key}
         kek = app.config["FHIRGATE_KEK"]
         keys.update(
             {row.kid: _decrypt_private_key(row.private_key_encrypted, row.kid, kek) for row in stored}

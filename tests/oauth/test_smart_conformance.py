@@ -3,9 +3,14 @@
 
 from __future__ import annotations
 
+import base64
+import time
 import uuid
 
+import orjson
 import pytest
+from joserfc import jwt
+from joserfc.jwk import KeySet, RSAKey
 
 from tests.conftest import BASE_URL, basic_auth
 from tests.oauth.signing import ASSERTION_TYPE, ClientKey
@@ -42,6 +47,7 @@ def test_discovery_as_the_suites_read_it(client, general):
     capabilities = set(body["capabilities"])
     standalone = {"launch-standalone", "client-public", "context-standalone-patient", "permission-patient"}
     both = {
+        "sso-openid-connect",
         "client-confidential-symmetric",
         "client-confidential-asymmetric",
         "permission-offline",
@@ -51,7 +57,7 @@ def test_discovery_as_the_suites_read_it(client, general):
     }
     assert standalone | both <= capabilities
     # not built yet, so not declared
-    assert not {"launch-ehr", "context-ehr-patient", "permission-user", "sso-openid-connect"} & capabilities
+    assert not {"launch-ehr", "context-ehr-patient", "permission-user"} & capabilities
     uris = client.get("/fhir/general/metadata").get_json()["rest"][0]["security"]["extension"][0]["extension"]
     named = {item["url"]: item["valueUri"] for item in uris}
     assert named["authorize"] == body["authorization_endpoint"] and named["token"] == body["token_endpoint"]
@@ -182,3 +188,88 @@ def test_revoked_tokens_as_the_suites_try_them(make, client, patient):
     read = client.get("/fhir/general/Patient/p1", headers={"Authorization": f"Bearer {body['access_token']}"})
     assert read.status_code in (401, 403, 404)
     assert launch.refresh(client, body["refresh_token"]).status_code in (400, 401)
+
+
+def test_openid_connect_as_the_suites_check_it(make, client, patient):
+    """§4: the ID token decodes, its issuer's openid-configuration and JWKS are as required, the
+    header is RS256 with a matching kid, the signature and claims hold, and fhirUser reads."""
+    registered = smart_app(make)
+    launch = Launch(
+        registered.key,
+        registered.secret,
+        scope="launch/patient openid fhirUser offline_access patient/*.rs",
+        extra={"nonce": "n-0S6_WzA2Mj"},
+    )
+    body = launch.exchange(client, launch.code(patient)).get_json()
+    assert {"openid", "fhirUser", "launch/patient", "offline_access"} <= set(body["scope"].split())
+    id_token = body["id_token"]
+    header = orjson.loads(base64.urlsafe_b64decode(id_token.split(".")[0] + "=="))
+    assert header["alg"] == "RS256"
+
+    issuer = orjson.loads(base64.urlsafe_b64decode(id_token.split(".")[1] + "==="))["iss"]
+    config = client.get(issuer.removeprefix(BASE_URL) + "/.well-known/openid-configuration")
+    assert config.status_code == 200 and config.mimetype == "application/json"
+    settings = config.get_json()
+    for name in (
+        "issuer",
+        "authorization_endpoint",
+        "token_endpoint",
+        "jwks_uri",
+        "response_types_supported",
+        "subject_types_supported",
+        "id_token_signing_alg_values_supported",
+    ):
+        assert settings[name], name
+    assert "RS256" in settings["id_token_signing_alg_values_supported"]
+    jwks = client.get(settings["jwks_uri"].removeprefix(BASE_URL)).get_json()
+    rsa_keys = [key for key in jwks["keys"] if key["kty"] == "RSA"]
+    assert rsa_keys and all(RSAKey.import_key(key) for key in rsa_keys)
+    assert header["kid"] in {key["kid"] for key in rsa_keys}
+
+    verified = jwt.decode(id_token, KeySet.import_key_set(jwks), algorithms=["RS256"])
+    claims = verified.claims
+    assert claims["exp"] > time.time() - 60 and claims["iat"] <= time.time() + 5
+    assert claims["iss"] == settings["issuer"] == BASE_URL
+    assert claims["aud"] == registered.key or registered.key in claims["aud"]
+    assert claims["sub"] and len(claims["sub"]) < 256 and claims["nonce"] == "n-0S6_WzA2Mj"
+    resource_type, resource_id = claims["fhirUser"].split("/")[-2:]
+    assert resource_type == "Patient" and claims["fhirUser"] == f"{AUD}/Patient/p1"
+    read = client.get(
+        f"/fhir/general/{resource_type}/{resource_id}",
+        headers={"Authorization": "Bearer " + body["access_token"]},
+    )
+    assert read.status_code == 200 and read.get_json()["resourceType"] == "Patient"
+
+    # introspection repeats the ID token's iss and sub
+    auth = basic_auth(registered.key, registered.secret)
+    described = client.post(
+        "/oauth/introspect", data={"token": body["access_token"]}, headers=auth
+    ).get_json()
+    assert (described["iss"], described["sub"]) == (claims["iss"], claims["sub"])
+    # and UserInfo says the same
+    info = client.get("/oauth/userinfo", headers={"Authorization": "Bearer " + body["access_token"]})
+    assert info.status_code == 200 and info.get_json() == {
+        "sub": claims["sub"],
+        "fhirUser": claims["fhirUser"],
+    }
+    # the refresh grant gives no new ID token, and the refreshed access token still reads
+    refreshed = launch.refresh(client, body["refresh_token"]).get_json()
+    assert "id_token" not in refreshed
+
+
+def test_userinfo_refuses_what_it_should(make, client, patient, general):
+    registered = smart_app(make)
+    launch = Launch(registered.key, registered.secret, scope="launch/patient patient/Patient.rs")
+    body = launch.exchange(client, launch.code(patient)).get_json()
+    no_openid = client.get("/oauth/userinfo", headers={"Authorization": "Bearer " + body["access_token"]})
+    assert no_openid.status_code == 401 and no_openid.get_json()["error"] == "invalid_token"
+    assert "WWW-Authenticate" in no_openid.headers
+    assert client.get("/oauth/userinfo").status_code == 401
+    key = make.api_key(general)
+    backend = client.post(
+        "/oauth/token", data={"grant_type": "client_credentials"}, headers=basic_auth(key.key, key.secret)
+    )
+    backend_token = backend.get_json()["access_token"]
+    assert (
+        client.get("/oauth/userinfo", headers={"Authorization": "Bearer " + backend_token}).status_code == 401
+    )

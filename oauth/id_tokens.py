@@ -1,0 +1,55 @@
+"""OpenID Connect ID tokens (Core 1.0 §2) for the SMART App Launch's ``openid fhirUser``, and
+the UserInfo answer (§5.3).
+
+Signed RS256, OpenID Connect's default algorithm (Core §15.1; the SMART suites require it), by
+the key ring's RSA key. Issued at the code exchange only, with ``sub`` the patient's account,
+``aud`` the client, ``nonce`` as sent with the authorization request, and for ``fhirUser`` the
+absolute URL of the patient's Patient resource, which the access token can read.
+"""
+
+from __future__ import annotations
+
+import orjson
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from flask import current_app
+
+from app.timeutil import epoch
+from oauth.audience import fhir_base_url
+from oauth.jws import b64url_encode
+from oauth.keys import ID_TOKEN_ALGORITHM, keyring
+from oauth.models import Authorization, OAuthClient
+from oauth.scopes import split_scope
+
+ID_TOKEN_TTL = 3600
+
+
+def sign_rs256(private_key: rsa.RSAPrivateKey, header: dict, claims: dict) -> str:
+    signing_input = b64url_encode(orjson.dumps(header)) + "." + b64url_encode(orjson.dumps(claims))
+    signature = private_key.sign(signing_input.encode("ascii"), padding.PKCS1v15(), hashes.SHA256())
+    return signing_input + "." + b64url_encode(signature)
+
+
+def identity_claims(user_id: int, hospital_id: str, patient_id: str, scope: str) -> dict:
+    """``sub``, and ``fhirUser`` when granted: what the ID token and UserInfo say of the user."""
+    claims = {"sub": str(user_id)}
+    if "fhirUser" in split_scope(scope):
+        claims["fhirUser"] = f"{fhir_base_url(hospital_id)}/Patient/{patient_id}"
+    return claims
+
+
+def issue_id_token(client: OAuthClient, approval: Authorization) -> str:
+    now = epoch()
+    claims = {
+        "iss": current_app.config["FHIRGATE_BASE_URL"],
+        **identity_claims(approval.user_id, approval.hospital_id, approval.patient_id, approval.scope),
+        "aud": client.client_id,
+        "azp": client.client_id,
+        "iat": now,
+        "exp": now + ID_TOKEN_TTL,
+        "auth_time": int(approval.created_at.timestamp()),
+    }
+    if approval.nonce:
+        claims["nonce"] = approval.nonce
+    kid, key = keyring().id_token_signing_key()
+    return sign_rs256(key, {"alg": ID_TOKEN_ALGORITHM, "typ": "JWT", "kid": kid}, claims)
