@@ -12,10 +12,11 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 # Models must be imported before Alembic or create_all look at the metadata.
 from app import models as _app_models  # noqa: E402,F401
 from app.config import DEFAULT_INSTANCE_PATH, load_config
+from app.cors import Cors
 from app.direct_reads import init_direct_reads
 from app.errors import register_error_handlers
 from app.extensions import db, limiter, migrate
-from app.headers import add_security_headers
+from app.headers import ALWAYS, add_security_headers
 from app.input_check import init_input_check
 from app.lanes import init_heavy_slots
 from app.login_limits import init_login_limits
@@ -79,6 +80,7 @@ def create_app(config: dict | None = None, instance_path: Path | None = None) ->
     from fhir.read_fast_path import ReadFastPath
 
     app.wsgi_app = ReadFastPath(app, app.wsgi_app)
+    app.wsgi_app = Cors(app.wsgi_app, ALWAYS)
     # Outermost, so that everything inside (the fast paths too) sees the client's address.
     if app.config["FHIRGATE_TRUSTED_PROXIES"]:
         hops = app.config["FHIRGATE_TRUSTED_PROXIES"]

@@ -10,10 +10,10 @@ does not exist for a patient token (``SHARED_WITH_PATIENTS`` aside, which it may
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 
 from fhir.errors import FhirError, Issue
-from fhir.search.registry import patient_compartment_params
+from fhir.search.registry import patient_compartment_params, resource_types
 from oauth import NAMED_ONLY_TYPES, Principal, ScopeError, SmartScope, parse_scopes
 
 LETTER = {
@@ -35,6 +35,18 @@ LETTER = {
 SHARED_WITH_PATIENTS = frozenset(
     {"Practitioner", "PractitionerRole", "Organization", "Location", "Medication"}
 )
+
+
+@cache
+def patient_visible_types() -> tuple[str, ...]:
+    """The resource types a patient's token may see: their Patient, the types of the patient
+    compartment, and ``SHARED_WITH_PATIENTS``; never the audit trail."""
+    return tuple(
+        name
+        for name in resource_types()
+        if (name == "Patient" or name in SHARED_WITH_PATIENTS or patient_compartment_params(name))
+        and name not in NAMED_ONLY_TYPES
+    )
 
 
 # The audit trail: no ``*`` scope covers it (``oauth.NAMED_ONLY_TYPES``, which the token

@@ -150,6 +150,13 @@ def _narrowed(granted: str, requested: str | None) -> str:
     return " ".join(wanted)
 
 
+def refresh_token_client(token: str) -> str | None:
+    """The client a refresh token was issued to, used or not (None: no such token)."""
+    presented = _presented(RefreshToken, RefreshToken.token_hash, token, REFRESH_PREFIX)
+    approval = db.session.get(Authorization, presented.authorization_id) if presented is not None else None
+    return approval.client_id if approval is not None else None
+
+
 def lapsed(approval: Authorization) -> str | None:
     """Why the approval no longer yields tokens, or None."""
     now = utcnow()
@@ -175,13 +182,13 @@ def note_authorization_used(approval: Authorization) -> None:
 
 
 def revoke_authorization(approval: Authorization, reason: str) -> None:
-    """End the approval: its refresh tokens are deleted and its access tokens fail everywhere
-    from the next request (the epoch moves in the same transaction)."""
+    """End the approval: its refresh tokens are refused from now on (kept, as hashes, so that
+    their client still gets ``invalid_grant``) and its access tokens fail everywhere from the
+    next request (the epoch moves in the same transaction)."""
     approval = db.session.merge(approval)
     if approval.revoked_at is None:
         approval.revoked_at = utcnow()
         approval.revoked_reason = reason[:100]
-    db.session.execute(delete(RefreshToken).where(RefreshToken.authorization_id == approval.id))
     bump_epoch()
     db.session.commit()
 

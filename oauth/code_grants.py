@@ -15,6 +15,7 @@ from oauth.authorizations import (
     note_authorization_used,
     redeem_code,
     redeem_refresh_token,
+    refresh_token_client,
     seconds_left,
 )
 from oauth.endpoint_request import NONE
@@ -87,8 +88,12 @@ class RefreshTokenGrant(_ApprovalGrant):
     GRANT_TYPE = "refresh_token"
 
     def validate_token_request(self) -> None:
-        client = self.authenticated_client()
         token = self.required("refresh_token")
+        method, client_id, _ = self.request.client_credentials
+        if method == NONE and client_id is None:
+            # A public client that named itself not at all: the one its refresh token names.
+            self.request.client_credentials = (NONE, refresh_token_client(token) or "", None)
+        client = self.authenticated_client()
         # RFC 6749 §6: a narrower scope for the new access token; the approval keeps its own.
         self.approval, self.scope = redeem_refresh_token(token, client, self.request.form.get("scope"))
 

@@ -144,8 +144,11 @@ def parse_endpoint_request(request: Request) -> EndpointRequest:
         methods.append(JWT)
     if len(methods) > 1:
         raise InvalidRequestError("Use exactly one client authentication method.")
-    if not methods and form.get("client_id"):
-        methods.append(NONE)  # whether this client may go without is the grant's to decide
+    if not methods and (form.get("client_id") or form.get("grant_type") == "refresh_token"):
+        # Whether this client may go without is the grant's to decide. A public client may
+        # leave out even its client_id when refreshing (RFC 6749 §6, §3.2.1): the refresh
+        # token names it (SMART's fhirclient sends none).
+        methods.append(NONE)
     if not methods:
         raise ClientAuthenticationFailed("Client authentication is required.")
 
@@ -155,7 +158,9 @@ def parse_endpoint_request(request: Request) -> EndpointRequest:
         if "client_id" in form and form["client_id"] != client_id:
             raise InvalidRequestError("client_id in the body differs from the Basic credentials.")
     elif method == NONE:
-        client_id, secret = form["client_id"], None
+        client_id, secret = form.get("client_id") or None, None
+        if client_id is None:
+            return EndpointRequest(request, (method, None, None))
     elif method == POST:
         client_id, secret = form.get("client_id", ""), form["client_secret"]
         if not client_id or not secret:

@@ -10,7 +10,7 @@ granted, and the token response's ``scope`` says what was (RFC 6749 §3.3).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from oauth.scopes import NAMED_ONLY_TYPES, ScopeError, SmartScope, split_scope
 
@@ -24,17 +24,47 @@ EXPIRY_CHOICES = {"1h": 3600, "30d": 30 * 86400, "1y": 365 * 86400, "never": Non
 DEFAULT_EXPIRY = "1y"
 
 
+# A wildcard (``patient/*.rs``) is offered as these kinds of data one by one, and "everything
+# else": the patient may keep any of them back, which no ``*`` scope could express.
+FEATURED_TYPES = (
+    "Patient",
+    "AllergyIntolerance",
+    "Condition",
+    "Observation",
+    "MedicationRequest",
+    "Immunization",
+    "Procedure",
+    "Encounter",
+    "DiagnosticReport",
+    "DocumentReference",
+    "CarePlan",
+    "Goal",
+    "Coverage",
+)
+
+
 @dataclass(frozen=True)
 class Offer:
     context: tuple[str, ...]
+    # Each a checkbox: resource scopes, a wildcard's featured types before the wildcard itself,
+    # which then stands for everything else.
     choices: tuple[str, ...]
     refused: tuple[tuple[str, str], ...]
+    # wildcard → the featured scopes it was offered as
+    expanded: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
-def patient_offer(requested: str) -> Offer:
+def _featured(wildcard: SmartScope, text: str, types: tuple[str, ...]) -> tuple[str, ...]:
+    permission = text.partition(".")[2]
+    return tuple(f"patient/{name}.{permission}" for name in FEATURED_TYPES if name in types)
+
+
+def patient_offer(requested: str, types: tuple[str, ...]) -> Offer:
     """Split the requested scopes into what comes with approval, what the patient chooses, and
-    what cannot be granted (with the reason, in words for the patient)."""
+    what cannot be granted (with the reason, in words for the patient). ``types``: the resource
+    types a patient's token can see."""
     context, choices, refused = [], [], []
+    expanded: dict[str, tuple[str, ...]] = {}
     for text in dict.fromkeys(split_scope(requested)):
         if text in CONTEXT_SCOPES:
             context.append(text)
@@ -48,18 +78,40 @@ def patient_offer(requested: str) -> Offer:
             refused.append((text, "Only the hospital's staff can grant access beyond your own record."))
         elif scope.resource_type in NAMED_ONLY_TYPES:
             refused.append((text, "The access log is not shared with applications."))
+        elif scope.resource_type == "*" and not scope.query:
+            expanded[text] = _featured(scope, text, types)
+            choices.extend([*expanded[text], text])
         else:
             choices.append(text)
     if "offline_access" in context and "online_access" in context:
         context.remove("online_access")  # offline access includes it
-    return Offer(tuple(context), tuple(choices), tuple(refused))
+    choices = list(dict.fromkeys(choices))  # a type asked for on its own too: one checkbox
+    return Offer(tuple(context), tuple(choices), tuple(refused), expanded)
 
 
-def granted_scope(offer: Offer, ticked: list[str]) -> str:
+def granted_scope(offer: Offer, ticked: list[str], types: tuple[str, ...]) -> str:
     """The scope the approval grants: the context scopes and the choices left ticked, in the
-    order requested."""
-    kept = set(ticked)
-    return " ".join([*offer.context, *(scope for scope in offer.choices if scope in kept)])
+    order offered. A wildcard with all its featured types ticked stays a wildcard; with some
+    unticked, "everything else" becomes a scope for each type but those; unticked, only the
+    featured types left ticked remain."""
+    kept = set(ticked) & set(offer.choices)
+    withheld = set(offer.choices) - kept
+    granted: list[str] = []
+    for scope in offer.choices:
+        if scope not in kept:
+            continue
+        featured = offer.expanded.get(scope)
+        if featured is None or not (withheld & set(featured)):
+            granted.append(scope)
+            continue
+        permission = scope.partition(".")[2]
+        granted.extend(f"patient/{name}.{permission}" for name in types if name not in NAMED_ONLY_TYPES)
+    covered = {
+        scope for scope in kept if scope in offer.expanded and not (withheld & set(offer.expanded[scope]))
+    }
+    inside = {featured for wildcard in covered for featured in offer.expanded[wildcard]}
+    granted = [scope for scope in dict.fromkeys(granted) if scope not in inside and scope not in withheld]
+    return " ".join([*offer.context, *granted])
 
 
 def refresh_kind(scope: str) -> str | None:

@@ -106,11 +106,13 @@ class Served:
 
 
 @contextmanager
-def make_run_server(app, log: Path, base_url: str):
+def make_run_server(app, log: Path, base_url: str | None = None):
     """The server exactly as ``make run`` starts it (``make serve``: the Makefile's ``SERVE``
     command, with this interpreter's scripts) on the test database, as a ``Served``; always
-    stopped, in bounded time, with every process it started."""
+    stopped, in bounded time, with every process it started. ``base_url``: its public URL,
+    by default the address it listens on."""
     port = free_port()
+    base_url = base_url or f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
         "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],

@@ -11,16 +11,19 @@ framed (``X-Frame-Options: DENY``, ``frame-ancestors 'none'``).
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
+import re
+from urllib.parse import urlencode, urlsplit
 
 from flask import redirect, render_template, request, url_for
 
 from app.extensions import db
+from app.headers import CSP
 from app.models import Hospital
 from app.sessions import current_session_hash, current_user
 from app.web import bp
 from app.web.auth import signed_in
 from app.web.scope_words import scope_in_words
+from fhir.policy import patient_visible_types
 from oauth import (
     DEFAULT_EXPIRY,
     EXPIRY_CHOICES,
@@ -33,6 +36,8 @@ from oauth import (
     refresh_kind,
 )
 
+# A host (a name, IPv4 or bracketed IPv6) and port: nothing that could end a CSP source expression.
+_PLAIN_NETLOC = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
 EXPIRY_LABELS = {"1h": "One hour", "30d": "30 days", "1y": "One year", "never": "Until I revoke it"}
 
 
@@ -63,14 +68,14 @@ def authorize():
 
 
 def _consent_page(auth_request, user, error: str | None = None, status: int = 200):
-    offer = patient_offer(auth_request.scope)
+    offer = patient_offer(auth_request.scope, patient_visible_types())
     page = render_template(
         "web/authorize/consent.html",
         user=user,
         app=auth_request.client,
         hospital=db.session.get(Hospital, auth_request.hospital_id),
         parameters=auth_request.parameters,
-        choices=[(scope, scope_in_words(scope)) for scope in offer.choices],
+        choices=[(scope, scope_in_words(scope, rest=scope in offer.expanded)) for scope in offer.choices],
         refused=offer.refused,
         keeps_access=refresh_kind(" ".join(offer.context)) is not None,
         expiries=EXPIRY_LABELS,
@@ -78,7 +83,13 @@ def _consent_page(auth_request, user, error: str | None = None, status: int = 20
         problem=_account_problem(user, auth_request),
         error=error,
     )
-    return page, status
+    # The decision is a form whose answer redirects to the application: CSP's form-action
+    # governs that redirect too, so it names the redirect URI's origin beside our own.
+    target = urlsplit(auth_request.redirect_uri)
+    if not _PLAIN_NETLOC.fullmatch(target.netloc):
+        return page, status
+    policy = CSP.replace("form-action 'self'", f"form-action 'self' {target.scheme}://{target.netloc}")
+    return page, status, {"Content-Security-Policy": policy}
 
 
 def _account_problem(user, auth_request) -> str | None:
@@ -114,7 +125,8 @@ def authorize_decision():
     expiry = request.form.get("expiry")
     if expiry not in EXPIRY_CHOICES:
         return _consent_page(auth_request, user, "Choose how long the application may keep access.", 400)
-    scope = granted_scope(patient_offer(auth_request.scope), request.form.getlist("grant"))
+    types = patient_visible_types()
+    scope = granted_scope(patient_offer(auth_request.scope, types), request.form.getlist("grant"), types)
     online_only = refresh_kind(scope) == "online_access"
     code = approve_authorization(
         auth_request,

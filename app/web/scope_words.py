@@ -42,8 +42,10 @@ _CATEGORIES = {
 }
 
 
-def scope_in_words(text: str) -> str:
-    """ "Read your lab results", "Read and change your prescriptions" ..."""
+def scope_in_words(text: str, *, rest: bool = False) -> str:
+    """A scope as the consent page says it: Read your lab results, Read and change your
+    prescriptions ... ``rest``: a wildcard offered after its featured types, so it means
+    everything else in the record."""
     scope = SmartScope.parse(text)
     verbs = []
     if scope.permissions & {"r", "s"}:
@@ -56,6 +58,8 @@ def scope_in_words(text: str) -> str:
         verbs.append("delete")
     verb = verbs[0] if len(verbs) == 1 else ", ".join(verbs[:-1]) + " and " + verbs[-1]
     what = _TYPES.get(scope.resource_type, f"your {scope.resource_type} records")
+    if rest:
+        what = "everything else in your record"
     categories = [value.rpartition("|")[2] for name, value in scope.query if name == "category"]
     if len(scope.query) == 1 and len(categories) == 1 and categories[0] in _CATEGORIES:
         what = _CATEGORIES[categories[0]]

@@ -27,24 +27,28 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
 ]
 AXE_VERSION = "4.11.0"
-AXE = ROOT / ".cache" / "axe" / f"axe-core-{AXE_VERSION}" / "axe.min.js"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 NARROW = {"width": 360, "height": 740}
 WIDE = {"width": 1100, "height": 800}
 
 
+def npm_file(package: str, version: str, member: str) -> Path:
+    """One file of an npm package, fetched from the registry into ``.cache`` the first time."""
+    folder = ROOT / ".cache" / package / f"{package}-{version}"
+    path = folder / member.removeprefix("package/")
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["npm", "pack", f"{package}@{version}", "--silent"], cwd=folder, check=True, timeout=120
+        )
+        subprocess.run(["tar", "-xzf", f"{package}-{version}.tgz", member], cwd=folder, check=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        (folder / member).rename(path)
+    return path
+
+
 def _axe_script() -> Path:
-    if not AXE.exists():
-        AXE.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            ["npm", "pack", f"axe-core@{AXE_VERSION}", "--silent"], cwd=AXE.parent, check=True, timeout=120
-        )
-        subprocess.run(
-            ["tar", "-xzf", f"axe-core-{AXE_VERSION}.tgz", "--strip-components=1", "package/axe.min.js"],
-            cwd=AXE.parent,
-            check=True,
-        )
-    return AXE
+    return npm_file("axe-core", AXE_VERSION, "package/axe.min.js")
 
 
 @pytest.fixture(scope="session")

@@ -70,7 +70,8 @@ def test_metadata_needs_no_token(client, make):
     assert statement["resourceType"] == "CapabilityStatement" and statement["fhirVersion"] == "4.3.0"
     security = statement["rest"][0]["security"]
     assert security["service"][0]["coding"][0]["code"] == "SMART-on-FHIR"
-    assert security["extension"][0]["extension"][0]["valueUri"].endswith("/oauth/token")
+    uris = {item["url"]: item["valueUri"] for item in security["extension"][0]["extension"]}
+    assert uris["token"].endswith("/oauth/token") and uris["authorize"].endswith("/oauth/authorize")
 
 
 def test_capability_statement_lists_exactly_the_indexed_parameters(client, make):

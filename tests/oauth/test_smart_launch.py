@@ -191,3 +191,82 @@ def test_the_aud_must_be_a_fhir_server_here(make, patient):
         assert response.status_code == 400 and "Location" not in response.headers
         assert "aud" in response.get_data(as_text=True)
     assert AUD.endswith("/fhir/general")
+
+
+def test_the_consent_form_may_send_the_patient_on_to_the_app_and_nowhere_else(make, patient):
+    """CSP form-action governs the redirect after the decision: the app's origin is named."""
+    app = smart_app(make)
+    page = Launch(app.key, app.secret).consent(patient)
+    policy = page.headers["Content-Security-Policy"]
+    assert "form-action 'self' https://app.example;" in policy and "frame-ancestors 'none'" in policy
+
+
+CORS_ORIGIN = {"Origin": "https://app.example"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/fhir/general/metadata",
+        "/fhir/general/.well-known/smart-configuration",
+        "/.well-known/openid-configuration",
+        "/.well-known/oauth-authorization-server",
+        "/oauth/jwks",
+    ],
+)
+def test_browser_apps_may_read_discovery_and_keys(client, general, path):
+    response = client.get(path, headers=CORS_ORIGIN)
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Access-Control-Allow-Credentials" not in response.headers
+
+
+def test_a_public_browser_client_gets_cors_on_the_token_endpoint_and_the_fhir_api(make, client, patient):
+    app = smart_app(make, public=True)
+    launch = Launch(app.key, None)
+    preflight = client.options(
+        "/oauth/token",
+        headers={
+            **CORS_ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        },
+    )
+    assert preflight.status_code == 204 and preflight.headers["Access-Control-Allow-Origin"] == "*"
+    assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+    code = launch.code(patient)
+    response = client.post(
+        "/oauth/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": launch.redirect_uri,
+            "code_verifier": launch.verifier,
+            "client_id": app.key,
+        },
+        headers=CORS_ORIGIN,
+    )
+    assert response.status_code == 200 and response.headers["Access-Control-Allow-Origin"] == "*"
+    token = response.get_json()["access_token"]
+    preflight = client.options(
+        "/fhir/general/Patient/p1",
+        headers={
+            **CORS_ORIGIN,
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization",
+        },
+    )
+    assert (
+        preflight.status_code == 204 and "Authorization" in preflight.headers["Access-Control-Allow-Headers"]
+    )
+    read = client.get("/fhir/general/Patient/p1", headers={**CORS_ORIGIN, **bearer(token)})
+    assert read.status_code == 200 and read.headers["Access-Control-Allow-Origin"] == "*"
+    assert "ETag" in read.headers["Access-Control-Expose-Headers"]
+    info = client.get("/oauth/userinfo", headers={**CORS_ORIGIN, **bearer(token)})
+    assert info.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_the_cookie_surfaces_get_no_cors(make, client, patient):
+    for path in ("/api/me", "/portal", "/oauth/authorize", "/login"):
+        response = patient.get(path, headers=CORS_ORIGIN)
+        assert "Access-Control-Allow-Origin" not in response.headers, path

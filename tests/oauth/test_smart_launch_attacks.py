@@ -308,3 +308,25 @@ def test_online_access_ends_with_the_patients_session(make, client, registered, 
     patient.post("/logout", data={"csrf_token": csrf})
     ended = launch.refresh(client, body["refresh_token"])
     assert ended.status_code == 400 and "session" in ended.get_json()["error_description"]
+
+
+def test_a_public_client_may_refresh_naming_itself_not_at_all_a_confidential_one_may_not(
+    make, client, registered, patient
+):
+    """RFC 6749 §6: a public client need not send client_id (fhirclient sends none)."""
+    public = smart_app(make, public=True)
+    launch = Launch(public.key, None)
+    body = launch.exchange(client, launch.code(patient)).get_json()
+    bare = client.post(
+        "/oauth/token", data={"grant_type": "refresh_token", "refresh_token": body["refresh_token"]}
+    )
+    assert bare.status_code == 200, bare.get_json()
+    confidential = Launch(registered.key, registered.secret)
+    body = confidential.exchange(client, confidential.code(patient)).get_json()
+    bare = client.post(
+        "/oauth/token", data={"grant_type": "refresh_token", "refresh_token": body["refresh_token"]}
+    )
+    assert bare.status_code == 401 and bare.get_json()["error"] == "invalid_client"
+    unknown = client.post("/oauth/token", data={"grant_type": "refresh_token", "refresh_token": "rt_nothing"})
+    assert unknown.status_code == 401
+    assert confidential.refresh(client, body["refresh_token"]).status_code == 200  # nothing was spent
