@@ -150,6 +150,16 @@ def _narrowed(granted: str, requested: str | None) -> str:
     return " ".join(wanted)
 
 
+def refresh_token_state(token: str) -> tuple[Authorization, bool] | None:
+    """A refresh token's approval, and whether the token would refresh now (unused, and the
+    approval neither revoked nor expired nor its online session ended); None: no such token."""
+    presented = _presented(RefreshToken, RefreshToken.token_hash, token, REFRESH_PREFIX)
+    approval = db.session.get(Authorization, presented.authorization_id) if presented is not None else None
+    if approval is None:
+        return None
+    return approval, presented.used_at is None and lapsed(approval) is None
+
+
 def refresh_token_client(token: str) -> str | None:
     """The client a refresh token was issued to, used or not (None: no such token)."""
     presented = _presented(RefreshToken, RefreshToken.token_hash, token, REFRESH_PREFIX)

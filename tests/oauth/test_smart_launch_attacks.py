@@ -330,3 +330,36 @@ def test_a_public_client_may_refresh_naming_itself_not_at_all_a_confidential_one
     unknown = client.post("/oauth/token", data={"grant_type": "refresh_token", "refresh_token": "rt_nothing"})
     assert unknown.status_code == 401
     assert confidential.refresh(client, body["refresh_token"]).status_code == 200  # nothing was spent
+
+
+def test_rfc7009_revoking_a_refresh_token_ends_the_approval(make, client, registered, patient):
+    from tests.conftest import basic_auth
+
+    launch = Launch(registered.key, registered.secret)
+    body = launch.exchange(client, launch.code(patient)).get_json()
+    auth = basic_auth(registered.key, registered.secret)
+    seen = client.post("/oauth/introspect", data={"token": body["refresh_token"]}, headers=auth).get_json()
+    assert seen["active"] is True and seen["token_type"] == "refresh_token" and seen["patient"] == "p1"
+
+    other = smart_app(make)
+    client.post(
+        "/oauth/revoke", data={"token": body["refresh_token"]}, headers=basic_auth(other.key, other.secret)
+    )
+    assert client.get("/fhir/general/Patient/p1", headers=bearer(body["access_token"])).status_code == 200
+
+    assert (
+        client.post("/oauth/revoke", data={"token": body["refresh_token"]}, headers=auth).status_code == 200
+    )
+    assert client.get("/fhir/general/Patient/p1", headers=bearer(body["access_token"])).status_code == 401
+    assert launch.refresh(client, body["refresh_token"]).get_json()["error"] == "invalid_grant"
+    seen = client.post("/oauth/introspect", data={"token": body["refresh_token"]}, headers=auth).get_json()
+    assert seen == {"active": False}
+
+
+def test_a_public_client_revokes_its_refresh_token_naming_itself(make, client, patient):
+    public = smart_app(make, public=True)
+    launch = Launch(public.key, None)
+    body = launch.exchange(client, launch.code(patient)).get_json()
+    revoked = client.post("/oauth/revoke", data={"token": body["refresh_token"], "client_id": public.key})
+    assert revoked.status_code == 200
+    assert client.get("/fhir/general/Patient/p1", headers=bearer(body["access_token"])).status_code == 401
