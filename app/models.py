@@ -44,6 +44,8 @@ class User(db.Model):
     )
     patient_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Set by the hospital's admin: the account cannot log in, and its sessions have ended.
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class WebSession(db.Model):

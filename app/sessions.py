@@ -42,7 +42,7 @@ def check_login(email: str, password: str) -> User | None:
     """The user whose password this is; equal work whether or not the e-mail exists."""
     user = find_user_by_email(email)
     ok = verify_password(user.password_hash if user else None, password)
-    return user if user and ok else None
+    return user if user and ok and user.disabled_at is None else None
 
 
 def start_session(user: User, response: Response) -> None:
@@ -71,6 +71,11 @@ def current_session_hash() -> str | None:
     return _token_hash(token) if token and len(token) < 200 else None
 
 
+def end_sessions_of(user: User) -> None:
+    """Log the user out everywhere (the caller commits)."""
+    db.session.execute(delete(WebSession).where(WebSession.user_id == user.id))
+
+
 def forget_current_session() -> None:
     """Delete the server-side row of the session the request presents, if any."""
     token = request.cookies.get(COOKIE_NAME)
@@ -94,6 +99,8 @@ def current_user() -> User | None:
         row = db.session.get(WebSession, _token_hash(token))
         if row is not None and as_utc(row.expires_at) > utcnow():
             user = db.session.get(User, row.user_id)
+            if user is not None and user.disabled_at is not None:
+                user = None
     g.current_user = user
     return user
 

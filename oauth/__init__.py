@@ -5,7 +5,13 @@ The rest of the project uses only the names exported here.
 
 from oauth.audience import fhir_base_url, token_endpoint_url
 from oauth.authorizations import approve as approve_authorization
-from oauth.authorizations import authorizations_of, owned_authorization, revoke_authorization
+from oauth.authorizations import (
+    authorizations_at,
+    authorizations_of,
+    hospital_authorization,
+    owned_authorization,
+    revoke_authorization,
+)
 from oauth.authorize_request import AuthorizePageError, AuthorizeRedirectError, parse_authorization_request
 from oauth.bearer import InvalidTokenError, Principal, authenticate_bearer, principal_for, verified_claims
 from oauth.client_jwk import ASSERTION_ALGORITHMS, JwksError
@@ -59,7 +65,9 @@ __all__ = [
     "DEFAULT_EXPIRY",
     "EXPIRY_CHOICES",
     "approve_authorization",
+    "authorizations_at",
     "authorizations_of",
+    "hospital_authorization",
     "granted_scope",
     "owned_authorization",
     "parse_authorization_request",

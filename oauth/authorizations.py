@@ -214,6 +214,24 @@ def authorizations_of(user_id: int) -> list[Authorization]:
     )
 
 
+def authorizations_at(hospital_id: str) -> list[Authorization]:
+    """Every approval taken up at a hospital, newest first (the hospital's oversight)."""
+    return list(
+        db.session.scalars(
+            select(Authorization)
+            .where(Authorization.hospital_id == hospital_id, Authorization.code_used_at.is_not(None))
+            .order_by(Authorization.created_at.desc())
+        )
+    )
+
+
+def hospital_authorization(approval_id: str, hospital_id: str) -> Authorization | None:
+    approval = db.session.get(Authorization, approval_id) if len(approval_id) <= 32 else None
+    if approval is None or approval.hospital_id != hospital_id or approval.code_used_at is None:
+        return None
+    return approval
+
+
 def owned_authorization(approval_id: str, user_id: int) -> Authorization | None:
     """One of ``authorizations_of(user_id)``, by id."""
     approval = db.session.get(Authorization, approval_id) if len(approval_id) <= 32 else None

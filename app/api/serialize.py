@@ -6,7 +6,7 @@ from datetime import datetime
 
 import orjson
 
-from app.timeutil import as_utc
+from app.timeutil import as_utc, utcnow
 from oauth import KEY_AUTH_METHOD, OAuthClient
 
 
@@ -39,4 +39,30 @@ def key_fields(client) -> dict:
         "jwks": orjson.loads(client.jwks) if client.jwks else None,
         "jwks_uri": client.jwks_uri,
         "last_assertion_failure": failure,
+    }
+
+
+def approval_json(approval, client: OAuthClient | None) -> dict:
+    """A patient's approval of an application (``oauth.models.Authorization``), as the patient,
+    the hospital and the API see it: never its code or refresh tokens."""
+    now = utcnow()
+    if approval.revoked_at is not None:
+        status = "revoked"
+    elif approval.expires_at is not None and as_utc(approval.expires_at) <= now:
+        status = "expired"
+    else:
+        status = "active"
+    return {
+        "id": approval.id,
+        "client_id": approval.client_id,
+        "app": client.name if client else approval.client_id,
+        "publisher": client.publisher if client else None,
+        "patient": approval.patient_id,
+        "scope": approval.scope,
+        "created": timestamp(approval.created_at),
+        "expires": timestamp(approval.expires_at),
+        "last_used": timestamp(approval.last_used_at),
+        "status": status,
+        "revoked": timestamp(approval.revoked_at),
+        "revoked_reason": approval.revoked_reason,
     }

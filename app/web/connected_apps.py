@@ -8,9 +8,8 @@ import orjson
 from flask import redirect, render_template, url_for
 
 from app.api.audit import event_summary
-from app.api.serialize import timestamp
+from app.api.serialize import approval_json, timestamp
 from app.extensions import db
-from app.timeutil import as_utc, utcnow
 from app.web import bp
 from app.web.auth import signed_in
 from app.web.pages import WebError
@@ -23,26 +22,9 @@ HISTORY_MAX = 50
 
 def connection(approval) -> dict:
     """What the patient reads about one approval."""
-    client = db.session.get(OAuthClient, approval.client_id)
-    if approval.revoked_at is not None:
-        status = "revoked"
-    elif approval.expires_at is not None and as_utc(approval.expires_at) <= utcnow():
-        status = "expired"
-    else:
-        status = "active"
-    return {
-        "id": approval.id,
-        "app": client.name if client else approval.client_id,
-        "publisher": client.publisher if client else None,
-        "client_id": approval.client_id,
-        "access": [scope_in_words(scope) for scope in resource_scopes(approval.scope)],
-        "scope": approval.scope,
-        "since": timestamp(approval.created_at),
-        "until": timestamp(approval.expires_at),
-        "last_used": timestamp(approval.last_used_at),
-        "status": status,
-        "ended": timestamp(approval.revoked_at),
-    }
+    shown = approval_json(approval, db.session.get(OAuthClient, approval.client_id))
+    shown["access"] = [scope_in_words(scope) for scope in resource_scopes(approval.scope)]
+    return shown
 
 
 def connections(user) -> list[dict]:

@@ -267,6 +267,6 @@ def test_a_public_browser_client_gets_cors_on_the_token_endpoint_and_the_fhir_ap
 
 
 def test_the_cookie_surfaces_get_no_cors(make, client, patient):
-    for path in ("/api/me", "/portal", "/oauth/authorize", "/login"):
+    for path in ("/api/session", "/portal", "/oauth/authorize", "/login"):
         response = patient.get(path, headers=CORS_ORIGIN)
         assert "Access-Control-Allow-Origin" not in response.headers, path
