@@ -28,6 +28,7 @@ from oauth.models import (
     OAuthClient,
 )
 from oauth.operations import (
+    PATIENT_DEFAULT_SCOPE,
     PublicKeys,
     access_requests,
     active_clients,
@@ -64,6 +65,7 @@ __all__ = [
     "AuthorizeRedirectError",
     "DEFAULT_EXPIRY",
     "EXPIRY_CHOICES",
+    "PATIENT_DEFAULT_SCOPE",
     "approve_authorization",
     "authorizations_at",
     "authorizations_of",

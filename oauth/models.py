@@ -21,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
-from app.timeutil import utcnow
+from app.timeutil import as_utc, utcnow
 
 HOSPITAL_KEY = "hospital_key"
 PATIENT_CREDENTIAL = "patient_credential"
@@ -71,6 +71,8 @@ class OAuthClient(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A patient's key pair may end by itself, when its patient chose (None: never).
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     # -- Authlib ClientMixin ------------------------------------------------------------
     def get_client_id(self) -> str:
@@ -96,7 +98,7 @@ class OAuthClient(db.Model):
 
     @property
     def active(self) -> bool:
-        return self.revoked_at is None
+        return self.revoked_at is None and (self.expires_at is None or as_utc(self.expires_at) > utcnow())
 
 
 class AppGrant(db.Model):

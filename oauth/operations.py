@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import delete, select
@@ -128,15 +129,24 @@ def create_hospital_key(
 
 
 def create_patient_credential(
-    hospital_id: str, patient_id: str, name: str, owner_user_id: int
+    hospital_id: str,
+    patient_id: str,
+    name: str,
+    owner_user_id: int,
+    *,
+    scope: str = PATIENT_DEFAULT_SCOPE,
+    lifetime: int | None = None,
 ) -> NewCredential:
+    """A patient's key pair for one of their apps: ``scope`` the kinds of data it reads (all by
+    default), ``lifetime`` seconds until it ends by itself (None: never, the default)."""
     client, secret = _new_client(
         PATIENT_CREDENTIAL,
         name,
         hospital_id=hospital_id,
         patient_id=patient_id,
-        scope=PATIENT_DEFAULT_SCOPE,
+        scope=scope,
         owner_user_id=owner_user_id,
+        expires_at=None if lifetime is None else utcnow() + timedelta(seconds=lifetime),
     )
     db.session.commit()
     return NewCredential(client, secret)

@@ -258,11 +258,12 @@ def live_hospitals(claims: dict) -> list[str]:
 def _live_client(claims: dict) -> ClientState | None:
     """The token's client, if the token has not expired, nor its client been deleted or
     revoked or its secret rotated, nor the token itself revoked (RFC 7009)."""
-    if claims["exp"] <= epoch():
+    now = epoch()
+    if claims["exp"] <= now:
         return None
     cache = validity_cache()
     client = cache.client(claims["client_id"])
-    if client is None or not client.active or client.generation != claims["gen"]:
+    if client is None or not client.live(now) or client.generation != claims["gen"]:
         return None
     if cache.jti_revoked(claims["jti"]):
         return None

@@ -76,6 +76,10 @@ class ClientState:
     scope: str
     require_key_headers: bool
     secret_hash: str | None
+    expires_at: int | None = None  # Unix time a patient's key pair ends by itself
+
+    def live(self, now: int) -> bool:
+        return self.active and (self.expires_at is None or self.expires_at > now)
 
 
 @dataclass(frozen=True)
@@ -158,6 +162,7 @@ class ValidityCache:
                     row.scope or "",
                     row.require_key_headers,
                     row.secret_hash,
+                    None if row.expires_at is None else int(as_utc(row.expires_at).timestamp()),
                 )
             )
             self._keep("_clients", client_id, state)

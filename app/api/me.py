@@ -5,31 +5,55 @@ from __future__ import annotations
 from flask import jsonify
 
 from app.api import bp
-from app.api.body import json_body, text_field
-from app.api.serialize import credential
+from app.api.body import json_body, list_field, text_field
+from app.api.serialize import patient_credential
 from app.errors import ApiError
 from app.sessions import current_user, require_user
 from oauth import (
+    EXPIRY_CHOICES,
     PATIENT_CREDENTIAL,
+    PATIENT_DEFAULT_SCOPE,
+    ScopeError,
     active_clients,
     create_patient_credential,
     find_active_client,
+    normalize_scope_list,
     revoke_client,
 )
+
+
+def _permissions(body: dict) -> str:
+    """``permissions``: the patient/ scopes the key pair gets (default: all of the record)."""
+    if "permissions" not in body:
+        return PATIENT_DEFAULT_SCOPE
+    try:
+        return " ".join(normalize_scope_list(list_field(body, "permissions"), context="patient"))
+    except ScopeError as error:
+        raise ApiError(400, f"permissions: {error}") from None
+
+
+def _lifetime(body: dict) -> int | None:
+    """``expires``: how long the key pair lasts, one of EXPIRY_CHOICES (default: never)."""
+    choice = body.get("expires", "never")
+    if choice not in EXPIRY_CHOICES:
+        raise ApiError(400, f"'expires' must be one of {', '.join(EXPIRY_CHOICES)}.")
+    return EXPIRY_CHOICES[choice]
 
 
 @bp.post("/me/credentials")
 @require_user("patient")
 def create_credential():
     user = current_user()
-    body = json_body(required={"name"})
-    new = create_patient_credential(user.hospital_id, user.patient_id, text_field(body, "name"), user.id)
-    response = jsonify(
-        key=new.client.client_id,
-        secret=new.secret,
-        name=new.client.name,
-        created=credential(new.client)["created"],
+    body = json_body(required={"name"}, optional={"permissions", "expires"})
+    new = create_patient_credential(
+        user.hospital_id,
+        user.patient_id,
+        text_field(body, "name"),
+        user.id,
+        scope=_permissions(body),
+        lifetime=_lifetime(body),
     )
+    response = jsonify({**patient_credential(new.client), "secret": new.secret})
     response.status_code = 201
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -39,7 +63,7 @@ def create_credential():
 @require_user("patient")
 def list_credentials():
     user = current_user()
-    return jsonify([credential(c) for c in active_clients(PATIENT_CREDENTIAL, owner_user_id=user.id)])
+    return jsonify([patient_credential(c) for c in active_clients(PATIENT_CREDENTIAL, owner_user_id=user.id)])
 
 
 @bp.delete("/me/credentials/<key>")

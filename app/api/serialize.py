@@ -25,6 +25,11 @@ def credential(client: OAuthClient, **extra) -> dict:
     }
 
 
+def patient_credential(client: OAuthClient) -> dict:
+    """A patient's key pair: also what it may read and when it ends by itself."""
+    return credential(client, permissions=(client.scope or "").split(), expires=timestamp(client.expires_at))
+
+
 def key_fields(client) -> dict:
     """How a client authenticates, its public keys and its last refused assertion."""
     if client.auth_methods == "none":  # a public application (oauth.registration)

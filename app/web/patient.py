@@ -6,25 +6,33 @@ import orjson
 from flask import redirect, render_template, request, url_for
 
 from app.api.audit import event_summary
-from app.api.serialize import credential
+from app.api.serialize import credential, patient_credential
 from app.extensions import db
 from app.web import bp
 from app.web.auth import signed_in
+from app.web.authorize import EXPIRY_LABELS
 from app.web.connected_apps import connections
 from app.web.once import first_use, new_form_id, submitted_form_id
 from app.web.pages import WebError
+from app.web.scope_words import scope_in_words
 from fhir.errors import FhirError
+from fhir.policy import patient_visible_types
 from fhir.storage.sql import SqlRepository
 from oauth import (
+    EXPIRY_CHOICES,
     PATIENT_CREDENTIAL,
+    PATIENT_DEFAULT_SCOPE,
     active_clients,
     create_patient_credential,
     find_active_client,
+    granted_scope,
+    patient_offer,
     revoke_client,
     token_endpoint_url,
 )
 
 NAME_MAX = 100
+WHOLE_RECORD = PATIENT_DEFAULT_SCOPE  # offered kind by kind, all ticked: the default stays all data
 HISTORY_MAX = 50
 
 
@@ -53,7 +61,7 @@ def _patient_name(user) -> str | None:
 @bp.get("/portal")
 def portal():
     user = _patient()
-    credentials = [credential(c) for c in active_clients(PATIENT_CREDENTIAL, owner_user_id=user.id)]
+    credentials = [patient_credential(c) for c in active_clients(PATIENT_CREDENTIAL, owner_user_id=user.id)]
     return render_template(
         "web/portal/history.html",
         user=user,
@@ -64,10 +72,24 @@ def portal():
     )
 
 
+def _new_form(user, form_id: str, error: str | None = None):
+    offer = patient_offer(WHOLE_RECORD, patient_visible_types())
+    return render_template(
+        "web/portal/new.html",
+        user=user,
+        form_id=form_id,
+        error=error,
+        kinds=[(scope, scope_in_words(scope, rest=scope in offer.expanded)) for scope in offer.choices],
+        ticked=set(request.form.getlist("grant")) if request.method == "POST" else set(offer.choices),
+        expiries=EXPIRY_LABELS,
+        expiry=request.form.get("expiry", "never"),
+    )
+
+
 @bp.get("/portal/credentials/new")
 def new_credentials():
     user = _patient()
-    return render_template("web/portal/new.html", user=user, form_id=new_form_id(), error=None)
+    return _new_form(user, new_form_id())
 
 
 @bp.post("/portal/credentials")
@@ -77,16 +99,21 @@ def create_credentials():
     form_id = submitted_form_id()
     name = " ".join(request.form.get("name", "").split())
     if not name or len(name) > NAME_MAX:
-        page = render_template(
-            "web/portal/new.html",
-            user=user,
-            form_id=form_id,
-            error=f"Enter a name of 1 to {NAME_MAX} characters.",
-        )
-        return page, 400
+        return _new_form(user, form_id, f"Enter a name of 1 to {NAME_MAX} characters."), 400
+    types = patient_visible_types()
+    scope = WHOLE_RECORD
+    if "kinds_offered" in request.form:  # the form with the choices (a bare name: all data)
+        scope = granted_scope(patient_offer(WHOLE_RECORD, types), request.form.getlist("grant"), types)
+    if not scope:
+        return _new_form(user, form_id, "Tick at least one kind of data."), 400
+    expiry = request.form.get("expiry", "never")
+    if expiry not in EXPIRY_CHOICES:
+        return _new_form(user, form_id, "Choose how long the credentials last."), 400
     if not first_use(user, form_id):
         return render_template("web/portal/already_created.html", user=user), 409
-    new = create_patient_credential(user.hospital_id, user.patient_id, name, user.id)
+    new = create_patient_credential(
+        user.hospital_id, user.patient_id, name, user.id, scope=scope, lifetime=EXPIRY_CHOICES[expiry]
+    )
     return render_template(
         "web/portal/created.html",
         user=user,

@@ -101,11 +101,11 @@ def test_patient_holds_many_named_credentials(make):
     second = patient.post("/api/me/credentials", json={"name": "Fitness"})
     assert first.status_code == second.status_code == 201
     body = first.get_json()
-    assert set(body) == {"key", "secret", "name", "created"}
+    assert set(body) == {"key", "secret", "name", "created", "last_used", "permissions", "expires"}
     assert first.headers["Cache-Control"] == "no-store"
     listed = patient.get("/api/me/credentials").get_json()
     assert [(c["name"], c["last_used"]) for c in listed] == [("Health App", None), ("Fitness", None)]
-    assert set(listed[0]) == {"key", "name", "created", "last_used"}
+    assert set(listed[0]) == {"key", "name", "created", "last_used", "permissions", "expires"}
 
 
 def test_application_with_a_given_secret(make, sandbox, client):
