@@ -58,7 +58,7 @@ def create_user(
         raise AccountError(f"role must be one of {', '.join(ROLES)}")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise AccountError(f"passwords need at least {MIN_PASSWORD_LENGTH} characters")
-    if role in ("hospital-admin", "patient") and not hospital_id:
+    if role in ("hospital-admin", "patient", "clinician") and not hospital_id:
         raise AccountError(f"a {role} belongs to a hospital")
     if role == "patient" and not patient_id:
         raise AccountError("a patient user needs a Patient id")

@@ -11,7 +11,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.extensions import db
 from app.timeutil import utcnow
 
-ROLES = ("superadmin", "hospital-admin", "developer", "patient")
+ROLES = ("superadmin", "hospital-admin", "developer", "patient", "clinician")
+# Hospital staff who open a patient's record and launch apps in it (SMART EHR launch): their
+# apps' user/ scopes reach this much of their hospital's data.
+CLINICIAN_ALLOWANCE = "user/*.rs"
 HOSPITAL_ID_PATTERN = r"[a-z0-9-]{2,40}"
 HOSPITAL_ID = re.compile(HOSPITAL_ID_PATTERN)
 SANDBOX_HOSPITAL_ID = "sandbox"
@@ -32,7 +35,9 @@ class Hospital(db.Model):
 class User(db.Model):
     __tablename__ = "users"
     __table_args__ = (
-        CheckConstraint("role IN ('superadmin', 'hospital-admin', 'developer', 'patient')", name="role"),
+        CheckConstraint(
+            "role IN ('superadmin', 'hospital-admin', 'developer', 'patient', 'clinician')", name="role"
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -16,6 +16,7 @@ from oauth.authorize_request import AuthorizePageError, AuthorizeRedirectError, 
 from oauth.bearer import InvalidTokenError, Principal, authenticate_bearer, principal_for, verified_claims
 from oauth.client_jwk import ASSERTION_ALGORITHMS, JwksError
 from oauth.credentials import MIN_GIVEN_SECRET_LENGTH
+from oauth.ehr_launch import launchable_apps, start_launch
 from oauth.epoch_reader import EPOCH_QUERY
 from oauth.keys import create_signing_key, keyring
 from oauth.models import (
@@ -46,7 +47,14 @@ from oauth.operations import (
     update_application_registration,
     withdraw_application,
 )
-from oauth.patient_consent import DEFAULT_EXPIRY, EXPIRY_CHOICES, granted_scope, patient_offer, refresh_kind
+from oauth.patient_consent import (
+    DEFAULT_EXPIRY,
+    EXPIRY_CHOICES,
+    granted_scope,
+    patient_offer,
+    refresh_kind,
+    staff_offer,
+)
 from oauth.reach import reachable_hospitals
 from oauth.registration import AUTH_METHODS, PUBLIC_CLIENT, Metadata, RegistrationError, registration_metadata
 from oauth.scopes import (
@@ -75,6 +83,9 @@ __all__ = [
     "parse_authorization_request",
     "patient_offer",
     "refresh_kind",
+    "staff_offer",
+    "start_launch",
+    "launchable_apps",
     "resource_scopes",
     "revoke_authorization",
     "ASSERTION_ALGORITHMS",

@@ -21,10 +21,11 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from sqlalchemy import delete, select, update
 
 from app.extensions import db
-from app.models import WebSession
+from app.models import User, WebSession
 from app.timeutil import as_utc, utcnow
-from oauth.authorize_request import AuthorizationRequest
+from oauth.authorize_request import AuthorizationRequest, AuthorizeRedirectError
 from oauth.credentials import hash_secret
+from oauth.ehr_launch import spend_launch
 from oauth.models import Authorization, OAuthClient, RefreshToken
 from oauth.scopes import split_scope
 from oauth.validity import bump_epoch
@@ -45,12 +46,18 @@ def approve(
     lifetime: int | None,
     session_hash: str | None,
 ) -> str:
-    """Record the patient's approval and return its authorization code (shown once)."""
+    """Record the approval — a patient's, or in an EHR launch the clinician's for the launched
+    patient (whose launch it uses up) — and return its authorization code (shown once)."""
     now = utcnow()
     # Codes never exchanged are of no use once expired: forget them.
     db.session.execute(
         delete(Authorization).where(Authorization.code_used_at.is_(None), Authorization.code_expires_at < now)
     )
+    if request.launch is not None and not spend_launch(request.launch):
+        db.session.rollback()
+        raise AuthorizeRedirectError(
+            "invalid_request", "The launch was already used.", request.redirect_uri, request.state
+        )
     code = CODE_PREFIX + secrets.token_urlsafe(32)
     db.session.add(
         Authorization(
@@ -174,6 +181,9 @@ def lapsed(approval: Authorization) -> str | None:
         return "The authorization was revoked."
     if approval.expires_at is not None and as_utc(approval.expires_at) <= now:
         return "The authorization has expired."
+    user = db.session.get(User, approval.user_id)
+    if user is None or user.disabled_at is not None:
+        return "The account that approved was disabled."
     if approval.session_hash is not None:  # online_access: while the approving session lasts
         session = db.session.get(WebSession, approval.session_hash)
         if session is None or as_utc(session.expires_at) <= now:

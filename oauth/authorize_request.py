@@ -19,7 +19,8 @@ from flask import current_app
 from app.extensions import db
 from app.models import Hospital
 from oauth.audience import hospital_for_resource
-from oauth.models import APPLICATION, OAuthClient
+from oauth.ehr_launch import pending_launch
+from oauth.models import APPLICATION, LaunchContext, OAuthClient
 from oauth.validity import validity_cache
 
 # The parameters this endpoint reads; any other is ignored (RFC 6749 §3.1).
@@ -76,6 +77,7 @@ class AuthorizationRequest:
     hospital_id: str
     code_challenge: str
     nonce: str | None
+    launch: LaunchContext | None
     # The parameters as sent (only those this endpoint reads), to carry through sign-in and
     # the consent form, where they are checked again.
     parameters: dict[str, str]
@@ -162,8 +164,13 @@ def parse_authorization_request(source) -> AuthorizationRequest:
         raise refuse("invalid_request", "code_challenge must be 43 base64url characters (S256).")
     if not (params.get("scope") or "").strip():
         raise refuse("invalid_scope", "The scope parameter is required.")
-    if "launch" in params:
-        raise refuse("invalid_request", "EHR launch is not available on this server yet.")
+    launch = None
+    if "launch" in params:  # an EHR launch: the context it was started with, used once
+        launch = pending_launch(params["launch"] or "", client.client_id, hospital_id)
+        if launch is None:
+            raise refuse(
+                "invalid_request", "The launch is unknown, expired, already used or another application's."
+            )
     if "none" in (params.get("prompt") or "").split():
         raise refuse("interaction_required", "The patient must approve the application here.")
     return AuthorizationRequest(
@@ -174,5 +181,6 @@ def parse_authorization_request(source) -> AuthorizationRequest:
         hospital_id=hospital_id,
         code_challenge=params["code_challenge"],
         nonce=params.get("nonce") or None,
+        launch=launch,
         parameters={name: value for name, value in params.items() if value is not None},
     )

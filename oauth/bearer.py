@@ -30,11 +30,17 @@ class Principal:
     scopes: tuple[str, ...]
     jti: str
     expires_at: int
+    # ``user`` for a clinician's approval in an EHR launch with user/ scopes
+    smart_context: str | None = None
 
     @property
     def context(self) -> str:
-        """The SMART context its scopes are read in: ``patient`` for a patient's credential and
-        for an application the patient approved (both carry the patient), else ``system``."""
+        """The SMART context its scopes are read in: ``user`` for a clinician's EHR launch with
+        user/ scopes (the patient is then only the app's context), ``patient`` for a patient's
+        credential and for an application a patient approved (both carry the patient), else
+        ``system``."""
+        if self.smart_context is not None:
+            return self.smart_context
         return "patient" if self.kind == PATIENT_CREDENTIAL or self.patient_id is not None else "system"
 
 
@@ -69,14 +75,17 @@ def principal_for(
         secret_ok = secret_matches(api_secret or "", client.secret_hash)
         if not (key_ok and secret_ok):
             raise InvalidTokenError("This API key also needs matching x-api-key and x-api-secret headers.")
+    scopes = tuple(resource_scopes(held_at(claims, hospital_id)[0]))
+    user_level = "authz" in claims and any(scope.startswith("user/") for scope in scopes)
     return Principal(
         client_id=client.client_id,
         kind=client.kind,
         hospital_id=hospital_id,
         patient_id=claims.get("patient"),
-        scopes=tuple(resource_scopes(held_at(claims, hospital_id)[0])),
+        scopes=scopes,
         jti=claims["jti"],
         expires_at=claims["exp"],
+        smart_context="user" if user_level else None,
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
+from flask import current_app
 
 from app.extensions import db
 from oauth.authorizations import (
@@ -58,8 +59,12 @@ class _ApprovalGrant(grants.BaseGrant, grants.TokenEndpointMixin):
             lifetime = min(lifetime, left)
         issued = issue_authorized_token(client, approval, scope, lifetime)
         body = issued.response()
-        if "launch/patient" not in split_scope(approval.scope):
+        granted = split_scope(approval.scope)
+        if "launch/patient" not in granted and "launch" not in granted:
             body.pop("patient", None)
+        if "launch" in granted:  # EHR launch: the app is not embedded, so it shows the patient
+            body["need_patient_banner"] = True
+            body["smart_style_url"] = f"{current_app.config['FHIRGATE_BASE_URL']}/smart-style.json"
         if id_token and "openid" in split_scope(approval.scope):
             body["id_token"] = issue_id_token(client, approval)
         if refresh_kind(approval.scope):

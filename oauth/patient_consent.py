@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from oauth.scopes import NAMED_ONLY_TYPES, ScopeError, SmartScope, split_scope
+from oauth.scopes import NAMED_ONLY_TYPES, ScopeError, SmartScope, covers, parse_scopes, split_scope
 
 # Come with the approval: the patient context, who signed in (OpenID Connect), and a refresh
 # token (offline: until the chosen expiry; online: while the approving portal session lasts too).
@@ -87,6 +87,55 @@ def patient_offer(requested: str, types: tuple[str, ...]) -> Offer:
         context.remove("online_access")  # offline access includes it
     choices = list(dict.fromkeys(choices))  # a type asked for on its own too: one checkbox
     return Offer(tuple(context), tuple(choices), tuple(refused), expanded)
+
+
+# An EHR launch (a clinician's approval for the launched patient) comes with these.
+STAFF_CONTEXT_SCOPES = ("launch", "launch/patient", "openid", "offline_access", "online_access")
+
+
+def staff_offer(requested: str, allowance: str) -> Offer:
+    """The offer of an EHR launch to the clinician who launched it: ``user/`` scopes within what
+    their role allows (``allowance``), or else ``patient/`` scopes, which reach the launched
+    patient only; the two are not combined in one grant (the FHIR API reads a token in one
+    context). ``fhirUser`` needs a FHIR resource for the account, which staff accounts lack."""
+    allowed = parse_scopes(allowance)
+    texts = list(dict.fromkeys(split_scope(requested)))
+
+    def parsed(text: str) -> SmartScope | None:
+        try:
+            return SmartScope.parse(text)
+        except ScopeError:
+            return None
+
+    user_level = any(
+        (scope := parsed(text)) is not None and scope.context == "user" and covers(allowed, scope)
+        for text in texts
+    )
+    context, choices, refused = [], [], []
+    for text in texts:
+        scope = parsed(text)
+        if text in STAFF_CONTEXT_SCOPES:
+            context.append(text)
+        elif text == "fhirUser":
+            refused.append((text, "Your account has no FHIR resource (such as a Practitioner) to name."))
+        elif scope is None:
+            refused.append((text, "This server does not offer this permission."))
+        elif scope.context == "system":
+            refused.append((text, "Only the hospital's API keys hold system/ access."))
+        elif scope.context == "user":
+            if covers(allowed, scope):
+                choices.append(text)
+            else:
+                refused.append((text, "Your role does not allow this."))
+        elif user_level:
+            refused.append((text, "This launch grants user/ access; patient/ scopes are not added to it."))
+        elif scope.resource_type in NAMED_ONLY_TYPES:
+            refused.append((text, "The access log is not shared with applications."))
+        else:
+            choices.append(text)
+    if "offline_access" in context and "online_access" in context:
+        context.remove("online_access")
+    return Offer(tuple(context), tuple(choices), tuple(refused))
 
 
 def granted_scope(offer: Offer, ticked: list[str], types: tuple[str, ...]) -> str:

@@ -27,6 +27,8 @@ SCOPES_SUPPORTED = [
     "system/*.*",
     "patient/*.rs",
     "patient/*.read",
+    "user/*.rs",
+    "user/*.read",
 ]
 
 # Types a ``*`` scope never covers: only a scope that names the type does. The audit trail

@@ -141,7 +141,14 @@ def jwks():
 TOKEN_AUTH_METHODS = [*ClientCredentialsGrant.TOKEN_ENDPOINT_AUTH_METHODS, "none"]
 GRANT_TYPES = ["authorization_code", "client_credentials", "refresh_token"]
 # Scopes that give context or refresh tokens rather than resources (SMART App Launch §"Scopes").
-CONTEXT_SCOPES_SUPPORTED = ["openid", "fhirUser", "launch/patient", "offline_access", "online_access"]
+CONTEXT_SCOPES_SUPPORTED = [
+    "openid",
+    "fhirUser",
+    "launch",
+    "launch/patient",
+    "offline_access",
+    "online_access",
+]
 
 
 @bp.get("/.well-known/oauth-authorization-server")
@@ -177,15 +184,20 @@ def metadata():
 # Each one works, and is tested (tests/oauth/test_smart_launch*.py, test_private_key_jwt.py).
 SMART_CAPABILITIES = [
     "launch-standalone",
+    "launch-ehr",
     "authorize-post",
     "sso-openid-connect",
     "client-public",
     "client-confidential-symmetric",
     "client-confidential-asymmetric",
     "context-standalone-patient",
+    "context-ehr-patient",
+    "context-banner",
+    "context-style",
     "permission-offline",
     "permission-online",
     "permission-patient",
+    "permission-user",
     "permission-v1",
     "permission-v2",
 ]
@@ -231,6 +243,29 @@ def userinfo_endpoint():
         )
     response = Response(orjson.dumps(body), mimetype="application/json")
     response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# SMART App Launch §"Styling": what an app launched from the EHR may use to look like it.
+SMART_STYLE = {
+    "color_background": "#ffffff",
+    "color_error": "#b3261e",
+    "color_highlight": "#0b57d0",
+    "color_modal_backdrop": "rgba(27, 31, 36, 0.5)",
+    "color_success": "#1e7b34",
+    "color_text": "#1b1f24",
+    "dim_border_radius": "6px",
+    "dim_font_size": "16px",
+    "dim_spacing_size": "16px",
+    "font_family_body": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif",
+    "font_family_heading": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif",
+}
+
+
+@bp.get("/smart-style.json")
+def smart_style():
+    response = Response(orjson.dumps(SMART_STYLE), mimetype="application/json")
+    response.headers["Cache-Control"] = "public, max-age=3600"
     return response
 
 

@@ -223,3 +223,18 @@ def enable_portal_access(hid: str, pid: str):
     response = jsonify(email=user.email, hospital=hospital.id, patient=pid)
     response.status_code = 201
     return response
+
+
+@bp.post("/hospitals/<hid>/clinicians")
+@require_user("hospital-admin", "superadmin")
+def create_clinician(hid: str):
+    """A clinician of this hospital: logs in to the EHR page and launches apps for its patients."""
+    hospital = hospital_for_admin(hid)
+    body = json_body(required={"email", "password"})
+    try:
+        user = create_user(email_field(body), password_field(body), "clinician", hospital_id=hospital.id)
+    except AccountError as error:
+        raise ApiError(409 if error.conflict else 400, str(error)) from None
+    response = jsonify(email=user.email, hospital=hospital.id, role=user.role)
+    response.status_code = 201
+    return response

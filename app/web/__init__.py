@@ -12,4 +12,15 @@ bp = Blueprint(
     "web", __name__, template_folder="templates", static_folder="static", static_url_path="/web-static"
 )
 
-from app.web import admin, admin_patients, auth, authorize, connected_apps, csrf, developer, pages, patient  # noqa: E402,F401  (registers the routes and hooks)
+from app.web import (  # noqa: E402,F401  (registers the routes and hooks)
+    admin,
+    admin_patients,
+    auth,
+    authorize,
+    connected_apps,
+    csrf,
+    developer,
+    ehr,
+    pages,
+    patient,
+)

@@ -27,6 +27,8 @@ def landing_url(user) -> str:
         return url_for("web.admin_home", hid=user.hospital_id)
     if user.role == "developer":
         return url_for("web.developer_home")
+    if user.role == "clinician":
+        return url_for("web.ehr_home")
     return url_for("web.account")
 
 

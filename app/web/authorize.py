@@ -18,7 +18,7 @@ from flask import redirect, render_template, request, url_for
 
 from app.extensions import db
 from app.headers import CSP
-from app.models import Hospital
+from app.models import CLINICIAN_ALLOWANCE, Hospital
 from app.sessions import current_session_hash, current_user
 from app.web import bp
 from app.web.auth import signed_in
@@ -34,6 +34,7 @@ from oauth import (
     parse_authorization_request,
     patient_offer,
     refresh_kind,
+    staff_offer,
 )
 
 # A host (a name, IPv4 or bracketed IPv6) and port: nothing that could end a CSP source expression.
@@ -67,21 +68,36 @@ def authorize():
     return _consent_page(auth_request, user)
 
 
+def _offer(auth_request):
+    """What the signer may grant: a patient their own record; in an EHR launch, the clinician
+    what their role allows, for the launched patient."""
+    if auth_request.launch is not None:
+        return staff_offer(auth_request.scope, CLINICIAN_ALLOWANCE)
+    return patient_offer(auth_request.scope, patient_visible_types())
+
+
 def _consent_page(auth_request, user, error: str | None = None, status: int = 200):
-    offer = patient_offer(auth_request.scope, patient_visible_types())
+    offer = _offer(auth_request)
     page = render_template(
         "web/authorize/consent.html",
         user=user,
         app=auth_request.client,
         hospital=db.session.get(Hospital, auth_request.hospital_id),
         parameters=auth_request.parameters,
-        choices=[(scope, scope_in_words(scope, rest=scope in offer.expanded)) for scope in offer.choices],
+        choices=[
+            (
+                scope,
+                scope_in_words(scope, rest=scope in offer.expanded, staff=auth_request.launch is not None),
+            )
+            for scope in offer.choices
+        ],
         refused=offer.refused,
         keeps_access=refresh_kind(" ".join(offer.context)) is not None,
         expiries=EXPIRY_LABELS,
         default_expiry=DEFAULT_EXPIRY,
         problem=_account_problem(user, auth_request),
         error=error,
+        launched_patient=auth_request.launch.patient_id if auth_request.launch is not None else None,
     )
     # The decision is a form whose answer redirects to the application: CSP's form-action
     # governs that redirect too, so it names the redirect URI's origin beside our own.
@@ -93,7 +109,12 @@ def _consent_page(auth_request, user, error: str | None = None, status: int = 20
 
 
 def _account_problem(user, auth_request) -> str | None:
-    """Why this account cannot approve: only a patient of the hospital named, for their own record."""
+    """Why this account cannot approve: only a patient of the hospital named, for their own record;
+    in an EHR launch, only the clinician who launched the app."""
+    if auth_request.launch is not None:
+        if user.role != "clinician" or user.id != auth_request.launch.user_id:
+            return "Only the clinician who launched this application can approve it. You can only deny."
+        return None
     if user.role != "patient" or not user.patient_id:
         return (
             f"You are logged in as {user.email}, which is not a patient's account."
@@ -126,14 +147,21 @@ def authorize_decision():
     if expiry not in EXPIRY_CHOICES:
         return _consent_page(auth_request, user, "Choose how long the application may keep access.", 400)
     types = patient_visible_types()
-    scope = granted_scope(patient_offer(auth_request.scope, types), request.form.getlist("grant"), types)
+    scope = granted_scope(_offer(auth_request), request.form.getlist("grant"), types)
     online_only = refresh_kind(scope) == "online_access"
+    launch = auth_request.launch
     code = approve_authorization(
         auth_request,
         user.id,
-        user.patient_id,
+        launch.patient_id if launch is not None else user.patient_id,
         scope,
         EXPIRY_CHOICES[expiry],
         current_session_hash() if online_only else None,
     )
     return redirect(auth_request.location(code=code), code=303)
+
+
+@bp.errorhandler(AuthorizeRedirectError)
+def _redirect_error(error: AuthorizeRedirectError):
+    """An error found when the decision is recorded (the launch used meanwhile)."""
+    return redirect(error.location(), code=303)

@@ -42,10 +42,10 @@ _CATEGORIES = {
 }
 
 
-def scope_in_words(text: str, *, rest: bool = False) -> str:
+def scope_in_words(text: str, *, rest: bool = False, staff: bool = False) -> str:
     """A scope as the consent page says it: Read your lab results, Read and change your
     prescriptions ... ``rest``: a wildcard offered after its featured types, so it means
-    everything else in the record."""
+    everything else in the record. ``staff``: said to the clinician of an EHR launch."""
     scope = SmartScope.parse(text)
     verbs = []
     if scope.permissions & {"r", "s"}:
@@ -60,6 +60,14 @@ def scope_in_words(text: str, *, rest: bool = False) -> str:
     what = _TYPES.get(scope.resource_type, f"your {scope.resource_type} records")
     if rest:
         what = "everything else in your record"
+    if scope.context == "user":  # a clinician's: what their role shows them at the hospital
+        what = (
+            "every record you can see at this hospital"
+            if scope.resource_type == "*"
+            else f"the {scope.resource_type} records you can see at this hospital"
+        )
+    elif staff:  # patient/ scopes in a clinician's EHR launch: the launched patient's
+        what = what.replace("your ", "the patient's ")
     categories = [value.rpartition("|")[2] for name, value in scope.query if name == "category"]
     if len(scope.query) == 1 and len(categories) == 1 and categories[0] in _CATEGORIES:
         what = _CATEGORIES[categories[0]]

@@ -419,7 +419,7 @@ def test_smart_configuration_tells_what_is_supported(client, sandbox):
     capabilities = set(body["capabilities"])
     assert {"client-confidential-asymmetric", "client-confidential-symmetric"} <= capabilities
     assert {"permission-v1", "permission-v2"} <= capabilities
-    assert "launch-ehr" not in capabilities  # not built yet: not declared
+    assert "context-ehr-encounter" not in capabilities  # not built: not declared
     assert body["authorization_endpoint"] == f"{BASE_URL}/oauth/authorize"
 
 
