@@ -1,4 +1,6 @@
-"""``make bench-oauth``: fhirgate's token endpoint against node ``oidc-provider``, side by side.
+"""``make bench-oauth``: fhirgate's token endpoint against node ``oidc-provider``, side by side,
+and fhirgate's SMART App Launch grants (the authorization-code exchange and the refresh grant,
+``benchmarks/oauth_grants.py``) beside its client credentials at 4 connections.
 
 Both issue ES256 JWT access tokens to one confidential client (``client_secret_basic``, the
 client-credentials grant). The same load generator (``wrk``, one thread, keep-alive, a Lua
@@ -32,6 +34,7 @@ import psycopg
 import requests
 from psycopg import sql
 
+from benchmarks import oauth_grants
 from benchmarks.server import GRANIAN_OPTIONS, ROOT, free_port, granian, gunicorn, server_env
 from benchmarks.settings import HIGH_LIMIT, KEK, LOOPBACK, PROTECTED_DATABASES, SECRET_KEY
 from benchmarks.wrk import Cell, median_cell, wrk
@@ -42,6 +45,7 @@ PEER_SCRIPT = Path(__file__).with_name("peers") / "oidc_provider_server.mjs"
 DATABASE = "fhirgate_bench_oauth"
 CONNECTIONS = (1, 4, 16)
 TARGET_RATIO = 1.5  # fhirgate / oidc-provider req/s at 4 connections
+REFRESH_TARGET = 0.5  # refresh grant / client credentials req/s at 4 connections, same run
 CLIENT_ID, CLIENT_SECRET = "bench-client", "bench-client-secret-0123456789abcdef"
 SCOPE = "system/Patient.rs"
 SERVERS = {"granian": granian, "gunicorn": gunicorn}  # BENCH_OAUTH_SERVER; granian in production
@@ -172,10 +176,43 @@ def _prepare_fhirgate(env: dict[str, str]) -> str:
 def _row(name: str, cells: dict[int, Cell]) -> str:
     parts = [f"{name:<34}"]
     for c in CONNECTIONS:
-        cell = cells[c]
+        cell = cells.get(c)
+        if cell is None:
+            parts.append(f"{'—':>30}")
+            continue
         errors = f" ({cell.errors} errors)" if cell.errors else ""
         parts.append(f"{cell.rate:>8,.0f}/s {cell.p50_ms:>6.2f} {cell.p99_ms:>7.2f}{errors}")
     return " | ".join(parts)
+
+
+def _measure_grants(
+    base: str, env_dsn: str, folder: Path, runs: int, seconds: float, pair: str, user_id: int
+):
+    """The code exchange and the refresh grant at 4 connections, each run with fresh codes (or
+    a fresh pool of refresh tokens); a short warm-up run first."""
+    exchange_lua, refresh_lua = oauth_grants.lua_scripts(folder)
+    client_id = pair.split(":", 1)[0]
+    basic = base64.b64encode(pair.encode()).decode()
+    codes, pool = folder / "codes.txt", folder / "refresh.txt"
+
+    def exchange_run(length: float) -> Cell:
+        count = int(oauth_grants.CODES_PER_SECOND * length) + 100
+        oauth_grants.write_codes(env_dsn, client_id, user_id, count, codes)
+        return wrk(
+            f"{base}/oauth/token", 4, length, exchange_lua, {"BENCH_BASIC": basic, "BENCH_CODES": str(codes)}
+        )
+
+    def refresh_run(length: float) -> Cell:
+        oauth_grants.write_refresh_tokens(env_dsn, client_id, user_id, pool)
+        return wrk(
+            f"{base}/oauth/token", 4, length, refresh_lua, {"BENCH_BASIC": basic, "BENCH_REFRESH": str(pool)}
+        )
+
+    exchange_run(min(seconds, 2))
+    exchanges = median_cell([exchange_run(seconds) for _ in range(runs)])
+    refresh_run(min(seconds, 2))
+    refreshes = median_cell([refresh_run(seconds) for _ in range(runs)])
+    return {4: exchanges}, {4: refreshes}
 
 
 def main() -> int:
@@ -207,6 +244,7 @@ def main() -> int:
             port = free_port()
             env = _fhirgate_env(f"http://127.0.0.1:{port}")
             key_and_secret = _prepare_fhirgate(env)
+            app_pair, user_id = oauth_grants.prepare(env)
             basic = base64.b64encode(key_and_secret.encode()).decode()
             serve = SERVERS[server_name]
             with serve(port, workers, env, folder / f"{server_name}.log", ready_path="/healthz") as base:
@@ -216,6 +254,8 @@ def main() -> int:
                 )  # fmt: skip
                 assert check.ok and check.json()["access_token"].count(".") == 2, check.text
                 ours = _measure(f"{base}/oauth/token", token_lua, basic, runs, seconds)
+                dsn = _server() + f"/{DATABASE}"
+                exchanges, refreshes = _measure_grants(base, dsn, folder, runs, seconds, app_pair, user_id)
                 ceiling = _measure(f"{base}/healthz", trivial_lua, None, runs, seconds)
         finally:
             _drop_database()
@@ -228,6 +268,8 @@ def main() -> int:
         header,
         _row(f"oidc-provider {OIDC_PROVIDER_VERSION} /token (JWT)", peer_cells),
         _row("fhirgate /oauth/token (JWT)", ours),
+        _row("fhirgate authorization_code grant", exchanges),
+        _row("fhirgate refresh_token grant", refreshes),
         _row("fhirgate GET /healthz (ceiling)", ceiling),
     ]
     for c in CONNECTIONS:
@@ -243,6 +285,11 @@ def main() -> int:
         f"target at 4 connections: >= {TARGET_RATIO}x and p99 <= oidc-provider's: "
         f"{at4:.2f}x, p99 {ours[4].p99_ms:.2f} vs {peer_cells[4].p99_ms:.2f} ms"
         f" -> {'ok' if ok else 'NOT MET'}"
+    )
+    half = refreshes[4].rate / ours[4].rate
+    lines.append(
+        f"target at 4 connections: refresh >= {REFRESH_TARGET} x client credentials: {half:.2f}"
+        f" -> {'ok' if half >= REFRESH_TARGET else 'NOT MET'}"
     )
     print("\n".join(lines))
     results = ROOT / "benchmarks" / "results"
