@@ -46,6 +46,10 @@ class DirectReads:
         self._local = threading.local()
         self._resting_until = 0.0
 
+    def ready(self) -> bool:
+        """Whether a statement would be sent now (PostgreSQL, and not resting after a failure)."""
+        return self.available and time.monotonic() >= self._resting_until
+
     def wake(self) -> None:
         """Use direct reads again at once, without waiting out a failure's rest (tests)."""
         self._resting_until = 0.0

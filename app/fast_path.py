@@ -1,8 +1,9 @@
 """A WSGI middleware that answers one kind of common request beneath Flask.
 
 Subclasses say which requests they look at (``takes``) and answer them (``answer``): a
-``(body, headers)`` 200, or None to leave the request to the Flask app, untouched. So does
-any unexpected failure (logged by its type only): the view then decides, renders and logs.
+``(body, headers)`` 200 (or ``(body, headers, status)``), or None to leave the request to the
+Flask app, untouched. So does any unexpected failure (logged by its type only): the view then
+decides, renders and logs.
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ class FastPath:
                 log.warning("%s gave way (%s)", self.name, type(error).__name__)
                 answered = None
             if answered is not None:
-                body, headers = answered
-                start_response("200 OK", with_security_headers(environ, headers))
+                body, headers, *status = answered
+                start_response(status[0] if status else "200 OK", with_security_headers(environ, headers))
                 return [body]
         return self.wsgi_app(environ, start_response)
 

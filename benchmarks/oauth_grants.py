@@ -94,7 +94,15 @@ def write_codes(dsn: str, client_id: str, user_id: int, count: int, file: Path) 
     with psycopg.connect(dsn) as connection, connection.cursor().copy(_COPY_APPROVALS) as copy:
         for row, code in zip(rows, codes, strict=True):
             copy.write_row((*row, hash_secret(code, SECRET_KEY)))
+    _analyze(dsn)
     file.write_text("\n".join(codes) + "\n")
+
+
+def _analyze(dsn: str) -> None:
+    """Tens of thousands of rows appear at once here, where a server's tables grow over days:
+    give the planner the statistics autovacuum would have gathered by then."""
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        connection.execute("ANALYZE oauth_authorizations, oauth_refresh_tokens")
 
 
 def write_refresh_tokens(dsn: str, client_id: str, user_id: int, file: Path) -> None:
@@ -110,6 +118,7 @@ def write_refresh_tokens(dsn: str, client_id: str, user_id: int, file: Path) -> 
         ) as copy:
             for row, token in zip(rows, tokens, strict=True):
                 copy.write_row((hash_secret(token, SECRET_KEY), row[0], row[-1]))
+    _analyze(dsn)
     file.write_text("\n".join(tokens) + "\n")
 
 

@@ -25,7 +25,7 @@ from oauth.id_tokens import issue_id_token
 from oauth.models import KEY_AUTH_METHOD, Authorization, OAuthClient
 from oauth.patient_consent import refresh_kind
 from oauth.scopes import split_scope
-from oauth.tokens import issue_authorized_token
+from oauth.tokens import approval_response, issue_authorized_token
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", KEY_AUTH_METHOD, NONE]
 
@@ -58,13 +58,7 @@ class _ApprovalGrant(grants.BaseGrant, grants.TokenEndpointMixin):
                 raise InvalidGrantError("The authorization has expired.")
             lifetime = min(lifetime, left)
         issued = issue_authorized_token(client, approval, scope, lifetime)
-        body = issued.response()
-        granted = split_scope(approval.scope)
-        if "launch/patient" not in granted and "launch" not in granted:
-            body.pop("patient", None)
-        if "launch" in granted:  # EHR launch: the app is not embedded, so it shows the patient
-            body["need_patient_banner"] = True
-            body["smart_style_url"] = f"{current_app.config['FHIRGATE_BASE_URL']}/smart-style.json"
+        body = approval_response(issued, approval.scope, current_app.config["FHIRGATE_BASE_URL"])
         if id_token and "openid" in split_scope(approval.scope):
             body["id_token"] = issue_id_token(client, approval)
         if refresh_kind(approval.scope):

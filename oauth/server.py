@@ -33,6 +33,7 @@ from oauth.introspection import IntrospectionEndpoint, RevocationEndpoint
 from oauth.jwks_fetch import JwksCache
 from oauth.keys import ID_TOKEN_ALGORITHM, init_keyring, keyring
 from oauth.models import OAuthClient
+from oauth.refresh_fast_path import RefreshFastPath
 from oauth.scopes import SCOPES_SUPPORTED
 from oauth.token_fast_path import TokenFastPath
 from oauth.validity import ValidityCache
@@ -320,4 +321,5 @@ def init_oauth(app: Flask) -> None:
     server.register_endpoint(RevocationEndpoint)
     app.extensions["fhirgate_oauth_server"] = server
     app.register_blueprint(bp)
+    app.wsgi_app = RefreshFastPath(app, app.wsgi_app)
     app.wsgi_app = TokenFastPath(app, app.wsgi_app)

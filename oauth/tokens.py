@@ -62,12 +62,36 @@ class IssuedToken:
         return body
 
 
+@dataclass(frozen=True)
+class Approved:
+    """What an access token under an approval names of it (``oauth.models.Authorization``)."""
+
+    id: str
+    user_id: int
+    hospital_id: str
+    patient_id: str
+
+
 def issue_authorized_token(client: OAuthClient, approval: Authorization, scope: str, ttl: int) -> IssuedToken:
-    """Sign an access token under a patient's approval (SMART App Launch): ``sub`` the patient's
-    account, ``patient`` their record, ``authz`` the approval, which it lives and dies with.
+    """Sign an access token under an approval (SMART App Launch): ``sub`` the account that
+    approved, ``patient`` the record, ``authz`` the approval, which it lives and dies with.
     ``scope``: the approval's, or a narrower one asked for at refresh."""
-    issuer = current_app.config["FHIRGATE_BASE_URL"]
-    kid, private_key = keyring().signing_key()
+    approved = Approved(approval.id, approval.user_id, approval.hospital_id, approval.patient_id)
+    return mint_authorized_token(
+        client, approved, scope, ttl, current_app.config["FHIRGATE_BASE_URL"], keyring().signing_key()
+    )
+
+
+def mint_authorized_token(
+    client: OAuthClient,
+    approval: Approved,
+    scope: str,
+    ttl: int,
+    issuer: str,
+    signing_key: tuple[str, ec.EllipticCurvePrivateKey],
+) -> IssuedToken:
+    """``issue_authorized_token`` given the issuer and the current key: no application context."""
+    kid, private_key = signing_key
     now = epoch()
     claims = {
         "iss": issuer,
@@ -84,6 +108,20 @@ def issue_authorized_token(client: OAuthClient, approval: Authorization, scope: 
     }
     token = sign(private_key, {"alg": "ES256", "typ": TOKEN_TYPE, "kid": kid}, claims)
     return IssuedToken(token, ttl, scope, approval.patient_id)
+
+
+def approval_response(issued: IssuedToken, granted: str, issuer: str) -> dict:
+    """The token response under an approval (SMART App Launch §"Response"): ``patient`` for
+    ``launch/patient`` and an EHR launch, which also gets ``need_patient_banner`` (the app is
+    not embedded) and ``smart_style_url``. ``granted``: the approval's whole scope."""
+    body = issued.response()
+    scopes = granted.split()
+    if "launch/patient" not in scopes and "launch" not in scopes:
+        body.pop("patient", None)
+    if "launch" in scopes:
+        body["need_patient_banner"] = True
+        body["smart_style_url"] = f"{issuer}/smart-style.json"
+    return body
 
 
 def issue_access_token(client: OAuthClient, target: Target, ttl: int) -> IssuedToken:
