@@ -10,7 +10,8 @@ from app.patient_oversight import patient_access, set_portal_login
 from app.web import bp
 from app.web.admin import _hospital
 from app.web.pages import WebError
-from app.web.scope_words import scope_in_words
+from app.web.scope_words import access_in_words
+from fhir.policy import patient_visible_types
 from oauth import (
     PATIENT_CREDENTIAL,
     find_active_client,
@@ -26,7 +27,7 @@ def admin_patient_access(hid: str):
     user, hospital = _hospital(hid)
     access = patient_access(hospital.id)
     for approval in access["authorizations"]:
-        approval["access"] = [scope_in_words(scope) for scope in resource_scopes(approval["scope"])]
+        approval["access"] = access_in_words(resource_scopes(approval["scope"]), patient_visible_types())
     return render_template(
         "web/admin/patients.html", user=user, hospital=hospital, notice=request.args.get("notice"), **access
     )

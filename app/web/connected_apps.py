@@ -13,7 +13,8 @@ from app.extensions import db
 from app.web import bp
 from app.web.auth import signed_in
 from app.web.pages import WebError
-from app.web.scope_words import scope_in_words
+from app.web.scope_words import access_in_words
+from fhir.policy import patient_visible_types
 from fhir.storage.sql import SqlRepository
 from oauth import OAuthClient, authorizations_of, owned_authorization, resource_scopes, revoke_authorization
 
@@ -23,7 +24,7 @@ HISTORY_MAX = 50
 def connection(approval) -> dict:
     """What the patient reads about one approval."""
     shown = approval_json(approval, db.session.get(OAuthClient, approval.client_id))
-    shown["access"] = [scope_in_words(scope) for scope in resource_scopes(approval.scope)]
+    shown["access"] = access_in_words(resource_scopes(approval.scope), patient_visible_types())
     return shown
 
 

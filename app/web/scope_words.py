@@ -74,3 +74,30 @@ def scope_in_words(text: str, *, rest: bool = False, staff: bool = False) -> str
     elif scope.query:
         what += " (only " + ", ".join(f"{name}={value}" for name, value in sorted(scope.query)) + ")"
     return f"{verb[0].upper()}{verb[1:]} {what}"
+
+
+def access_in_words(scopes: list[str], types: tuple[str, ...]) -> list[str]:
+    """A grant's resource scopes for a list a person reads: a wildcard with some kinds kept back
+    (granted as one scope per other type) reads "Read everything in your record except ..."."""
+    groups: dict[str, list[str]] = {}
+    for text in scopes:
+        scope = SmartScope.parse(text)
+        if scope.context == "patient" and not scope.query and scope.resource_type != "*":
+            groups.setdefault(text.partition(".")[2], []).append(scope.resource_type)
+    summarised = {
+        permission: listed for permission, listed in groups.items() if len(listed) > len(types) // 2
+    }
+    lines = []
+    for permission, listed in summarised.items():
+        missing = [name for name in types if name not in listed]
+        whole = scope_in_words(f"patient/*.{permission}")
+        kept_back = ", ".join(_TYPES.get(name, f"your {name} records") for name in missing)
+        lines.append(
+            whole.replace("your whole health record", "everything in your record except " + kept_back)
+        )
+    for text in scopes:
+        permission = text.partition(".")[2]
+        if permission in summarised and text.startswith("patient/") and "?" not in text:
+            continue
+        lines.append(scope_in_words(text))
+    return lines
