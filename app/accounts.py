@@ -53,6 +53,7 @@ def create_user(
     *,
     hospital_id: str | None = None,
     patient_id: str | None = None,
+    practitioner_id: str | None = None,
 ) -> User:
     if role not in ROLES:
         raise AccountError(f"role must be one of {', '.join(ROLES)}")
@@ -64,6 +65,8 @@ def create_user(
         raise AccountError("a patient user needs a Patient id")
     if role != "patient" and patient_id:
         raise AccountError("only patient users have a Patient id")
+    if role != "clinician" and practitioner_id:
+        raise AccountError("only clinicians have a Practitioner id")
     if hospital_id and db.session.get(Hospital, hospital_id) is None:
         raise AccountError(f"no hospital {hospital_id}")
     if find_user_by_email(email) is not None:
@@ -74,6 +77,7 @@ def create_user(
         role=role,
         hospital_id=hospital_id if role != "developer" and role != "superadmin" else None,
         patient_id=patient_id,
+        practitioner_id=practitioner_id,
         created_at=utcnow(),
     )
     db.session.add(user)

@@ -48,6 +48,8 @@ class User(db.Model):
         ForeignKey("hospitals.id", ondelete="CASCADE"), index=True
     )
     patient_id: Mapped[str | None] = mapped_column(String(64))
+    # A clinician's own Practitioner in the hospital's store: their fhirUser in an EHR launch.
+    practitioner_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # Set by the hospital's admin: the account cannot log in, and its sessions have ended.
     disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

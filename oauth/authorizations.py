@@ -45,6 +45,7 @@ def approve(
     scope: str,
     lifetime: int | None,
     session_hash: str | None,
+    fhir_user: str | None = None,
 ) -> str:
     """Record the approval — a patient's, or in an EHR launch the clinician's for the launched
     patient (whose launch it uses up) — and return its authorization code (shown once)."""
@@ -68,6 +69,7 @@ def approve(
             patient_id=patient_id,
             scope=scope,
             nonce=request.nonce,
+            fhir_user=fhir_user if "fhirUser" in split_scope(scope) else None,
             code_hash=hash_secret(code),
             code_expires_at=now + CODE_TTL,
             redirect_uri=request.redirect_uri,

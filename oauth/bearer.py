@@ -6,7 +6,6 @@ import hmac
 from dataclasses import dataclass
 
 from oauth.credentials import secret_matches
-from oauth.id_tokens import identity_claims
 from oauth.jws import JwsError
 from oauth.models import PATIENT_CREDENTIAL
 from oauth.scopes import resource_scopes
@@ -124,4 +123,5 @@ def userinfo(authorization: str | None) -> dict:
         raise InvalidTokenError("The access token has expired, was revoked, or names no signed-in user.")
     if "openid" not in claims["scope"].split():
         raise InvalidTokenError("The access token was not granted the openid scope.")
-    return identity_claims(int(claims["sub"]), hospital_ids[0], claims["patient"], claims["scope"])
+    fhir_user = claims.get("fhirUser")
+    return {"sub": claims["sub"], **({"fhirUser": fhir_user} if isinstance(fhir_user, str) else {})}

@@ -4,7 +4,7 @@ the UserInfo answer (§5.3).
 Signed RS256, OpenID Connect's default algorithm (Core §15.1; the SMART suites require it), by
 the key ring's RSA key. Issued at the code exchange only, with ``sub`` the patient's account,
 ``aud`` the client, ``nonce`` as sent with the authorization request, and for ``fhirUser`` the
-absolute URL of the patient's Patient resource, which the access token can read.
+absolute URL of the account's own resource (the patient's Patient, a clinician's Practitioner).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from oauth.audience import fhir_base_url
 from oauth.jws import b64url_encode
 from oauth.keys import ID_TOKEN_ALGORITHM, keyring
 from oauth.models import Authorization, OAuthClient
-from oauth.scopes import split_scope
 
 ID_TOKEN_TTL = 3600
 
@@ -30,11 +29,12 @@ def sign_rs256(private_key: rsa.RSAPrivateKey, header: dict, claims: dict) -> st
     return signing_input + "." + b64url_encode(signature)
 
 
-def identity_claims(user_id: int, hospital_id: str, patient_id: str, scope: str) -> dict:
-    """``sub``, and ``fhirUser`` when granted: what the ID token and UserInfo say of the user."""
+def identity_claims(user_id: int, hospital_id: str, fhir_user: str | None) -> dict:
+    """``sub``, and ``fhirUser`` (the absolute URL of the account's own resource) when granted:
+    what the ID token, the access token and UserInfo say of the user."""
     claims = {"sub": str(user_id)}
-    if "fhirUser" in split_scope(scope):
-        claims["fhirUser"] = f"{fhir_base_url(hospital_id)}/Patient/{patient_id}"
+    if fhir_user:
+        claims["fhirUser"] = f"{fhir_base_url(hospital_id)}/{fhir_user}"
     return claims
 
 
@@ -42,7 +42,7 @@ def issue_id_token(client: OAuthClient, approval: Authorization) -> str:
     now = epoch()
     claims = {
         "iss": current_app.config["FHIRGATE_BASE_URL"],
-        **identity_claims(approval.user_id, approval.hospital_id, approval.patient_id, approval.scope),
+        **identity_claims(approval.user_id, approval.hospital_id, approval.fhir_user),
         "aud": client.client_id,
         "azp": client.client_id,
         "iat": now,

@@ -192,6 +192,8 @@ class Authorization(db.Model):
     scope: Mapped[str] = mapped_column(Text)
     # The authorization request's, repeated in the ID token.
     nonce: Mapped[str | None] = mapped_column(String(500))
+    # With fhirUser granted: the account's own resource, "Patient/{id}" or "Practitioner/{id}".
+    fhir_user: Mapped[str | None] = mapped_column(String(200))
     # The authorization code (RFC 6749 §4.1.2): HMAC of it, its expiry, its single use, and what
     # it is bound to: the exact redirect URI and the PKCE challenge (RFC 7636, S256).
     code_hash: Mapped[str | None] = mapped_column(String(64), unique=True)

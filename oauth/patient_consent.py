@@ -93,11 +93,12 @@ def patient_offer(requested: str, types: tuple[str, ...]) -> Offer:
 STAFF_CONTEXT_SCOPES = ("launch", "launch/patient", "openid", "offline_access", "online_access")
 
 
-def staff_offer(requested: str, allowance: str) -> Offer:
+def staff_offer(requested: str, allowance: str, *, has_fhir_user: bool = False) -> Offer:
     """The offer of an EHR launch to the clinician who launched it: ``user/`` scopes within what
     their role allows (``allowance``), or else ``patient/`` scopes, which reach the launched
     patient only; the two are not combined in one grant (the FHIR API reads a token in one
-    context). ``fhirUser`` needs a FHIR resource for the account, which staff accounts lack."""
+    context). ``fhirUser`` needs the account's own FHIR resource (``has_fhir_user``: a
+    Practitioner)."""
     allowed = parse_scopes(allowance)
     texts = list(dict.fromkeys(split_scope(requested)))
 
@@ -114,7 +115,7 @@ def staff_offer(requested: str, allowance: str) -> Offer:
     context, choices, refused = [], [], []
     for text in texts:
         scope = parsed(text)
-        if text in STAFF_CONTEXT_SCOPES:
+        if text in STAFF_CONTEXT_SCOPES or (text == "fhirUser" and has_fhir_user):
             context.append(text)
         elif text == "fhirUser":
             refused.append((text, "Your account has no FHIR resource (such as a Practitioner) to name."))

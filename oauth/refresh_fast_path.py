@@ -58,14 +58,15 @@ WITH spent AS (
       AND (a.expires_at IS NULL OR a.expires_at > now()) AND a.session_hash IS NULL
       AND u.id = a.user_id AND u.disabled_at IS NULL
       AND c.client_id = a.client_id AND c.revoked_at IS NULL AND c.generation = $3::integer
-    RETURNING a.id, a.user_id, a.hospital_id, a.patient_id, a.scope, a.expires_at
+    RETURNING a.id, a.user_id, a.hospital_id, a.patient_id, a.scope, a.expires_at, a.fhir_user
 ), touched AS (
     UPDATE oauth_authorizations SET last_used_at = now() WHERE id IN (SELECT id FROM spent)
 ), fresh AS (
     INSERT INTO oauth_refresh_tokens (token_hash, authorization_id, created_at)
     SELECT $4, id, now() FROM spent
 )
-SELECT id, user_id, hospital_id, patient_id, scope, floor(extract(epoch FROM expires_at))::bigint FROM spent
+SELECT id, user_id, hospital_id, patient_id, scope, floor(extract(epoch FROM expires_at))::bigint, fhir_user
+FROM spent
 """
 
 
@@ -128,12 +129,12 @@ class RefreshFastPath(FastPath):
 
     def _respond(self, client, method: str, row, following: str, signing_key):
         config = self.app.config
-        approval_id, user_id, hospital_id, patient_id, scope, expires = row
+        approval_id, user_id, hospital_id, patient_id, scope, expires, fhir_user = row
         issuer = config["FHIRGATE_BASE_URL"]
         lifetime = token_lifetime(method, config)
         if expires is not None:
             lifetime = max(1, min(lifetime, int(expires) - int(time.time())))
-        approved = Approved(approval_id, int(user_id), hospital_id, patient_id)
+        approved = Approved(approval_id, int(user_id), hospital_id, patient_id, fhir_user)
         issued = mint_authorized_token(client, approved, scope, lifetime, issuer, signing_key)
         body = approval_response(issued, scope, issuer)
         body["refresh_token"] = following

@@ -70,13 +70,16 @@ class Approved:
     user_id: int
     hospital_id: str
     patient_id: str
+    fhir_user: str | None = None  # "Patient/…" or "Practitioner/…", when fhirUser is granted
 
 
 def issue_authorized_token(client: OAuthClient, approval: Authorization, scope: str, ttl: int) -> IssuedToken:
     """Sign an access token under an approval (SMART App Launch): ``sub`` the account that
     approved, ``patient`` the record, ``authz`` the approval, which it lives and dies with.
     ``scope``: the approval's, or a narrower one asked for at refresh."""
-    approved = Approved(approval.id, approval.user_id, approval.hospital_id, approval.patient_id)
+    approved = Approved(
+        approval.id, approval.user_id, approval.hospital_id, approval.patient_id, approval.fhir_user
+    )
     return mint_authorized_token(
         client, approved, scope, ttl, current_app.config["FHIRGATE_BASE_URL"], keyring().signing_key()
     )
@@ -106,6 +109,8 @@ def mint_authorized_token(
         "authz": approval.id,
         "patient": approval.patient_id,
     }
+    if approval.fhir_user:  # for UserInfo, and for a resource server that wants to know
+        claims["fhirUser"] = f"{fhir_base_url(approval.hospital_id, issuer)}/{approval.fhir_user}"
     token = sign(private_key, {"alg": "ES256", "typ": TOKEN_TYPE, "kid": kid}, claims)
     return IssuedToken(token, ttl, scope, approval.patient_id)
 

@@ -23,7 +23,7 @@ from app.errors import ApiError
 from app.extensions import db
 from app.models import HOSPITAL_ID, Hospital
 from app.sessions import current_user, require_user
-from fhir.storage.sql import patient_exists
+from fhir.storage.sql import SqlRepository, patient_exists
 from oauth import (
     APPLICATION,
     HOSPITAL_KEY,
@@ -228,13 +228,29 @@ def enable_portal_access(hid: str, pid: str):
 @bp.post("/hospitals/<hid>/clinicians")
 @require_user("hospital-admin", "superadmin")
 def create_clinician(hid: str):
-    """A clinician of this hospital: logs in to the EHR page and launches apps for its patients."""
+    """A clinician of this hospital: logs in to the EHR page and launches apps for its patients;
+    ``practitioner`` (optional) names their Practitioner in the hospital's store, their fhirUser."""
     hospital = hospital_for_admin(hid)
-    body = json_body(required={"email", "password"})
+    body = json_body(required={"email", "password"}, optional={"practitioner"})
+    practitioner = body.get("practitioner")
+    if practitioner is not None and not (isinstance(practitioner, str) and FHIR_ID.match(practitioner)):
+        raise ApiError(400, "'practitioner' must be a FHIR id.")
+    if practitioner is not None and not SqlRepository(db.session, hospital.id).exists(
+        "Practitioner", practitioner
+    ):
+        raise ApiError(404, f"This hospital has no Practitioner/{practitioner}.")
     try:
-        user = create_user(email_field(body), password_field(body), "clinician", hospital_id=hospital.id)
+        user = create_user(
+            email_field(body),
+            password_field(body),
+            "clinician",
+            hospital_id=hospital.id,
+            practitioner_id=practitioner,
+        )
     except AccountError as error:
         raise ApiError(409 if error.conflict else 400, str(error)) from None
-    response = jsonify(email=user.email, hospital=hospital.id, role=user.role)
+    response = jsonify(
+        email=user.email, hospital=hospital.id, role=user.role, practitioner=user.practitioner_id
+    )
     response.status_code = 201
     return response

@@ -18,7 +18,7 @@ from flask import redirect, render_template, request, url_for
 
 from app.extensions import db
 from app.headers import CSP
-from app.models import CLINICIAN_ALLOWANCE, Hospital
+from app.models import CLINICIAN_ALLOWANCE, Hospital, User
 from app.sessions import current_session_hash, current_user
 from app.web import bp
 from app.web.auth import signed_in
@@ -72,7 +72,9 @@ def _offer(auth_request):
     """What the signer may grant: a patient their own record; in an EHR launch, the clinician
     what their role allows, for the launched patient."""
     if auth_request.launch is not None:
-        return staff_offer(auth_request.scope, CLINICIAN_ALLOWANCE)
+        clinician = db.session.get(User, auth_request.launch.user_id)
+        has_fhir_user = clinician is not None and clinician.practitioner_id is not None
+        return staff_offer(auth_request.scope, CLINICIAN_ALLOWANCE, has_fhir_user=has_fhir_user)
     return patient_offer(auth_request.scope, patient_visible_types())
 
 
@@ -157,8 +159,16 @@ def authorize_decision():
         scope,
         EXPIRY_CHOICES[expiry],
         current_session_hash() if online_only else None,
+        _own_resource(user, launch is not None),
     )
     return redirect(auth_request.location(code=code), code=303)
+
+
+def _own_resource(user, ehr: bool) -> str | None:
+    """The account's own resource, its fhirUser: a patient's Patient, a clinician's Practitioner."""
+    if ehr:
+        return f"Practitioner/{user.practitioner_id}" if user.practitioner_id else None
+    return f"Patient/{user.patient_id}"
 
 
 @bp.errorhandler(AuthorizeRedirectError)

@@ -1,4 +1,5 @@
-"""EHR launch: the clinician role, and oauth_launches (single-use launch contexts, hashed)
+"""EHR launch: the clinician role (with its Practitioner), oauth_launches (single-use launch
+contexts, hashed), and an approval's fhirUser
 
 Revision ID: 0019_ehr_launch
 Revises: 0018_client_expiry
@@ -22,6 +23,9 @@ def upgrade():
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.drop_constraint(op.f('ck_users_role'), type_='check')
         batch_op.create_check_constraint(op.f('ck_users_role'), AFTER)
+        batch_op.add_column(sa.Column('practitioner_id', sa.String(length=64), nullable=True))
+    with op.batch_alter_table('oauth_authorizations', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('fhir_user', sa.String(length=200), nullable=True))
     op.create_table(
         'oauth_launches',
         sa.Column('launch_hash', sa.String(length=64), nullable=False),
@@ -47,7 +51,10 @@ def upgrade():
 
 def downgrade():
     op.drop_table('oauth_launches')
+    with op.batch_alter_table('oauth_authorizations', schema=None) as batch_op:
+        batch_op.drop_column('fhir_user')
     op.execute("DELETE FROM users WHERE role = 'clinician'")
     with op.batch_alter_table('users', schema=None) as batch_op:
+        batch_op.drop_column('practitioner_id')
         batch_op.drop_constraint(op.f('ck_users_role'), type_='check')
         batch_op.create_check_constraint(op.f('ck_users_role'), BEFORE)

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import requests
+
 from tests.conftest import BASE_URL, basic_auth
 
 REDIRECT = "https://app.example/callback"
@@ -145,3 +147,41 @@ def smart_app(make, *, public: bool = False, **registration):
 
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+class LiveResponse:
+    """A ``requests`` response with the parts of Flask's test response these tests read."""
+
+    def __init__(self, response: requests.Response):
+        self._response = response
+        self.status_code = response.status_code
+        self.headers = response.headers
+        self.mimetype = response.headers.get("Content-Type", "").split(";")[0].strip()
+
+    def get_json(self):
+        return self._response.json()
+
+    def get_data(self, as_text: bool = False):
+        return self._response.text if as_text else self._response.content
+
+
+class LiveClient:
+    """The test client's interface over HTTP to a running server, keeping cookies and never
+    following redirects, so that the same tests run against a real socket."""
+
+    def __init__(self, base: str):
+        self.base = base
+        self.session = requests.Session()
+
+    def _send(self, method: str, path: str, **kwargs) -> LiveResponse:
+        url = path if path.startswith("http") else self.base + path
+        return LiveResponse(self.session.request(method, url, allow_redirects=False, timeout=15, **kwargs))
+
+    def get(self, path: str, **kwargs) -> LiveResponse:
+        return self._send("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs) -> LiveResponse:
+        return self._send("POST", path, **kwargs)
+
+    def options(self, path: str, **kwargs) -> LiveResponse:
+        return self._send("OPTIONS", path, **kwargs)

@@ -1,5 +1,6 @@
-"""The checks the public SMART App Launch suites make (../shared/CONFORMANCE.md §1, §2, §5, §6,
-§7) that this server's standalone patient launch can already pass, as they make them."""
+"""The checks the public SMART App Launch suites make (../shared/CONFORMANCE.md §1 discovery,
+§2 standalone launch, §3 EHR launch, §4 OpenID Connect, §5 refresh, §6 invalid requests, §7
+revocation and introspection), as they make them: over HTTP against a running server."""
 
 from __future__ import annotations
 
@@ -12,9 +13,24 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 
-from tests.conftest import BASE_URL, basic_auth
+from app.extensions import db
+from fhir.storage.sql import SqlRepository
+from tests.conftest import BASE_URL, PASSWORD, basic_auth
 from tests.oauth.signing import ASSERTION_TYPE, ClientKey
-from tests.oauth.smart_launch import AUD, Launch, smart_app
+from tests.oauth.smart_launch import AUD, CSRF, Launch, LiveClient, pkce_pair, query_of, smart_app
+from tests.servers import threaded_server
+
+
+@pytest.fixture(scope="module")
+def live(app):
+    with threaded_server(app) as url:
+        yield url
+
+
+@pytest.fixture
+def client(live):
+    """Every request of this module goes over a socket to the running server."""
+    return LiveClient(live)
 
 
 @pytest.fixture
@@ -25,8 +41,11 @@ def general(make):
 
 
 @pytest.fixture
-def patient(make, general):
-    return make.as_role("patient", general, "p1")
+def patient(make, general, live):
+    browser = LiveClient(live)
+    email = make.user("patient", general, "p1")
+    assert browser.post("/api/session", json={"email": email, "password": PASSWORD}).status_code == 200
+    return browser
 
 
 def test_discovery_as_the_suites_read_it(client, general):
@@ -275,3 +294,123 @@ def test_userinfo_refuses_what_it_should(make, client, patient, general):
     assert (
         client.get("/oauth/userinfo", headers={"Authorization": "Bearer " + backend_token}).status_code == 401
     )
+
+
+def launch_from_ehr(live, make, registered) -> dict:
+    """A clinician opens p1 on the EHR page and launches the app; where the browser is sent."""
+    admin = make.as_role("hospital-admin", "general")
+    admin.put(f"/api/hospitals/general/apps/{registered.key}", json={"permissions": ["system/Patient.rs"]})
+    with make.app.app_context():
+        practitioner = {"resourceType": "Practitioner", "id": "dr1", "name": [{"family": "Who"}]}
+        SqlRepository(db.session, "general").update("Practitioner", "dr1", practitioner)
+        db.session.commit()
+    account = {"email": "dr@example.org", "password": "x" * 12, "practitioner": "dr1"}
+    assert admin.post("/api/hospitals/general/clinicians", json=account).status_code == 201
+    clinician = LiveClient(live)
+    assert (
+        clinician.post("/api/session", json={"email": "dr@example.org", "password": "x" * 12}).status_code
+        == 200
+    )
+    page = clinician.get("/ehr").get_data(as_text=True)
+    form = {"csrf_token": CSRF.search(page).group(1), "patient": "p1", "app": registered.key}
+    sent = clinician.post("/ehr/launch", data=form)
+    assert sent.status_code == 303
+    return {"clinician": clinician, **query_of(sent.headers["Location"])}
+
+
+@pytest.mark.parametrize(
+    ("scope", "reads_other_patients"),
+    [
+        ("launch openid fhirUser offline_access user/*.rs", True),
+        ("launch openid offline_access patient/Patient.rs", False),
+    ],
+    ids=["practitioner-user-scopes", "ehr-patient-scopes"],
+)
+def test_ehr_launch_as_the_suites_check_it(make, client, general, live, scope, reads_other_patients):
+    """§3: iss exactly the FHIR URL, a launch; the token response's patient (readable, 401 without
+    the token), need_patient_banner and a smart_style_url that answers JSON; the scopes as asked."""
+    make.patient("general", "p2", "Roe")
+    registered = smart_app(make, launch_uri="https://app.example/launch")
+    launched = launch_from_ehr(live, make, registered)
+    assert launched["iss"] == AUD and launched["launch"]
+    launch = Launch(
+        registered.key,
+        registered.secret,
+        scope=scope,
+        aud=launched["iss"],
+        extra={"launch": launched["launch"]},
+    )
+    response = launch.exchange(client, launch.code(launched["clinician"]))
+    assert response.status_code == 200 and "no-store" in response.headers["Cache-Control"]
+    body = response.get_json()
+    for name in ("launch", "openid", "offline_access"):
+        assert name in body["scope"].split()
+    if "fhirUser" in scope:  # g10 EHR Practitioner: fhirUser requested and returned, and it reads
+        assert "fhirUser" in body["scope"].split()
+        claims = orjson.loads(base64.urlsafe_b64decode(body["id_token"].split(".")[1] + "==="))
+        assert claims["fhirUser"] == f"{AUD}/Practitioner/dr1"
+        practitioner_read = client.get(
+            "/fhir/general/Practitioner/dr1", headers={"Authorization": f"Bearer {body['access_token']}"}
+        )
+        assert practitioner_read.status_code == 200
+    assert body["patient"] == "p1" and "need_patient_banner" in body
+    style = client.get(body["smart_style_url"].removeprefix(BASE_URL))
+    assert style.status_code == 200 and style.mimetype == "application/json"
+    assert client.get("/fhir/general/Patient/p1").status_code == 401
+    headers = {"Authorization": f"Bearer {body['access_token']}"}
+    assert client.get("/fhir/general/Patient/p1", headers=headers).status_code == 200
+    other = client.get("/fhir/general/Patient/p2", headers=headers).status_code
+    assert other == (200 if reads_other_patients else 404)
+    assert launch.refresh(client, body["refresh_token"]).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "verifier", [None, "", "random", "challenge"], ids=["no-verifier", "empty", "wrong", "the-challenge"]
+)
+def test_g10_invalid_pkce(make, client, patient, verifier):
+    """§6 PKCE: each of the four launches gets 400 or 401 at the exchange."""
+    registered = smart_app(make)
+    launch = Launch(registered.key, registered.secret)
+    code = launch.code(patient)
+    sent = {"random": pkce_pair()[0], "challenge": launch.challenge}.get(verifier, verifier)
+    assert launch.exchange(client, code, code_verifier=sent).status_code in (400, 401)
+
+
+def test_limited_access_as_the_suites_check_it(make, client, patient):
+    """§2 Limited Access: only the listed types granted; a denied type's read is 401 or 403."""
+    registered = smart_app(make)
+    scope = "launch/patient openid fhirUser offline_access"
+    scope += " patient/Patient.rs patient/Condition.rs patient/Observation.rs"
+    launch = Launch(registered.key, registered.secret, scope=scope)
+    body = launch.exchange(client, launch.code(patient, untick=["patient/Observation.rs"])).get_json()
+    granted = body["scope"].split()
+    assert "patient/Patient.rs" in granted and "patient/Condition.rs" in granted
+    assert "patient/Observation.rs" not in granted
+    headers = {"Authorization": f"Bearer {body['access_token']}"}
+    assert client.get("/fhir/general/Patient/p1", headers=headers).status_code == 200
+    assert client.get("/fhir/general/Observation?patient=p1", headers=headers).status_code in (401, 403)
+
+
+def test_a_public_client_gets_cors_at_the_token_exchange(make, client, patient):
+    """§2, STU2.2: with an Origin, the public client's token response allows that origin or *."""
+    registered = smart_app(make, public=True)
+    launch = Launch(registered.key, None)
+    form = {
+        "grant_type": "authorization_code",
+        "code": launch.code(patient),
+        "redirect_uri": launch.redirect_uri,
+        "code_verifier": launch.verifier,
+        "client_id": registered.key,
+    }
+    response = client.post("/oauth/token", data=form, headers={"Origin": "https://inferno.example"})
+    assert response.status_code == 200 and response.headers["Access-Control-Allow-Origin"] in (
+        "*",
+        "https://inferno.example",
+    )
+    for path in ("/fhir/general/.well-known/smart-configuration", "/fhir/general/metadata"):
+        assert (
+            client.get(path, headers={"Origin": "https://inferno.example"}).headers[
+                "Access-Control-Allow-Origin"
+            ]
+            == "*"
+        )
