@@ -2,31 +2,23 @@
 the UserInfo answer (§5.3).
 
 Signed RS256, OpenID Connect's default algorithm (Core §15.1; the SMART suites require it), by
-the key ring's RSA key. Issued at the code exchange only, with ``sub`` the patient's account,
+the key ring's RSA key — or ES256 if the application registered ``id_token_signed_response_alg``
+ES256. Issued at the code exchange only, with ``sub`` the patient's account,
 ``aud`` the client, ``nonce`` as sent with the authorization request, and for ``fhirUser`` the
 absolute URL of the account's own resource (the patient's Patient, a clinician's Practitioner).
 """
 
 from __future__ import annotations
 
-import orjson
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from flask import current_app
 
 from app.timeutil import epoch
 from oauth.audience import fhir_base_url
-from oauth.jws import b64url_encode
+from oauth.jws import ALGORITHM, sign, sign_rs256
 from oauth.keys import ID_TOKEN_ALGORITHM, keyring
 from oauth.models import Authorization, OAuthClient
 
 ID_TOKEN_TTL = 3600
-
-
-def sign_rs256(private_key: rsa.RSAPrivateKey, header: dict, claims: dict) -> str:
-    signing_input = b64url_encode(orjson.dumps(header)) + "." + b64url_encode(orjson.dumps(claims))
-    signature = private_key.sign(signing_input.encode("ascii"), padding.PKCS1v15(), hashes.SHA256())
-    return signing_input + "." + b64url_encode(signature)
 
 
 def identity_claims(user_id: int, hospital_id: str, fhir_user: str | None) -> dict:
@@ -51,5 +43,8 @@ def issue_id_token(client: OAuthClient, approval: Authorization) -> str:
     }
     if approval.nonce:
         claims["nonce"] = approval.nonce
+    if client.id_token_alg == ALGORITHM:  # the application registered ES256
+        kid, key = keyring().signing_key()
+        return sign(key, {"alg": ALGORITHM, "typ": "JWT", "kid": kid}, claims)
     kid, key = keyring().id_token_signing_key()
     return sign_rs256(key, {"alg": ID_TOKEN_ALGORITHM, "typ": "JWT", "kid": kid}, claims)

@@ -1,4 +1,5 @@
-"""Compact JWS for access tokens, ES256 only, signed and verified with ``cryptography``.
+"""Compact JWS for our tokens, signed and verified with ``cryptography``: ES256, and RS256 for
+ID tokens and for the access tokens of applications that registered it.
 
 Signing directly with ``cryptography`` is about 2.6x faster than through a JOSE library,
 and verification here is deliberately narrow (RFC 8725 §3.1, §3.11): one algorithm, the
@@ -19,13 +20,14 @@ from collections.abc import Callable
 import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
     encode_dss_signature,
 )
 
 ALGORITHM = "ES256"
+RSA_ALGORITHM = "RS256"
 MAX_TOKEN_LENGTH = 8192
 _COORDINATE_BYTES = 32
 _FORBIDDEN_HEADERS = ("crit", "jku", "x5u", "jwk", "x5c", "b64", "zip")
@@ -63,6 +65,13 @@ def sign(private_key: ec.EllipticCurvePrivateKey, header: dict, claims: dict) ->
     return signing_input + "." + b64url_encode(raw)
 
 
+def sign_rs256(private_key: rsa.RSAPrivateKey, header: dict, claims: dict) -> str:
+    """Return the compact serialization of ``claims`` signed with RS256 (RSASSA-PKCS1-v1_5)."""
+    signing_input = b64url_encode(orjson.dumps(header)) + "." + b64url_encode(orjson.dumps(claims))
+    signature = private_key.sign(signing_input.encode("ascii"), padding.PKCS1v15(), hashes.SHA256())
+    return signing_input + "." + b64url_encode(signature)
+
+
 def _json_object(segment: str, what: str) -> dict:
     try:
         value = orjson.loads(b64url_decode(segment))
@@ -89,7 +98,7 @@ def verify(
     if len(parts) != 3:
         raise JwsError("the token is not a compact JWS")
     header = _json_object(parts[0], "header")
-    if header.get("alg") != ALGORITHM:
+    if header.get("alg") not in (ALGORITHM, RSA_ALGORITHM):
         raise JwsError("the token's algorithm is not accepted")
     if str(header.get("typ", "")).lower() not in (typ, "application/" + typ):
         raise JwsError("the token is not of the expected type")
@@ -99,6 +108,10 @@ def verify(
     key = public_key_for(kid) if isinstance(kid, str) else None
     if key is None:
         raise JwsError("the token was not signed by a key of this server")
+    if header["alg"] == RSA_ALGORITHM:
+        return header, _verified_rs256(parts, key)
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise JwsError("the token's algorithm does not match its key")
     raw = b64url_decode(parts[2])
     if len(raw) != 2 * _COORDINATE_BYTES or b64url_encode(raw) != parts[2]:
         # Also another spelling of the same bytes (stray bits in the last character, characters
@@ -113,3 +126,18 @@ def verify(
     except (InvalidSignature, UnicodeEncodeError):
         raise JwsError("the token's signature does not verify") from None
     return header, _json_object(parts[1], "payload")
+
+
+def _verified_rs256(parts: list[str], key) -> dict:
+    """The payload of an RS256 JWS whose ``kid`` named ``key``: one of our RSA keys (an algorithm
+    that names another kind of key is refused, so no key serves two algorithms)."""
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise JwsError("the token's algorithm does not match its key")
+    raw = b64url_decode(parts[2])
+    if len(raw) != key.key_size // 8 or b64url_encode(raw) != parts[2]:
+        raise JwsError("the token's signature is malformed")
+    try:
+        key.verify(raw, (parts[0] + "." + parts[1]).encode("ascii"), padding.PKCS1v15(), hashes.SHA256())
+    except (InvalidSignature, UnicodeEncodeError):
+        raise JwsError("the token's signature does not verify") from None
+    return _json_object(parts[1], "payload")

@@ -123,8 +123,9 @@ def max_token_lifetime(config) -> int:
 class _Snapshot:
     current_kid: str | None
     current_key: ec.EllipticCurvePrivateKey | None
-    # Access tokens' keys only: an ID token is ours to sign, never ours to accept.
-    public_keys: dict[str, ec.EllipticCurvePublicKey]
+    # Every published key: ES256 ones, and the RSA ones of ID tokens and of RS256 access tokens
+    # (an ID token is never accepted as an access token: its ``typ`` differs).
+    public_keys: dict[str, ec.EllipticCurvePublicKey | rsa.RSAPublicKey]
     jwks: list[dict]
     loaded_at: float
     id_token_kid: str | None = None
@@ -168,6 +169,10 @@ class KeyRing:
                     id_token_key = _decrypt_private_key(
                         row.private_key_encrypted, row.kid, config["FHIRGATE_KEK"]
                     )
+                public_keys[row.kid] = rsa.RSAPublicNumbers(
+                    int.from_bytes(b64url_decode(jwk["e"]), "big"),
+                    int.from_bytes(b64url_decode(jwk["n"]), "big"),
+                ).public_key()
                 continue
             public_keys[row.kid] = ec.EllipticCurvePublicNumbers(
                 int.from_bytes(b64url_decode(jwk["x"]), "big"),

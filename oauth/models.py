@@ -64,6 +64,10 @@ class OAuthClient(db.Model):
     launch_uri: Mapped[str | None] = mapped_column(String(2048))
     client_uri: Mapped[str | None] = mapped_column(String(2048))
     publisher: Mapped[str | None] = mapped_column(String(200))
+    # Signing algorithms the application registered (None: the defaults, RS256 ID tokens and
+    # ES256 access tokens); RS256 access tokens for resource servers that verify only RS256.
+    id_token_alg: Mapped[str | None] = mapped_column(String(10))
+    access_token_alg: Mapped[str | None] = mapped_column(String(10))
     token_ttl: Mapped[int | None] = mapped_column(Integer)
     require_key_headers: Mapped[bool] = mapped_column(Boolean, default=False)
     # Bumped when the secret is rotated: tokens carrying an older generation are dead.

@@ -186,6 +186,10 @@ def _register(client: OAuthClient, registration: Metadata) -> None:
     for field in ("launch_uri", "client_uri", "publisher"):
         if (value := getattr(registration, field)) is not None:
             setattr(client, field, value)
+    if registration.id_token_signed_response_alg is not None:
+        client.id_token_alg = registration.id_token_signed_response_alg
+    if registration.access_token_signed_response_alg is not None:
+        client.access_token_alg = registration.access_token_signed_response_alg
 
 
 def rotate_application_secret(client: OAuthClient) -> NewCredential:

@@ -97,8 +97,12 @@ class RefreshFastPath(FastPath):
             return None
         client = cached[0]
         address = environ.get("REMOTE_ADDR")
-        if not client.active or token_limits.pair_locked(app, address, client_id):
-            return None
+        if (
+            not client.active
+            or client.access_token_alg == "RS256"
+            or token_limits.pair_locked(app, address, client_id)
+        ):
+            return None  # (an application with its own signing algorithm: the view signs)
         config = app.config
         if method == NONE:
             authenticated = client.check_endpoint_auth_method(NONE, "token")

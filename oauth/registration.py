@@ -31,12 +31,21 @@ class RegistrationError(ValueError):
     """Client metadata that cannot be registered; the message names the field."""
 
 
+# OpenID Connect Dynamic Registration's ``id_token_signed_response_alg`` (RS256 by default, as
+# Core §15.1 requires), and the same choice for access tokens (ES256 by default; RS256 for
+# resource servers that verify only what RFC 9068 §2.1 requires everyone to support).
+SIGNING_ALGORITHMS = ("RS256", "ES256")
+ALGORITHM_FIELDS = ("id_token_signed_response_alg", "access_token_signed_response_alg")
+
+
 @dataclass(frozen=True)
 class Metadata:
     redirect_uris: tuple[str, ...] | None = None
     launch_uri: str | None = None
     client_uri: str | None = None
     publisher: str | None = None
+    id_token_signed_response_alg: str | None = None
+    access_token_signed_response_alg: str | None = None
 
 
 def _loopback(host: str) -> bool:
@@ -95,6 +104,11 @@ def registration_metadata(body: dict, *, public: bool) -> Metadata:
         ):
             raise RegistrationError("'publisher' must be a non-empty string of at most 200 characters.")
         found["publisher"] = publisher.strip()
+    for name in ALGORITHM_FIELDS:
+        if name in body and body[name] is not None:
+            if body[name] not in SIGNING_ALGORITHMS:
+                raise RegistrationError(f"'{name}' must be one of {', '.join(SIGNING_ALGORITHMS)}.")
+            found[name] = body[name]
     if public and not found.get("redirect_uris"):
         raise RegistrationError(
             "A public client ('token_endpoint_auth_method': 'none') needs 'redirect_uris'."

@@ -219,7 +219,7 @@ def openid_configuration():
         "response_modes_supported": ["query"],
         "grant_types_supported": GRANT_TYPES,
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": [ID_TOKEN_ALGORITHM],
+        "id_token_signing_alg_values_supported": [ID_TOKEN_ALGORITHM, "ES256"],
         "token_endpoint_auth_methods_supported": TOKEN_AUTH_METHODS,
         "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
         "code_challenge_methods_supported": ["S256"],

@@ -101,8 +101,12 @@ class TokenFastPath(FastPath):
         # An address that has used up its failures for this client id is refused before the
         # secret is looked at, as in the view: answering a right secret later than a wrong one
         # would let guessing go on.
-        if not client.active or token_limits.pair_locked(app, address, client_id):
-            return None
+        if (
+            not client.active
+            or client.access_token_alg == "RS256"
+            or token_limits.pair_locked(app, address, client_id)
+        ):
+            return None  # (an application with its own signing algorithm: the view signs)
         config = app.config
         if not (
             secret_matches(secret, client.secret_hash, config["SECRET_KEY"])

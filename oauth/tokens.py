@@ -28,7 +28,7 @@ from app.extensions import db
 from app.timeutil import epoch, utcnow
 from oauth.audience import fhir_base_url, hospital_for_resource
 from oauth.errors import InvalidTargetError
-from oauth.jws import JwsError, sign, verify
+from oauth.jws import RSA_ALGORITHM, JwsError, sign, sign_rs256, verify
 from oauth.keys import keyring
 from oauth.models import PATIENT_CREDENTIAL, Authorization, OAuthClient, RevokedToken
 from oauth.reach import Target
@@ -94,7 +94,6 @@ def mint_authorized_token(
     signing_key: tuple[str, ec.EllipticCurvePrivateKey],
 ) -> IssuedToken:
     """``issue_authorized_token`` given the issuer and the current key: no application context."""
-    kid, private_key = signing_key
     now = epoch()
     claims = {
         "iss": issuer,
@@ -111,8 +110,18 @@ def mint_authorized_token(
     }
     if approval.fhir_user:  # for UserInfo, and for a resource server that wants to know
         claims["fhirUser"] = f"{fhir_base_url(approval.hospital_id, issuer)}/{approval.fhir_user}"
-    token = sign(private_key, {"alg": "ES256", "typ": TOKEN_TYPE, "kid": kid}, claims)
-    return IssuedToken(token, ttl, scope, approval.patient_id)
+    return IssuedToken(signed_access_token(client, claims, signing_key), ttl, scope, approval.patient_id)
+
+
+def signed_access_token(client: OAuthClient, claims: dict, signing_key) -> str:
+    """ES256 with the current key, or RS256 with the key ring's RSA key for an application that
+    registered ``access_token_signed_response_alg`` RS256 (that needs an application context:
+    the fast paths leave such clients to the views)."""
+    if client.access_token_alg == RSA_ALGORITHM:
+        kid, key = keyring().id_token_signing_key()
+        return sign_rs256(key, {"alg": RSA_ALGORITHM, "typ": TOKEN_TYPE, "kid": kid}, claims)
+    kid, private_key = signing_key
+    return sign(private_key, {"alg": "ES256", "typ": TOKEN_TYPE, "kid": kid}, claims)
 
 
 def approval_response(issued: IssuedToken, granted: str, issuer: str) -> dict:
@@ -155,8 +164,7 @@ def mint_token(
     signing_key: tuple[str, ec.EllipticCurvePrivateKey],
 ) -> IssuedToken:
     """``issue_access_token`` given the issuer (``FHIRGATE_BASE_URL``) and the current
-    ``(kid, key)``: it needs no application context."""
-    kid, private_key = signing_key
+    ``(kid, key)``: it needs no application context (but for RS256, see ``signed_access_token``)."""
     now = epoch()
     several = len(target.hospitals) > 1
     claims = {
@@ -184,8 +192,7 @@ def mint_token(
     patient = client.patient_id if client.kind == PATIENT_CREDENTIAL else None
     if patient:
         claims["patient"] = patient
-    header = {"alg": "ES256", "typ": TOKEN_TYPE, "kid": kid}
-    token = sign(private_key, header, claims)
+    token = signed_access_token(client, claims, signing_key)
     if several and len(token) > MAX_TOKEN_LENGTH:
         raise InvalidTargetError(
             f"A token for all {len(target.hospitals)} hospitals this client reaches would be too large:"

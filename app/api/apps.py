@@ -60,6 +60,8 @@ def _registration_json(client) -> dict:
         "launch_uri": client.launch_uri,
         "client_uri": client.client_uri,
         "publisher": client.publisher,
+        "id_token_signed_response_alg": client.id_token_alg or "RS256",
+        "access_token_signed_response_alg": client.access_token_alg or "ES256",
     }
 
 
@@ -118,7 +120,15 @@ def hospital_reach(client) -> list[dict]:
     return result
 
 
-REGISTRATION_FIELDS = {"client_name", "redirect_uris", "launch_uri", "client_uri", "publisher"}
+REGISTRATION_FIELDS = {
+    "client_name",
+    "redirect_uris",
+    "launch_uri",
+    "client_uri",
+    "publisher",
+    "id_token_signed_response_alg",
+    "access_token_signed_response_alg",
+}
 
 
 def _name(body: dict) -> str | None:

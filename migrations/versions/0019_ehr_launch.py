@@ -1,5 +1,5 @@
 """EHR launch: the clinician role (with its Practitioner), oauth_launches (single-use launch
-contexts, hashed), and an approval's fhirUser
+contexts, hashed), an approval's fhirUser, and the signing algorithms an application registers
 
 Revision ID: 0019_ehr_launch
 Revises: 0018_client_expiry
@@ -26,6 +26,9 @@ def upgrade():
         batch_op.add_column(sa.Column('practitioner_id', sa.String(length=64), nullable=True))
     with op.batch_alter_table('oauth_authorizations', schema=None) as batch_op:
         batch_op.add_column(sa.Column('fhir_user', sa.String(length=200), nullable=True))
+    with op.batch_alter_table('oauth_clients', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('id_token_alg', sa.String(length=10), nullable=True))
+        batch_op.add_column(sa.Column('access_token_alg', sa.String(length=10), nullable=True))
     op.create_table(
         'oauth_launches',
         sa.Column('launch_hash', sa.String(length=64), nullable=False),
@@ -51,6 +54,9 @@ def upgrade():
 
 def downgrade():
     op.drop_table('oauth_launches')
+    with op.batch_alter_table('oauth_clients', schema=None) as batch_op:
+        batch_op.drop_column('access_token_alg')
+        batch_op.drop_column('id_token_alg')
     with op.batch_alter_table('oauth_authorizations', schema=None) as batch_op:
         batch_op.drop_column('fhir_user')
     op.execute("DELETE FROM users WHERE role = 'clinician'")
