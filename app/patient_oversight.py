@@ -10,7 +10,14 @@ from app.extensions import db
 from app.models import User
 from app.sessions import end_sessions_of
 from app.timeutil import utcnow
-from oauth import PATIENT_CREDENTIAL, OAuthClient, active_clients, authorizations_at
+from oauth import (
+    PATIENT_CREDENTIAL,
+    OAuthClient,
+    active_clients,
+    authorizations_at,
+    authorizations_of,
+    revoke_authorization,
+)
 
 
 def patient_access(hospital_id: str) -> dict:
@@ -35,17 +42,24 @@ def patient_access(hospital_id: str) -> dict:
 
 
 def set_portal_login(hospital_id: str, patient_id: str, disabled: bool) -> User | None:
-    """Disable (logging the patient out everywhere) or enable the portal login of a hospital's
-    patient; None if the patient has none."""
-    user = db.session.scalar(
-        select(User).where(
-            User.hospital_id == hospital_id, User.role == "patient", User.patient_id == patient_id
+    """Disable or enable the portal logins of a hospital's patient (every one they have); None
+    if they have none. Disabling logs them out everywhere and ends every app approval they
+    gave, with its tokens (enabling again revives none of them)."""
+    users = list(
+        db.session.scalars(
+            select(User)
+            .where(User.hospital_id == hospital_id, User.role == "patient", User.patient_id == patient_id)
+            .order_by(User.id)
         )
     )
-    if user is None:
-        return None
-    user.disabled_at = (user.disabled_at or utcnow()) if disabled else None
-    if disabled:
-        end_sessions_of(user)
+    for user in users:
+        user.disabled_at = (user.disabled_at or utcnow()) if disabled else None
+        if disabled:
+            end_sessions_of(user)
     db.session.commit()
-    return user
+    if disabled:
+        for user in users:
+            for approval in authorizations_of(user.id):
+                if approval.revoked_at is None:
+                    revoke_authorization(approval, "portal login disabled by the hospital")
+    return users[0] if users else None

@@ -174,7 +174,7 @@ def capability_statement(hospital_id: str) -> dict:
                                     "code": "SMART-on-FHIR",
                                 }
                             ],
-                            "text": "SMART App Launch (standalone patient launch) and SMART Backend Services",
+                            "text": "SMART App Launch (standalone and EHR launch) and SMART Backend Services",
                         }
                     ],
                     "description": (

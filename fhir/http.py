@@ -25,6 +25,10 @@ _ZERO_QUALITY = {"0", "0.", "0.0", "0.00", "0.000"}
 FHIR_MAJOR_MINOR = FHIR_VERSION.rsplit(".", 1)[0]  # "4.3": what the fhirVersion parameter carries
 _OUR_VERSIONS = {FHIR_MAJOR_MINOR, FHIR_VERSION}
 
+# Health records are not to be kept by browsers or proxies: without it a browser may answer a
+# read from its cache (heuristic freshness from Last-Modified) after the token was revoked.
+NO_STORE = ("Cache-Control", "no-store")
+
 
 def base_url(hospital_id: str) -> str:
     return f"{current_app.config['FHIRGATE_BASE_URL']}/fhir/{hospital_id}"

@@ -30,7 +30,7 @@ from app.fast_path import FastPath
 from fhir.audit import INTERACTIONS, RequestFacts, audit_writer
 from fhir.errors import FhirError
 from fhir.fair_share import WEIGHTS, Admission
-from fhir.http import accepts_this_server, resource_headers
+from fhir.http import NO_STORE, accepts_this_server, resource_headers
 from fhir.model_classes import is_resource_type
 from fhir.policy import AccessPolicy
 from fhir.storage.sql import CURRENT_ROW_COLUMNS, stored_from_text
@@ -136,6 +136,6 @@ class ReadFastPath(FastPath):
                 )
             )
             body = (stored.content or "").encode()
-            headers = [_CONTENT_TYPE, ("Content-Length", str(len(body)))]
+            headers = [_CONTENT_TYPE, ("Content-Length", str(len(body))), NO_STORE]
             headers += resource_headers(stored, hospital_id).items()
         return body, headers

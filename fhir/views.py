@@ -20,6 +20,7 @@ from fhir.errors import FhirError
 from fhir.fair_share import admit_fair_share, bundle_weight, charge_fair_share, weigh_request
 from fhir.history_page import history_bundle
 from fhir.http import (
+    NO_STORE,
     PATCH_TYPE,
     _response,
     base_url,
@@ -46,6 +47,12 @@ bp = Blueprint("fhir", __name__, url_prefix="/fhir/<hospital_id>")
 bp.record_once(lambda state: state.app.url_map.converters.setdefault("fhirtype", ResourceTypeConverter))
 bp.after_request(record_request)
 bp.after_request(charge_fair_share)
+
+
+@bp.after_request
+def _not_stored(response):
+    response.headers.setdefault(*NO_STORE)  # the discovery documents set their own
+    return response
 
 
 @bp.url_value_preprocessor

@@ -73,6 +73,7 @@ def approve(
             code_hash=hash_secret(code),
             code_expires_at=now + CODE_TTL,
             redirect_uri=request.redirect_uri,
+            redirect_uri_sent=request.redirect_uri_sent,
             code_challenge=request.code_challenge,
             session_hash=session_hash,
             created_at=now,
@@ -106,7 +107,7 @@ def redeem_code(
         raise InvalidGrantError("The authorization code has expired.")
     if approval.revoked_at is not None:
         raise InvalidGrantError("The authorization was revoked.")
-    if redirect_uri != approval.redirect_uri:
+    if redirect_uri != approval.redirect_uri and (approval.redirect_uri_sent or redirect_uri is not None):
         raise InvalidGrantError("redirect_uri differs from the authorization request's.")
     if not verifier or not CODE_VERIFIER.fullmatch(verifier):
         raise InvalidGrantError("code_verifier is missing or malformed (RFC 7636: 43 to 128 characters).")

@@ -78,6 +78,8 @@ class AuthorizationRequest:
     code_challenge: str
     nonce: str | None
     launch: LaunchContext | None
+    # RFC 6749 §4.1.3: the exchange must repeat redirect_uri only if the request carried it.
+    redirect_uri_sent: bool
     # The parameters as sent (only those this endpoint reads), to carry through sign-in and
     # the consent form, where they are checked again.
     parameters: dict[str, str]
@@ -113,7 +115,8 @@ def parse_authorization_request(source) -> AuthorizationRequest:
     if client is None or not client.active or client.kind != APPLICATION:
         raise AuthorizePageError("No application with this client_id is registered here.")
     registered = registered_redirect_uris(client)
-    redirect_uri = params.get("redirect_uri")
+    redirect_uri = params.get("redirect_uri") or None  # empty: as if left out (RFC 6749 §3.1)
+    sent_redirect_uri = redirect_uri is not None
     if not registered:
         raise AuthorizePageError(
             "This application has registered no redirect URI, so it cannot sign people in."
@@ -182,5 +185,6 @@ def parse_authorization_request(source) -> AuthorizationRequest:
         code_challenge=params["code_challenge"],
         nonce=params.get("nonce") or None,
         launch=launch,
+        redirect_uri_sent=sent_redirect_uri,
         parameters={name: value for name, value in params.items() if value is not None},
     )

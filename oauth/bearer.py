@@ -18,6 +18,10 @@ class InvalidTokenError(Exception):
     """RFC 6750 §3.1 ``invalid_token``; the message is safe to show the caller."""
 
 
+class InsufficientScopeError(Exception):
+    """RFC 6750 §3.1 ``insufficient_scope`` (403)."""
+
+
 @dataclass(frozen=True)
 class Principal:
     """The verified caller behind an access token."""
@@ -122,6 +126,6 @@ def userinfo(authorization: str | None) -> dict:
     if "authz" not in claims or not hospital_ids or token_client_if_active(claims, hospital_ids[0]) is None:
         raise InvalidTokenError("The access token has expired, was revoked, or names no signed-in user.")
     if "openid" not in claims["scope"].split():
-        raise InvalidTokenError("The access token was not granted the openid scope.")
+        raise InsufficientScopeError("The access token was not granted the openid scope.")
     fhir_user = claims.get("fhirUser")
     return {"sub": claims["sub"], **({"fhirUser": fhir_user} if isinstance(fhir_user, str) else {})}

@@ -42,7 +42,7 @@ def authenticate_none(query_client, request: EndpointRequest) -> OAuthClient:
     used_method, client_id, _ = request.client_credentials
     if used_method != NONE:
         return None
-    client = query_client(client_id)
+    client = query_client(client_id) if client_id else None
     if client is None or not client.active or not client.check_endpoint_auth_method(NONE, "token"):
         raise ClientAuthenticationFailed("Client authentication is required (this is no public client).")
     return client

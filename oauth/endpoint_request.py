@@ -30,7 +30,8 @@ PRINTABLE_ID = re.compile(r"[\x21-\x7e]{1,200}")
 BASIC = "client_secret_basic"
 POST = "client_secret_post"
 JWT = "private_key_jwt"
-NONE = "none"  # a public client (RFC 6749 §2.1): client_id alone, PKCE in its place
+NONE = "none"
+TOKEN_PATH = "/oauth/token"  # a public client (RFC 6749 §2.1): client_id alone, PKCE in its place
 
 
 class FormPayload(OAuth2Payload):
@@ -144,7 +145,8 @@ def parse_endpoint_request(request: Request) -> EndpointRequest:
         methods.append(JWT)
     if len(methods) > 1:
         raise InvalidRequestError("Use exactly one client authentication method.")
-    if not methods and (form.get("client_id") or form.get("grant_type") == "refresh_token"):
+    refreshing = form.get("grant_type") == "refresh_token" and request.path == TOKEN_PATH
+    if not methods and (form.get("client_id") or refreshing):
         # Whether this client may go without is the grant's to decide. A public client may
         # leave out even its client_id when refreshing (RFC 6749 §6, §3.2.1): the refresh
         # token names it (SMART's fhirclient sends none).

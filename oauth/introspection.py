@@ -121,6 +121,8 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
             body["hospitals"] = parts
         if "patient" in claims:
             body["patient"] = claims["patient"]
+        if "fhirUser" in claims:
+            body["fhirUser"] = claims["fhirUser"]
         return body
 
 
@@ -143,7 +145,8 @@ class RevocationEndpoint(_RevocationEndpoint):
         """An access token alone; a refresh token with its whole approval (RFC 7009 §2.1:
         "SHOULD also invalidate all access tokens based on the same authorization grant")."""
         if token.approval is not None:
-            if token.live:
+            # Even through a token already used: the client wants the whole approval ended.
+            if token.approval.revoked_at is None:
                 revoke_authorization(token.approval, "refresh token revoked by its client")
         elif token.live:
             revoke_token_id(token.claims)

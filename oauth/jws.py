@@ -2,7 +2,8 @@
 ID tokens and for the access tokens of applications that registered it.
 
 Signing directly with ``cryptography`` is about 2.6x faster than through a JOSE library,
-and verification here is deliberately narrow (RFC 8725 §3.1, §3.11): one algorithm, the
+and verification here is deliberately narrow (RFC 8725 §3.1, §3.11): two algorithms, each only
+with its own kind of key, the
 compact serialization only, our own keys only, no ``crit``, ``jku``, ``x5u`` or ``jwk``.
 
 ECDSA signatures are malleable: if ``(r, s)`` verifies, so does ``(r, n - s)``, a different

@@ -90,7 +90,8 @@ def _unsigned(value: int) -> bytes:
 
 
 def create_signing_key(session: Session | None = None, alg: str = ALGORITHM) -> SigningKey:
-    """Add a new current signing key for ``alg`` (ES256: access tokens; RS256: ID tokens) and
+    """Add a new current signing key for ``alg`` (ES256: access tokens; RS256: ID tokens and the
+    access tokens of applications that registered RS256) and
     retire the previous ones of that algorithm; the caller commits."""
     session = session or db.session
     if alg == ID_TOKEN_ALGORITHM:

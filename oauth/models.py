@@ -17,6 +17,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -204,6 +205,8 @@ class Authorization(db.Model):
     code_expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     code_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     redirect_uri: Mapped[str] = mapped_column(Text)
+    # Whether the authorization request named it (else the one registered URI was used).
+    redirect_uri_sent: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     code_challenge: Mapped[str] = mapped_column(String(128))
     # online_access: refresh works while the portal session that approved is alive (its hash).
     session_hash: Mapped[str | None] = mapped_column(String(64))

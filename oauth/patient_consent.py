@@ -19,6 +19,11 @@ from oauth.scopes import NAMED_ONLY_TYPES, ScopeError, SmartScope, covers, parse
 CONTEXT_SCOPES = ("launch/patient", "openid", "fhirUser", "offline_access", "online_access")
 REFRESH_SCOPES = frozenset({"offline_access", "online_access"})
 
+# What a patient may grant: reading and searching their own record (as the key pairs they
+# generate always did); writing is not theirs to hand out here.
+PATIENT_GRANTABLE = "patient/*.rs"
+_PATIENT_READS = parse_scopes(PATIENT_GRANTABLE)
+
 # How long the app may keep access, as the patient chooses (seconds; None: until revoked).
 EXPIRY_CHOICES = {"1h": 3600, "30d": 30 * 86400, "1y": 365 * 86400, "never": None}
 DEFAULT_EXPIRY = "1y"
@@ -76,6 +81,8 @@ def patient_offer(requested: str, types: tuple[str, ...]) -> Offer:
             continue
         if scope.context != "patient":
             refused.append((text, "Only the hospital's staff can grant access beyond your own record."))
+        elif not covers(_PATIENT_READS, scope):
+            refused.append((text, "Apps may read your record here, not change it."))
         elif scope.resource_type in NAMED_ONLY_TYPES:
             refused.append((text, "The access log is not shared with applications."))
         elif scope.resource_type == "*" and not scope.query:

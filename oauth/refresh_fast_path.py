@@ -149,9 +149,12 @@ class RefreshFastPath(FastPath):
 def unavailable():
     """503: the statement was sent and its answer lost; whether it took effect is unknown."""
     body = orjson.dumps(
-        {"error": "temporarily_unavailable", "error_description": "The database did not answer. Try again."}
+        {
+            "error": "temporarily_unavailable",
+            "error_description": "The database did not answer; the refresh token may have been spent.",
+        }
     )
-    headers = [*default_json_headers, ("Content-Length", str(len(body))), ("Retry-After", "1")]
+    headers = [*default_json_headers, ("Content-Length", str(len(body)))]
     return body, headers, "503 Service Unavailable"
 
 

@@ -10,7 +10,7 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 from app.extensions import db
 from oauth import token_limits
 from oauth.audience import token_endpoint_url
-from oauth.bearer import InvalidTokenError, userinfo
+from oauth.bearer import InsufficientScopeError, InvalidTokenError, userinfo
 from oauth.client_assertion import authenticate_private_key_jwt
 from oauth.client_auth import (
     authenticate_client_secret_basic,
@@ -174,7 +174,7 @@ def metadata():
         "introspection_endpoint_auth_methods_supported": auth_methods,
         "introspection_endpoint_auth_signing_alg_values_supported": algorithms,
         "revocation_endpoint": f"{issuer}/oauth/revoke",
-        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_methods_supported": [*auth_methods, "none"],
         "revocation_endpoint_auth_signing_alg_values_supported": algorithms,
         "scopes_supported": [*CONTEXT_SCOPES_SUPPORTED, *SCOPES_SUPPORTED],
         "service_documentation": f"{issuer}/",
@@ -236,11 +236,14 @@ def userinfo_endpoint():
     """OpenID Connect Core 1.0 §5.3; errors as RFC 6750 §3."""
     try:
         body = userinfo(request.headers.get("Authorization"))
-    except InvalidTokenError as error:
-        challenge = f'Bearer realm="fhirgate", error="invalid_token", error_description="{error}"'
-        answer = {"error": "invalid_token", "error_description": str(error)}
+    except (InvalidTokenError, InsufficientScopeError) as error:
+        code, status = (
+            ("invalid_token", 401) if isinstance(error, InvalidTokenError) else ("insufficient_scope", 403)
+        )
+        challenge = f'Bearer realm="fhirgate", error="{code}", error_description="{error}"'
+        answer = {"error": code, "error_description": str(error)}
         return Response(
-            orjson.dumps(answer), 401, mimetype="application/json", headers={"WWW-Authenticate": challenge}
+            orjson.dumps(answer), status, mimetype="application/json", headers={"WWW-Authenticate": challenge}
         )
     response = Response(orjson.dumps(body), mimetype="application/json")
     response.headers["Cache-Control"] = "no-store"
@@ -272,8 +275,8 @@ def smart_style():
 
 def smart_configuration() -> dict:
     """SMART App Launch 2.x §"Metadata" (``.well-known/smart-configuration``): exactly what
-    works — the standalone patient launch (authorization code, PKCE S256 only), refresh
-    tokens, and the client-credentials grant of Backend Services."""
+    works — standalone and EHR launches (authorization code, PKCE S256 only), OpenID Connect,
+    refresh tokens, and the client-credentials grant of Backend Services."""
     issuer = current_app.config["FHIRGATE_BASE_URL"]
     return {
         "issuer": issuer,

@@ -14,10 +14,13 @@ from oauth import (
     PATIENT_CREDENTIAL,
     PATIENT_DEFAULT_SCOPE,
     ScopeError,
+    SmartScope,
     active_clients,
+    covers,
     create_patient_credential,
     find_active_client,
     normalize_scope_list,
+    parse_scopes,
     revoke_client,
 )
 
@@ -27,9 +30,14 @@ def _permissions(body: dict) -> str:
     if "permissions" not in body:
         return PATIENT_DEFAULT_SCOPE
     try:
-        return " ".join(normalize_scope_list(list_field(body, "permissions"), context="patient"))
+        permissions = normalize_scope_list(list_field(body, "permissions"), context="patient")
     except ScopeError as error:
         raise ApiError(400, f"permissions: {error}") from None
+    readable = parse_scopes(PATIENT_DEFAULT_SCOPE)
+    for permission in permissions:
+        if not covers(readable, SmartScope.parse(permission)):
+            raise ApiError(400, f"permissions: {permission!r}: a key pair reads and searches, nothing more.")
+    return " ".join(permissions)
 
 
 def _lifetime(body: dict) -> int | None:

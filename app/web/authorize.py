@@ -11,13 +11,12 @@ framed (``X-Frame-Options: DENY``, ``frame-ancestors 'none'``).
 
 from __future__ import annotations
 
-import re
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from flask import redirect, render_template, request, url_for
 
 from app.extensions import db
-from app.headers import CSP
+from app.headers import csp_sending_forms_to
 from app.models import CLINICIAN_ALLOWANCE, Hospital, User
 from app.sessions import current_session_hash, current_user
 from app.web import bp
@@ -37,8 +36,6 @@ from oauth import (
     staff_offer,
 )
 
-# A host (a name, IPv4 or bracketed IPv6) and port: nothing that could end a CSP source expression.
-_PLAIN_NETLOC = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
 EXPIRY_LABELS = {"1h": "One hour", "30d": "30 days", "1y": "One year", "never": "Until I revoke it"}
 
 
@@ -101,13 +98,8 @@ def _consent_page(auth_request, user, error: str | None = None, status: int = 20
         error=error,
         launched_patient=auth_request.launch.patient_id if auth_request.launch is not None else None,
     )
-    # The decision is a form whose answer redirects to the application: CSP's form-action
-    # governs that redirect too, so it names the redirect URI's origin beside our own.
-    target = urlsplit(auth_request.redirect_uri)
-    if not _PLAIN_NETLOC.fullmatch(target.netloc):
-        return page, status
-    policy = CSP.replace("form-action 'self'", f"form-action 'self' {target.scheme}://{target.netloc}")
-    return page, status, {"Content-Security-Policy": policy}
+    # The decision's answer redirects to the application: see ``csp_sending_forms_to``.
+    return page, status, {"Content-Security-Policy": csp_sending_forms_to([auth_request.redirect_uri])}
 
 
 def _account_problem(user, auth_request) -> str | None:

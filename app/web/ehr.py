@@ -10,6 +10,7 @@ from flask import redirect, render_template, request
 
 from app.api.body import FHIR_ID
 from app.extensions import db
+from app.headers import csp_sending_forms_to
 from app.models import Hospital
 from app.web import bp
 from app.web.auth import signed_in
@@ -49,14 +50,17 @@ def _patients(hospital_id: str, name: str) -> list[dict]:
 def ehr_home():
     user = signed_in("clinician")
     name = request.args.get("name", "")[:100]
-    return render_template(
+    apps = launchable_apps(user.hospital_id)
+    page = render_template(
         "web/ehr/home.html",
         user=user,
         hospital=db.session.get(Hospital, user.hospital_id),
         patients=_patients(user.hospital_id, name),
-        apps=launchable_apps(user.hospital_id),
+        apps=apps,
         name=name,
     )
+    # A launch is a form whose answer redirects to the app's launch URL.
+    return page, 200, {"Content-Security-Policy": csp_sending_forms_to(app.launch_uri for app in apps)}
 
 
 @bp.post("/ehr/launch")

@@ -26,6 +26,7 @@ def upgrade():
         batch_op.add_column(sa.Column('practitioner_id', sa.String(length=64), nullable=True))
     with op.batch_alter_table('oauth_authorizations', schema=None) as batch_op:
         batch_op.add_column(sa.Column('fhir_user', sa.String(length=200), nullable=True))
+        batch_op.add_column(sa.Column('redirect_uri_sent', sa.Boolean(), server_default=sa.true(), nullable=False))
     with op.batch_alter_table('oauth_clients', schema=None) as batch_op:
         batch_op.add_column(sa.Column('id_token_alg', sa.String(length=10), nullable=True))
         batch_op.add_column(sa.Column('access_token_alg', sa.String(length=10), nullable=True))
@@ -58,6 +59,7 @@ def downgrade():
         batch_op.drop_column('access_token_alg')
         batch_op.drop_column('id_token_alg')
     with op.batch_alter_table('oauth_authorizations', schema=None) as batch_op:
+        batch_op.drop_column('redirect_uri_sent')
         batch_op.drop_column('fhir_user')
     op.execute("DELETE FROM users WHERE role = 'clinician'")
     with op.batch_alter_table('users', schema=None) as batch_op:

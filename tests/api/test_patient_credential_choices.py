@@ -55,6 +55,8 @@ def test_chosen_kinds_of_data_only(client, patient):
         {"permissions": ["system/*.rs"]},
         {"permissions": ["user/Observation.rs"]},
         {"permissions": []},
+        {"permissions": ["patient/*.cruds"]},
+        {"permissions": ["patient/Observation.write"]},
         {"permissions": "patient/*.rs"},
         {"expires": "forever"},
         {"expires": 3600},

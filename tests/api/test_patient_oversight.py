@@ -66,9 +66,22 @@ def test_disabling_a_portal_login_ends_its_sessions_and_refuses_logins(make, cli
     admin = make.as_role("hospital-admin", "general")
     patient = setting["patient"]
     assert patient.get("/api/session").status_code == 200
+    second_login = admin.post(
+        "/api/hospitals/general/patients/p1/portal-access",
+        json={"email": "p1-too@example.org", "password": "z" * 12},
+    )
+    assert second_login.status_code == 201
+    token = setting["issued"]["access_token"]
+    assert client.get("/fhir/general/Patient/p1", headers=bearer(token)).status_code == 200
     disabled = admin.patch("/api/hospitals/general/patients/p1/portal-access", json={"disabled": True})
     assert disabled.status_code == 200 and disabled.get_json()["disabled"] is True
     assert patient.get("/api/session").status_code == 401
+    # every login of the patient, and the apps they approved with it
+    assert (
+        client.post("/api/session", json={"email": "p1-too@example.org", "password": "z" * 12}).status_code
+        == 401
+    )
+    assert client.get("/fhir/general/Patient/p1", headers=bearer(token)).status_code == 401
     login = client.post("/api/session", json={"email": setting["email"], "password": PASSWORD})
     assert login.status_code == 401
     # nor can anyone approve an app as that patient any more

@@ -90,7 +90,27 @@ def test_the_clinicians_page_launches_an_app(page, make):
     page.get_by_role("button", name="Log in").click()
     page.get_by_role("heading", name="Patients").wait_for()
     check_page(page, "ehr-patients")
-    page.get_by_role("button", name="Launch for Doe").click()
-    page.wait_for_url("https://app.example/launch?**")
+    # The launch as a browser enforcing the page's own CSP does it (check_page's context
+    # bypasses CSP to inject axe-core): form-action must let the redirect to the app through.
+    strict = page.context.browser.new_context(base_url=page.url.split("/ehr")[0])
+    ehr = strict.new_page()
+    ehr.set_default_timeout(15_000)
+    ehr.route(
+        "https://app.example/**",
+        lambda route: (launched.append(route.request.url), route.fulfill(body="ok"))[1],
+    )
+    blocked = []
+    ehr.on(
+        "console",
+        lambda message: blocked.append(message.text) if "Content Security Policy" in message.text else None,
+    )
+    ehr.goto("/login")
+    ehr.get_by_label("E-mail").fill("dr@example.org")
+    ehr.get_by_label("Password").fill("x" * 12)
+    ehr.get_by_role("button", name="Log in").click()
+    ehr.get_by_role("button", name="Launch for Doe").click()
+    ehr.wait_for_url("https://app.example/launch?**")
+    assert not blocked, blocked
+    strict.close()
     sent = query_of(launched[-1])
     assert sent["iss"].endswith("/fhir/general") and sent["launch"].startswith("ln_")

@@ -123,6 +123,6 @@ def test_a_lost_answer_is_a_503_and_never_the_view(app, make, client, patient, v
     calls = len(view_calls)
     response = launch.refresh(client, token)
     assert response.status_code == 503 and response.get_json()["error"] == "temporarily_unavailable"
-    assert response.headers["Retry-After"] == "1" and len(view_calls) == calls
+    assert "Retry-After" not in response.headers and len(view_calls) == calls  # not blindly again
     with make.app.app_context():
         assert db.session.query(RefreshToken).filter(RefreshToken.used_at.is_(None)).count() == 1

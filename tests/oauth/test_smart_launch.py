@@ -262,6 +262,7 @@ def test_a_public_browser_client_gets_cors_on_the_token_endpoint_and_the_fhir_ap
     read = client.get("/fhir/general/Patient/p1", headers={**CORS_ORIGIN, **bearer(token)})
     assert read.status_code == 200 and read.headers["Access-Control-Allow-Origin"] == "*"
     assert "ETag" in read.headers["Access-Control-Expose-Headers"]
+    assert read.headers["Cache-Control"] == "no-store"  # a browser keeps no record, nor answers from one
     info = client.get("/oauth/userinfo", headers={**CORS_ORIGIN, **bearer(token)})
     assert info.headers["Access-Control-Allow-Origin"] == "*"
 

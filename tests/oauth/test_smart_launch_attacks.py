@@ -363,3 +363,47 @@ def test_a_public_client_revokes_its_refresh_token_naming_itself(make, client, p
     revoked = client.post("/oauth/revoke", data={"token": body["refresh_token"], "client_id": public.key})
     assert revoked.status_code == 200
     assert client.get("/fhir/general/Patient/p1", headers=bearer(body["access_token"])).status_code == 401
+
+
+def test_a_patient_grants_reading_only(make, client, registered, patient):
+    launch = Launch(
+        registered.key, registered.secret, scope="launch/patient patient/Condition.cruds patient/*.write"
+    )
+    page = launch.consent(patient).get_data(as_text=True)
+    assert "not change it" in page
+    body = launch.exchange(client, launch.code(patient)).get_json()
+    assert body["scope"] == "launch/patient"
+    created = client.post(
+        "/fhir/general/Condition",
+        json={"resourceType": "Condition", "subject": {"reference": "Patient/p1"}},
+        headers=bearer(body["access_token"]),
+    )
+    assert created.status_code == 403
+
+
+def test_revoke_without_client_authentication_is_refused_not_a_crash(client):
+    response = client.post("/oauth/revoke", data={"token": "x", "grant_type": "refresh_token"})
+    assert response.status_code == 401 and response.get_json()["error"] == "invalid_client"
+
+
+def test_revoking_through_an_already_used_refresh_token_ends_the_approval(client, registered, patient):
+    from tests.conftest import basic_auth
+
+    launch = Launch(registered.key, registered.secret)
+    first = launch.exchange(client, launch.code(patient)).get_json()
+    second = launch.refresh(client, first["refresh_token"]).get_json()
+    auth = basic_auth(registered.key, registered.secret)
+    assert (
+        client.post("/oauth/revoke", data={"token": first["refresh_token"]}, headers=auth).status_code == 200
+    )
+    assert client.get("/fhir/general/Patient/p1", headers=bearer(second["access_token"])).status_code == 401
+
+
+def test_redirect_uri_left_out_at_authorize_may_be_left_out_at_the_exchange(client, registered, patient):
+    launch = Launch(registered.key, registered.secret, extra={"redirect_uri": None})
+    assert launch.exchange(client, launch.code(patient), redirect_uri=None).status_code == 200
+    again = Launch(registered.key, registered.secret, extra={"redirect_uri": None})
+    assert again.exchange(client, again.code(patient)).status_code == 200  # or repeated as registered
+    sent = Launch(registered.key, registered.secret)
+    refused = sent.exchange(client, sent.code(patient), redirect_uri=None)
+    assert refused.status_code == 400 and refused.get_json()["error"] == "invalid_grant"
