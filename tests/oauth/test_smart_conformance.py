@@ -284,7 +284,7 @@ def test_userinfo_refuses_what_it_should(make, client, patient, general):
     launch = Launch(registered.key, registered.secret, scope="launch/patient patient/Patient.rs")
     body = launch.exchange(client, launch.code(patient)).get_json()
     no_openid = client.get("/oauth/userinfo", headers={"Authorization": "Bearer " + body["access_token"]})
-    assert no_openid.status_code == 403 and no_openid.get_json()["error"] == "insufficient_scope", no_openid.get_json()
+    assert no_openid.status_code == 403 and no_openid.get_json()["error"] == "insufficient_scope"
     assert "WWW-Authenticate" in no_openid.headers
     assert client.get("/oauth/userinfo").status_code == 401
     key = make.api_key(general)
