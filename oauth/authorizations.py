@@ -217,22 +217,24 @@ def revoke_authorization(approval: Authorization, reason: str) -> None:
 
 
 def authorizations_of(user_id: int) -> list[Authorization]:
-    """A patient's approvals that were taken up (their code exchanged), newest first."""
+    """A patient's approvals that gave an app tokens (an approval whose code was never, or
+    never successfully, exchanged gave nothing), newest first."""
     return list(
         db.session.scalars(
             select(Authorization)
-            .where(Authorization.user_id == user_id, Authorization.code_used_at.is_not(None))
+            .where(Authorization.user_id == user_id, Authorization.last_used_at.is_not(None))
             .order_by(Authorization.created_at.desc())
         )
     )
 
 
 def authorizations_at(hospital_id: str) -> list[Authorization]:
-    """Every approval taken up at a hospital, newest first (the hospital's oversight)."""
+    """Every approval at a hospital that gave an app tokens, newest first (the hospital's
+    oversight)."""
     return list(
         db.session.scalars(
             select(Authorization)
-            .where(Authorization.hospital_id == hospital_id, Authorization.code_used_at.is_not(None))
+            .where(Authorization.hospital_id == hospital_id, Authorization.last_used_at.is_not(None))
             .order_by(Authorization.created_at.desc())
         )
     )
@@ -240,7 +242,7 @@ def authorizations_at(hospital_id: str) -> list[Authorization]:
 
 def hospital_authorization(approval_id: str, hospital_id: str) -> Authorization | None:
     approval = db.session.get(Authorization, approval_id) if len(approval_id) <= 32 else None
-    if approval is None or approval.hospital_id != hospital_id or approval.code_used_at is None:
+    if approval is None or approval.hospital_id != hospital_id or approval.last_used_at is None:
         return None
     return approval
 
@@ -248,7 +250,7 @@ def hospital_authorization(approval_id: str, hospital_id: str) -> Authorization 
 def owned_authorization(approval_id: str, user_id: int) -> Authorization | None:
     """One of ``authorizations_of(user_id)``, by id."""
     approval = db.session.get(Authorization, approval_id) if len(approval_id) <= 32 else None
-    if approval is None or approval.user_id != user_id or approval.code_used_at is None:
+    if approval is None or approval.user_id != user_id or approval.last_used_at is None:
         return None
     return approval
 

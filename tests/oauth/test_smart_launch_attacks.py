@@ -407,3 +407,9 @@ def test_redirect_uri_left_out_at_authorize_may_be_left_out_at_the_exchange(clie
     sent = Launch(registered.key, registered.secret)
     refused = sent.exchange(client, sent.code(patient), redirect_uri=None)
     assert refused.status_code == 400 and refused.get_json()["error"] == "invalid_grant"
+
+
+def test_an_exchange_that_failed_is_no_connected_app(client, registered, patient):
+    launch = Launch(registered.key, registered.secret)
+    assert launch.exchange(client, launch.code(patient), code_verifier=pkce_pair()[0]).status_code == 400
+    assert "Steps" not in patient.get("/portal/apps").get_data(as_text=True)
