@@ -172,9 +172,8 @@ def refresh_token_state(token: str) -> tuple[Authorization, bool] | None:
 
 def refresh_token_client(token: str) -> str | None:
     """The client a refresh token was issued to, used or not (None: no such token)."""
-    presented = _presented(RefreshToken, RefreshToken.token_hash, token, REFRESH_PREFIX)
-    approval = db.session.get(Authorization, presented.authorization_id) if presented is not None else None
-    return approval.client_id if approval is not None else None
+    found = refresh_token_state(token)
+    return found[0].client_id if found is not None else None
 
 
 def lapsed(approval: Authorization) -> str | None:

@@ -22,7 +22,6 @@ the statement spent would look reused. A statement whose answer is lost therefor
 
 from __future__ import annotations
 
-import io
 import logging
 import secrets
 import time
@@ -37,9 +36,9 @@ from app.fast_path import FastPath
 from oauth import token_limits
 from oauth.authorizations import REFRESH_PREFIX
 from oauth.credentials import hash_secret, secret_matches
-from oauth.endpoint_request import BASIC, FORM_CONTENT_TYPE, NONE, POST, PRINTABLE_ID, basic_credentials
-from oauth.errors import ClientAuthenticationFailed
+from oauth.endpoint_request import NONE, PRINTABLE_ID
 from oauth.grants import last_use_due, token_lifetime
+from oauth.token_fast_path import presented_credentials, small_form_body
 from oauth.tokens import Approved, approval_response, mint_authorized_token
 
 log = logging.getLogger(__name__)
@@ -162,43 +161,14 @@ def unavailable():
 def common_refresh_request(environ) -> tuple[str, str, str | None, str] | None:
     """``(method, client_id, secret, refresh_token)`` of a plain refresh request the view would
     read the same way, else None. The body, once read, is put back for the view."""
-    if environ.get("QUERY_STRING"):
-        return None
-    if environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower() != FORM_CONTENT_TYPE:
-        return None
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or "")
-    except ValueError:
-        return None
-    if not 0 < length <= MAX_COMMON_BODY:
-        return None
-    body = environ["wsgi.input"].read(length)
-    environ["wsgi.input"] = io.BytesIO(body)
-    if len(body) != length or not body.isascii():
+    body = small_form_body(environ, MAX_COMMON_BODY)
+    if body is None or not body.isascii():
         return None
     form = _refresh_form(body.decode("ascii"))
-    if form is None:
+    credentials = presented_credentials(environ, form) if form is not None else None
+    if credentials is None:
         return None
-    header = environ.get("HTTP_AUTHORIZATION")
-    if header is not None:
-        if "client_secret" in form:
-            return None
-        try:
-            client_id, secret = basic_credentials(header)
-        except ClientAuthenticationFailed:
-            return None
-        if form.get("client_id", client_id) != client_id:
-            return None
-        method = BASIC
-    elif "client_secret" in form:
-        client_id, secret, method = form.get("client_id", ""), form["client_secret"], POST
-        if not secret:
-            return None
-    else:
-        client_id, secret, method = form.get("client_id", ""), None, NONE
-    if not client_id or not PRINTABLE_ID.fullmatch(client_id):
-        return None
-    return method, client_id, secret, form["refresh_token"]
+    return (*credentials, form["refresh_token"])
 
 
 def _refresh_form(text: str) -> Mapping[str, str] | None:

@@ -32,7 +32,7 @@ from flask import Flask
 from app.fast_path import FastPath
 from oauth import token_limits
 from oauth.credentials import secret_matches
-from oauth.endpoint_request import BASIC, FORM_CONTENT_TYPE, POST, PRINTABLE_ID, basic_credentials
+from oauth.endpoint_request import BASIC, FORM_CONTENT_TYPE, NONE, POST, PRINTABLE_ID, basic_credentials
 from oauth.epoch_reader import EpochReader
 from oauth.errors import ClientAuthenticationFailed
 from oauth.grants import last_use_due, target_within, token_lifetime
@@ -130,6 +130,17 @@ def common_token_request(environ) -> tuple[str, str, str, Mapping[str, str]] | N
 
     The body, once read, is put back for the view.
     """
+    body = small_form_body(environ, MAX_COMMON_BODY)
+    form = _common_form(body) if body is not None else None
+    credentials = presented_credentials(environ, form) if form is not None else None
+    if credentials is None or credentials[0] == NONE:
+        return None
+    return (*credentials, form)
+
+
+def small_form_body(environ, limit: int) -> bytes | None:
+    """The body of a form POST with no query string, at most ``limit`` bytes, or None; read
+    once and put back, so that the view reads it as it came."""
     if environ.get("QUERY_STRING"):
         return None
     if environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower() != FORM_CONTENT_TYPE:
@@ -138,16 +149,17 @@ def common_token_request(environ) -> tuple[str, str, str, Mapping[str, str]] | N
         length = int(environ.get("CONTENT_LENGTH") or "")
     except ValueError:
         return None
-    if not 0 < length <= MAX_COMMON_BODY:
+    if not 0 < length <= limit:
         return None
     body = environ["wsgi.input"].read(length)
     environ["wsgi.input"] = io.BytesIO(body)
-    if len(body) != length:
-        return None
-    form = _common_form(body)
-    if form is None:
-        return None
+    return body if len(body) == length else None
 
+
+def presented_credentials(environ, form: Mapping[str, str]) -> tuple[str, str, str | None] | None:
+    """``(method, client_id, secret)`` as the view would read them: HTTP Basic,
+    ``client_secret_post``, or ``client_id`` alone (``none``, a public client's; ``secret``
+    None); None for anything the view would refuse or read otherwise."""
     header = environ.get("HTTP_AUTHORIZATION")
     if header is not None:
         if "client_secret" in form:
@@ -159,14 +171,15 @@ def common_token_request(environ) -> tuple[str, str, str, Mapping[str, str]] | N
         if form.get("client_id", client_id) != client_id:
             return None
         method = BASIC
-    else:
-        client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
-        if not client_id or not secret:
+    elif "client_secret" in form:
+        client_id, secret, method = form.get("client_id", ""), form["client_secret"], POST
+        if not secret:
             return None
-        method = POST
-    if not PRINTABLE_ID.fullmatch(client_id):
+    else:
+        client_id, secret, method = form.get("client_id", ""), None, NONE
+    if not client_id or not PRINTABLE_ID.fullmatch(client_id):
         return None
-    return method, client_id, secret, form
+    return method, client_id, secret
 
 
 # A client sends the same body every time: a plain form without a secret is remembered parsed

@@ -21,19 +21,6 @@ def postgres_only(app):
 
 
 @pytest.fixture
-def view_calls(app, monkeypatch) -> list[None]:
-    calls = []
-    view = app.view_functions["oauth.token"]
-
-    def counted():
-        calls.append(None)
-        return view()
-
-    monkeypatch.setitem(app.view_functions, "oauth.token", counted)
-    return calls
-
-
-@pytest.fixture
 def patient(make):
     make.hospital("general", "General Hospital")
     make.patient("general", "p1", "Doe")

@@ -172,7 +172,6 @@ def test_invalid_aud_gives_no_code(make, patient):
         ).authorize_url()
     )
     assert response.status_code == 400 and "Location" not in response.headers
-    assert AUD != "https://inferno.healthit.gov/invalid_aud"
 
 
 def test_introspection_as_the_suites_send_it(make, client, patient, general):

@@ -55,20 +55,6 @@ def post(client, app, monkeypatch):
 
 
 @pytest.fixture
-def view_calls(app, monkeypatch) -> list[None]:
-    """One entry per request the Flask token view answered."""
-    calls = []
-    view = app.view_functions["oauth.token"]
-
-    def counted():
-        calls.append(None)
-        return view()
-
-    monkeypatch.setitem(app.view_functions, "oauth.token", counted)
-    return calls
-
-
-@pytest.fixture
 def key(make):
     make.hospital("general")
     return make.api_key("general", permissions=["system/Patient.rs", "system/Observation.rs"])
