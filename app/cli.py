@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import secrets
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from sqlalchemy import event, select
 from app.accounts import AccountError, create_hospital, create_user, set_hospital_limits
 from app.extensions import db
 from app.models import ROLES, SANDBOX_HOSPITAL_ID, Hospital, User
+from fhir.bulk.worker import work, worker_name
 from fhir.importer import ImportFailed, import_files, load_in_transactions, load_resources
 from fhir.reindex import reindex_hospital
 from fhir.sandbox import generate
@@ -196,6 +199,18 @@ def reindex_command(hospital_ids: tuple[str, ...]):
         click.echo(f"{hospital_id}: reindexed {count} resources in {time.monotonic() - started:.1f} s")
 
 
+@click.command("worker")
+@click.option("--until-idle", is_flag=True, help="Stop when no export is waiting (for scripts and tests).")
+@with_appcontext
+def worker_command(until_idle: bool):
+    """Run Bulk Data export jobs until stopped (SIGTERM or Ctrl-C give the job back)."""
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    click.echo(f"export worker {worker_name()} waiting for jobs")
+    work(current_app._get_current_object(), stop, until_idle=until_idle)
+
+
 @click.command("bootstrap")
 @with_appcontext
 def bootstrap():
@@ -242,6 +257,7 @@ def register_commands(app: Flask) -> None:
         reindex_command,
         bootstrap,
         version,
+        worker_command,
     )
     for command in commands:
         app.cli.add_command(command)

@@ -154,6 +154,14 @@ def load_config(instance_path: Path = DEFAULT_INSTANCE_PATH) -> dict:
         "FHIRGATE_HEAVY_SLOTS": _positive("FHIRGATE_HEAVY_SLOTS", 1),
         "FHIRGATE_SESSION_TTL": _env_int("FHIRGATE_SESSION_TTL", 8 * 3600),
         "FHIRGATE_TRUSTED_PROXIES": _env_int("FHIRGATE_TRUSTED_PROXIES", 0),
+        # Bulk Data $export (fhir/bulk/): where the files go (default instance/exports), lines per
+        # file, a worker's lease on its job (another takes the job over when it runs out), how long
+        # a finished export's files stay, and the exports one client may have waiting or running.
+        "FHIRGATE_EXPORT_DIR": os.environ.get("FHIRGATE_EXPORT_DIR") or None,
+        "FHIRGATE_EXPORT_FILE_LINES": _positive("FHIRGATE_EXPORT_FILE_LINES", 100_000),
+        "FHIRGATE_EXPORT_LEASE_S": _positive("FHIRGATE_EXPORT_LEASE_S", 60),
+        "FHIRGATE_EXPORT_RETENTION_S": _positive("FHIRGATE_EXPORT_RETENTION_S", 24 * 3600),
+        "FHIRGATE_EXPORT_ACTIVE_PER_CLIENT": _positive("FHIRGATE_EXPORT_ACTIVE_PER_CLIENT", 4),
         # argon2id cost: RFC 9106's second recommended option (64 MiB, t=3, p=4).
         "FHIRGATE_ARGON2": {"time_cost": 3, "memory_cost": 65536, "parallelism": 4},
         "JSON_SORT_KEYS": False,

@@ -23,6 +23,7 @@ from app.login_limits import init_login_limits
 from app.pool_checks import init_pool_checks
 from app.sqlite_transactions import init_sqlite_transactions
 from app.time_limits import init_time_limits, statement_timeout_options
+from fhir.bulk import tables as _bulk_tables  # noqa: E402,F401
 from fhir.storage import tables as _fhir_tables  # noqa: E402,F401
 from oauth import models as _oauth_models  # noqa: E402,F401
 
@@ -53,6 +54,7 @@ def create_app(config: dict | None = None, instance_path: Path | None = None) ->
     init_login_limits(app)
 
     from fhir.audit import init_audit
+    from fhir.bulk.storage import init_export_storage
     from fhir.fair_share import init_fair_share
     from oauth import init_oauth
 
@@ -60,6 +62,7 @@ def create_app(config: dict | None = None, instance_path: Path | None = None) ->
     init_audit(app)
     init_fair_share(app)
     init_heavy_slots(app)
+    init_export_storage(app)
 
     from app.api import bp as api_bp
     from app.home import bp as home_bp

@@ -264,6 +264,13 @@ INTERACTIONS = {
     "fhir.hospital_history": "history-system",
     "fhir.everything": "operation",
     "fhir.batch_or_transaction": "transaction",
+    # Bulk Data $export: the kick-off, and its status, cancel and file downloads.
+    "fhir.bulk_export_system": "operation",
+    "fhir.bulk_export_patient": "operation",
+    "fhir.bulk_export_group": "operation",
+    "fhir.bulk_status": "operation",
+    "fhir.bulk_cancel": "operation",
+    "fhir.bulk_file": "operation",
 }
 
 

@@ -99,6 +99,10 @@ class ScopedRepository:
 
         return restrict
 
+    def search_restriction(self):
+        """The per-type restriction of what this principal may search (a bulk export's)."""
+        return self._restrict(letters="s")
+
     def _matching(self, resource_type: str, restriction, id_column) -> ColumnElement:
         """``id_column`` among the resources matching a scope's ``?param=value`` restriction."""
         query = parse_search(resource_type, sorted(restriction), lenient=False)

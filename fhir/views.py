@@ -80,7 +80,8 @@ def _check_hospital_and_format():
             raise FhirError.not_found("No FHIR server at this address.")
         known.add(hospital_id)
     g.hospital_known = True
-    check_format()
+    if request.endpoint != "fhir.bulk_file":  # an export's file is ndjson, whatever else is accepted
+        check_format()
     if request.endpoint not in PUBLIC_ENDPOINTS:
         principal = current_principal(hospital_id)  # so that strangers never hold a heavy slot
         heavy = is_heavy(request.environ)
@@ -320,3 +321,7 @@ def type_history(resource_type):
 def instance_history(resource_type, resource_id):
     interactions.check_id(resource_id)
     return _history_response(_type(resource_type), resource_id)
+
+
+# The Bulk Data routes join this blueprint (they need its token, share and audit handling).
+from fhir.bulk import views as _bulk_views  # noqa: E402,F401

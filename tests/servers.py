@@ -221,3 +221,37 @@ def jwks_host():
     with threaded_server(host) as url:
         host.url = f"{url}/jwks.json"
         yield host
+
+
+def export_worker(app, **settings) -> subprocess.Popen:
+    """``fhirgate worker`` as production starts it, on the test database and the test app's
+    export directory; ``settings`` are FHIRGATE_EXPORT_* values (``LEASE_S=2``). The caller
+    stops it (``stop_process``)."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+        "FHIRGATE_BASE_URL": app.config["FHIRGATE_BASE_URL"],
+        "SECRET_KEY": app.config["SECRET_KEY"],
+        "FHIRGATE_KEK": app.config["FHIRGATE_KEK"],
+        "FHIRGATE_EXPORT_DIR": str(app.extensions["fhirgate_export_storage"].root),
+        **{f"FHIRGATE_EXPORT_{name}": str(value) for name, value in settings.items()},
+    }
+    env.pop("PYTHONPATH", None)
+    env.pop("REDIS_URL", None)
+    fhirgate = str(Path(sys.executable).with_name("fhirgate"))
+    return subprocess.Popen(
+        [fhirgate, "worker"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM, then SIGKILL if it has not ended in time; always reaped."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=timeout)
+    if process.stderr is not None:
+        process.stderr.close()

@@ -342,6 +342,11 @@ class SearchBuilder:
         clause = self.restrict(resource_type, id_column) if self.restrict else None
         return [] if clause is None else [clause]
 
+    def criteria(self, query: SearchQuery) -> ColumnElement:
+        """All of the query's criteria on ``fhir_resources`` rows (a ``_typeFilter``'s)."""
+        conditions = (self._condition(c, query.resource_type, tables.resources) for c in query.criteria)
+        return and_(true(), *conditions)
+
     # -- whole queries ----------------------------------------------------------------
     def matches(self, query: SearchQuery, snapshot: int | None = None) -> list[ColumnElement]:
         """The WHERE clauses selecting the query's matches among ``fhir_resources``."""
