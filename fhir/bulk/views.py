@@ -7,6 +7,7 @@ patient's token, that patient): any other caller gets 404, as for a job that nev
 
 from __future__ import annotations
 
+from datetime import UTC
 from email.utils import format_datetime
 from urllib.parse import urlencode
 
@@ -119,7 +120,7 @@ def bulk_status(job_id):
         raise FhirError(500, [Issue("exception", job.error or "The export failed.")])
     manifest = _manifest(job, job_store.job_files(db.session.connection(), job.id))
     response = current_app.response_class(orjson.dumps(manifest), 200, mimetype="application/json")
-    response.headers["Expires"] = format_datetime(as_utc(job.expires_at), usegmt=True)
+    response.headers["Expires"] = format_datetime(as_utc(job.expires_at).astimezone(UTC), usegmt=True)
     return response
 
 

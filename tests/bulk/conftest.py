@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -64,3 +65,50 @@ def seeded(app, make):
     load_patients(app, "general", 4)
     load_patients(app, "other", 2, seed=7)
     return "general"
+
+
+def run_worker(app) -> None:
+    """One pass of a worker in this process: every waiting job runs."""
+    from fhir.bulk.worker import purge_expired, run_one
+
+    with app.app_context():
+        purge_expired(app.extensions["fhirgate_export_storage"])
+        while run_one(app, "test-worker", threading.Event()):
+            pass
+
+
+def local(url: str) -> str:
+    """The path of one of the server's absolute URLs, for the test client."""
+    return url.split("localhost", 1)[1] if "localhost" in url else url
+
+
+class Exporter:
+    """A client that kicks off, waits for and downloads exports through the test client."""
+
+    def __init__(self, app, client, auth: dict, hospital: str = "general"):
+        self.app, self.client, self.auth, self.hospital = app, client, auth, hospital
+
+    def kickoff(self, path: str = "$export", query: str = "", headers: dict | None = None, **kwargs):
+        url = f"/fhir/{self.hospital}/{path}" + (f"?{query}" if query else "")
+        method = self.client.post if "json" in kwargs else self.client.get
+        return method(url, headers={**KICKOFF, **self.auth, **(headers or {})}, **kwargs)
+
+    def export(self, path: str = "$export", query: str = "", **kwargs) -> dict:
+        """Kick off, run the worker, and the manifest."""
+        started = self.kickoff(path, query, **kwargs)
+        assert started.status_code == 202, started.get_json()
+        run_worker(self.app)
+        done = self.client.get(local(started.headers["Content-Location"]), headers=self.auth)
+        assert done.status_code == 200, done.get_data(as_text=True)
+        return done.get_json()
+
+    def files(self, manifest: dict) -> dict[str, list[dict]]:
+        """Every exported resource, by type, each file checked line by line."""
+        found: dict[str, list[dict]] = {}
+        for entry in manifest["output"]:
+            got = self.client.get(local(entry["url"]), headers=self.auth)
+            assert got.status_code == 200
+            found.setdefault(entry["type"], []).extend(
+                check_ndjson(got.get_data(as_text=True), entry["type"])
+            )
+        return found
