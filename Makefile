@@ -27,7 +27,7 @@ run: install
 	$(BIN)/fhirgate db upgrade
 	$(BIN)/fhirgate bootstrap
 	@echo "serving http://$(HOST):$(PORT) (Ctrl-C stops)"
-	$(SERVE)
+	$(WITH_WORKER) $(SERVE)
 
 ## The server of make run: granian, as in production (README "Production"). It reads each
 ## request line and its headers before a worker's thread sees the request, so connections that
@@ -40,10 +40,14 @@ SERVE = $(BIN)/granian --interface wsgi --http 1 --no-ws --runtime-mode st --blo
 	--blocking-threads-idle-timeout 5 --workers-kill-timeout 5 \
 	--workers $(RUN_WORKERS) --host $(HOST) --port $(PORT) wsgi:app
 
-## make serve: only that server, on the database the environment names (no install, no
-## migration); tests/test_make_run_server.py starts it this way.
+## Beside the server, one export worker (fhirgate worker: Bulk Data $export jobs), so that an
+## export started on make run's server completes; it stops with the server.
+WITH_WORKER = $(BIN)/fhirgate worker & worker=$$!; trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT INT TERM;
+
+## make serve: only that server and its export worker, on the database the environment names (no
+## install, no migration); tests/test_make_run_server.py starts it this way.
 serve:
-	$(SERVE)
+	$(WITH_WORKER) $(SERVE)
 
 ## make test: the whole suite (SQLite; TEST_DATABASE_URL=postgresql+psycopg://... for PostgreSQL).
 test: install browser

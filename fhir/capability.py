@@ -28,6 +28,9 @@ INTERACTIONS = tuple(
 SMART_OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 
 
+BULK_DATA = "http://hl7.org/fhir/uv/bulkdata"
+
+
 def supported_types() -> tuple[str, ...]:
     return tuple(t for t in resource_types() if is_resource_type(t))
 
@@ -129,7 +132,12 @@ def _rest_resources() -> tuple[dict, ...]:
                 {
                     "name": "everything",
                     "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
-                }
+                },
+                {"name": "export", "definition": f"{BULK_DATA}/OperationDefinition/patient-export"},
+            ]
+        if resource_type == "Group":
+            entry["operation"] = [
+                {"name": "export", "definition": f"{BULK_DATA}/OperationDefinition/group-export"}
             ]
         resources.append(entry)
     return tuple(resources)
@@ -147,6 +155,8 @@ def capability_statement(hospital_id: str) -> dict:
             "description": f"FHIR server of hospital {hospital_id}",
             "url": base_url(hospital_id),
         },
+        # Bulk Data Access 2.0: $export at the system, Patient and Group levels (fhir/bulk/).
+        "instantiates": [f"{BULK_DATA}/CapabilityStatement/bulk-data"],
         "fhirVersion": FHIR_VERSION,
         "format": [FHIR_JSON, "json"],
         "patchFormat": ["application/json-patch+json"],
@@ -185,6 +195,7 @@ def capability_statement(hospital_id: str) -> dict:
                     ),
                 },
                 "resource": list(_rest_resources()),
+                "operation": [{"name": "export", "definition": f"{BULK_DATA}/OperationDefinition/export"}],
                 "interaction": [
                     {"code": "transaction"},
                     {"code": "batch"},

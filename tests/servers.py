@@ -119,6 +119,7 @@ def make_run_server(app, log: Path, base_url: str | None = None):
         "FHIRGATE_BASE_URL": base_url,
         "SECRET_KEY": app.config["SECRET_KEY"],
         "FHIRGATE_KEK": app.config["FHIRGATE_KEK"],
+        "FHIRGATE_EXPORT_DIR": str(log.parent / "exports"),
     }
     env.pop("PYTHONPATH", None)
     env.pop("REDIS_URL", None)

@@ -73,3 +73,21 @@ def test_the_workers_write_to_one_database_at_once(server, make):
         statuses = list(pool.map(create, range(24)))
     assert statuses == [201] * 24
     assert len(session.get(f"{url}/api/apps").json()) == 24
+
+
+def test_an_export_started_on_it_completes(server, app, make, client):
+    """``make run`` runs an export worker beside the server: a newcomer's export finishes."""
+    from tests.bulk.conftest import KICKOFF, bearer, load_patients, poll
+
+    make.hospital("general")
+    load_patients(app, "general", 2)
+    auth = bearer(client, make.api_key("general", permissions=["system/*.rs"]))
+    kickoff = f"{server.url}/fhir/general/Patient/$export"
+    started = requests.get(kickoff, headers={**KICKOFF, **auth}, timeout=10)
+    assert started.status_code == 202, started.text
+    status = started.headers["Content-Location"].replace(BASE_URL, server.url)
+    done = poll(requests.get, status, auth, timeout=60)
+    assert done.status_code == 200, done.text
+    patients = [entry for entry in done.json()["output"] if entry["type"] == "Patient"]
+    assert [entry["count"] for entry in patients] == [2]
+    assert server.interrupt(within_s=15), "make run's server or worker still running 15 s after Ctrl-C"

@@ -119,3 +119,16 @@ def test_an_unknown_output_format_is_refused(live, backend):
     refused = kickoff(live, f"Group/{group_id}/$export", auth, _outputFormat="text/csv")
     assert refused.status_code == 400
     assert refused.json()["resourceType"] == "OperationOutcome"
+
+
+def test_the_capability_statement_declares_the_export_operations(live, seeded):
+    statement = requests.get(f"{live}/fhir/general/metadata", timeout=15).json()
+    assert "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data" in statement["instantiates"]
+    (rest,) = statement["rest"]
+    assert [op["name"] for op in rest["operation"]] == ["export"]
+    by_type = {resource["type"]: resource for resource in rest["resource"]}
+    assert [op["name"] for op in by_type["Group"]["operation"]] == ["export"]
+    assert "export" in [op["name"] for op in by_type["Patient"]["operation"]]
+    # Each declared level answers a kick-off (here without a token: 401, not 404)
+    for path in ("$export", "Patient/$export", "Group/g1/$export"):
+        assert requests.get(f"{live}/fhir/general/{path}", headers=KICKOFF, timeout=15).status_code == 401
