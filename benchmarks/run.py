@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import app  # noqa: F401  (puts this repository's ``fhir`` package first on sys.path)
-from benchmarks import authz, ceiling, database, report
+from benchmarks import authz, ceiling, database, export, report
 from benchmarks.dataset import Dataset, Scenario, build, scenarios
 from benchmarks.measure import (
     Call,
@@ -138,6 +138,7 @@ class Results:
     auth_facts: dict = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     ceiling: ceiling.Ceiling | None = None
+    export: export.ExportRun | None = None
 
 
 def _load(settings: Settings, data: Dataset, results: Results, local: Sender, remote: SenderFactory) -> None:
@@ -241,6 +242,9 @@ def _against_servers(settings: Settings, data: Dataset, results: Results, port: 
                 if settings.auth_patients:
                     args = (settings, data, results, flask_app, local, remote, headers)
                     _timed(results, "authorization", _authorization, *args)
+                say("bulk export by a fhirgate worker process")
+                args = (results, flask_app, fhir_path, headers, data.resources, Path(instance) / "exports")
+                _timed(results, "export", _export, *args)
             say("gunicorn stopped")
             say("read vs the ceiling under granian (wrk)")
             args = (dict(os.environ), Path(instance), fhir_path, token, data.pools.patients, settings.seed)
@@ -249,6 +253,15 @@ def _against_servers(settings: Settings, data: Dataset, results: Results, port: 
             with flask_app.app_context():
                 db.session.remove()
                 db.engine.dispose()
+
+
+def _export(results: Results, flask_app, fhir_path: str, headers: dict, expected: int, folder: Path) -> None:
+    env = dict(os.environ)
+    results.export = export.measure(flask_app.test_client(), env, fhir_path, headers, expected, folder)
+    say(
+        f"  {results.export.resources:,} resources in {results.export.seconds:.2f} s, worker peak"
+        f" {results.export.peak_mib:,.0f} MiB"
+    )
 
 
 def _ceiling(results: Results, *args) -> None:
@@ -373,11 +386,13 @@ def _render(settings: Settings, data: Dataset, results: Results) -> tuple[list[s
         *report.query_table(groups),
         *_authorization_section(settings, results),
         *ceiling.section(results.ceiling),
+        *export.section(results.export),
         "",
         "Targets",
         *report.summary(ingest, groups),
         *report.auth_summary(results.auth),
         *ceiling.summary(results.ceiling),
+        *export.summary(results.export),
     ]
     auth_rows = [s for group in results.auth for _, system, patient in group.rows for s in (system, patient)]
     all_rows = ingest + [s for _, _, rows in groups for s in rows] + auth_rows

@@ -87,7 +87,16 @@ def _check_hospital_and_format():
         heavy = is_heavy(request.environ)
         if heavy:
             claim_heavy_slot()  # before the share is charged: a refusal here costs the client nothing
-        admit_fair_share(principal, INTERACTIONS.get(request.endpoint or "", "unknown"), heavy=heavy)
+        admit_fair_share(principal, _share_interaction(request.endpoint or ""), heavy=heavy)
+
+
+# A Bulk Data status poll or cancel is one row's look-up: it costs what a read does, not what the
+# export (its kick-off and its downloads) does.
+_READ_LIKE = frozenset({"fhir.bulk_status", "fhir.bulk_cancel"})
+
+
+def _share_interaction(endpoint: str) -> str:
+    return "read" if endpoint in _READ_LIKE else INTERACTIONS.get(endpoint, "unknown")
 
 
 def _repo():

@@ -20,6 +20,7 @@ from fhir.access import current_principal, repository_for
 from fhir.bulk import jobs as job_store
 from fhir.bulk.kickoff import parameters_of, read_export_request
 from fhir.bulk.storage import export_storage
+from fhir.bulk.worker import announce_job
 from fhir.errors import INFORMATIONAL, FhirError, Issue, operation_outcome
 from fhir.http import _response, base_url, json_body
 from fhir.policy import AccessPolicy
@@ -81,6 +82,7 @@ def _kickoff(level: str, group_id: str | None = None):
         request_url=config["FHIRGATE_BASE_URL"] + request.path + query,
         parameters=export.as_json(),
     )
+    announce_job()
     db.session.commit()
     note = Issue(
         INFORMATIONAL, "The export is queued; poll the Content-Location for its status.", "information"

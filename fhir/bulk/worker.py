@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import socket
 import threading
 
+import psycopg
 from flask import Flask
+from sqlalchemy import text
 
 from app.extensions import db
 from fhir.bulk import jobs as job_store
@@ -20,7 +23,48 @@ from fhir.bulk.runner import GroupGone, JobLost, RunSettings, Stopping, run_job
 from fhir.bulk.storage import ExportStorage
 
 POLL_S = 1.0
+WAKE_CHANNEL = "fhirgate_exports"  # a kick-off's NOTIFY on PostgreSQL: no wait for the next poll
 log = logging.getLogger(__name__)
+
+
+def announce_job() -> None:
+    """Tell waiting workers (PostgreSQL) that a job was queued; sent when the kick-off commits."""
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(text(f"NOTIFY {WAKE_CHANNEL}"))
+
+
+class Wakeup:
+    """Waits up to ``POLL_S`` for the next poll, or less when a kick-off announces a job."""
+
+    def __init__(self) -> None:
+        self._connection = None
+        if db.engine.dialect.name == "postgresql":
+            url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+            try:
+                self._connection = psycopg.connect(url, autocommit=True, connect_timeout=5)
+                self._connection.execute(f"LISTEN {WAKE_CHANNEL}")
+            except psycopg.Error as error:
+                log.warning("export worker: no wake-ups (%s); polling", type(error).__name__)
+                self._connection = None
+
+    def wait(self, stop: threading.Event) -> None:
+        if self._connection is None:
+            stop.wait(POLL_S)
+            return
+        pgconn = self._connection.pgconn
+        try:
+            if select.select([pgconn.socket], [], [], POLL_S)[0]:
+                pgconn.consume_input()
+                while pgconn.notifies() is not None:
+                    pass
+        except (OSError, psycopg.Error) as error:
+            log.warning("export worker: wake-ups lost (%s); polling", type(error).__name__)
+            self.close()
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
 
 def worker_name() -> str:
@@ -76,6 +120,16 @@ def work(app: Flask, stop: threading.Event, *, until_idle: bool = False) -> None
     """Run jobs until ``stop`` is set (or, ``until_idle``, until the queue is empty)."""
     name = worker_name()
     storage: ExportStorage = app.extensions["fhirgate_export_storage"]
+    wakeup = Wakeup()
+    try:
+        _work(app, stop, name, storage, wakeup, until_idle)
+    finally:
+        wakeup.close()
+
+
+def _work(
+    app: Flask, stop: threading.Event, name: str, storage: ExportStorage, wakeup: Wakeup, until_idle: bool
+):
     while not stop.is_set():
         try:
             purge_expired(storage)
@@ -87,4 +141,4 @@ def work(app: Flask, stop: threading.Event, *, until_idle: bool = False) -> None
         if not ran:
             if until_idle:
                 return
-            stop.wait(POLL_S)
+            wakeup.wait(stop)
