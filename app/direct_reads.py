@@ -11,7 +11,9 @@ caller can work while the database answers (waiting costs the worker more CPU th
 query itself: being switched out and back). A read that fails answers ``None``, logged by
 error type only, and the connection is dropped; the caller then goes the ordinary way,
 which has the pool's reconnect handling; for ``REST_AFTER_FAILURE_S`` the process then reads
-that way only, so that a database in trouble is not met with a reconnect per request.
+that way only, so that a database in trouble is not met with a reconnect per request. A
+statement cancelled by its time limit answers None too, but keeps its connection and rests
+nothing: the search fast path gives its slow searches a short limit on purpose.
 Each thread holds one connection beside the pool's. PostgreSQL only (``available``).
 """
 
@@ -34,14 +36,17 @@ CONNECT_TIMEOUT_S = 3
 ANSWER_TIMEOUT_S = 3
 REST_AFTER_FAILURE_S = 5  # after a failure, this process reads the ordinary way for a while
 
+QUERY_CANCELED = b"57014"  # statement_timeout
 Rows = list[tuple[str | None, ...]]  # libpq's text format: the caller converts
 log = logging.getLogger(__name__)
 
 
 class DirectReads:
-    def __init__(self, engine: Engine, statement_timeout_ms: int = 10_000) -> None:
+    def __init__(self, engine: Engine, statement_timeout_ms: int = 10_000, options: str = "") -> None:
         self._engine = engine
         self._options = f"-c DateStyle=ISO -c TimeZone=UTC -c statement_timeout={int(statement_timeout_ms)}"
+        if options:
+            self._options += " " + options
         self.available = engine.dialect.name == "postgresql"
         self._local = threading.local()
         self._resting_until = 0.0
@@ -90,6 +95,8 @@ class DirectReads:
             result = pgconn.get_result()
             while pgconn.get_result() is not None:  # libpq's end-of-results marker
                 pass
+            if result is not None and result.error_field(pq.DiagnosticField.SQLSTATE) == QUERY_CANCELED:
+                return None  # its time limit: the connection is fine, the caller goes the other way
             if result is None or result.status != pq.ExecStatus.TUPLES_OK:
                 raise psycopg.OperationalError("the statement failed")
             return [
@@ -127,8 +134,19 @@ class DirectReads:
                 held[1].close()
 
 
+# A search's best plan depends on its values (a patient's 80 Observations, or a code's 7,000):
+# PostgreSQL's generic plan of a prepared statement, made without them, once took 100x longer.
+CUSTOM_PLANS = "-c plan_cache_mode=force_custom_plan"
+# The searches answered beneath Flask are the quick ones (fhir/search_fast_path.py): one that
+# runs longer is cancelled and goes to the view, which runs it in the worker's heavy slot.
+QUICK_SEARCH_MS = 50
+
+
 def init_direct_reads(app: Flask, engine: Engine, statement_timeout_ms: int = 10_000) -> None:
     app.extensions["fhirgate_direct_reads"] = DirectReads(engine, statement_timeout_ms)
+    # Searches have connections of their own, planned for their values each time.
+    quick = min(QUICK_SEARCH_MS, statement_timeout_ms)
+    app.extensions["fhirgate_direct_searches"] = DirectReads(engine, quick, CUSTOM_PLANS)
 
 
 def direct_reads() -> DirectReads:

@@ -43,6 +43,10 @@ LOOK_AFTER_S = 1.0  # into a run, when its connections are settled
 T = TypeVar("T")
 
 
+SEARCH_TARGET = 0.5  # each typical search's req/s / the read's, same run
+READ_P99_TARGET_MS = 10.0
+
+
 @dataclass(frozen=True)
 class Ceiling:
     trivial: Cell
@@ -50,6 +54,7 @@ class Ceiling:
     workers: int
     audit_wait_s: float  # after the median read run, until its last AuditEvent was stored
     repeats: tuple[int, int]  # runs repeated (trivial, read): one worker held every connection
+    searches: tuple[tuple[str, Cell], ...] = ()  # typical searches, audited like the read
 
     @property
     def ratio(self) -> float:
@@ -63,15 +68,19 @@ def _number(name: str, default: float) -> float:
 
 def _read_script(folder: Path, fhir_path: str, token: str, patient_ids: list[str], seed: int) -> Path:
     ids = random.Random(seed).sample(patient_ids, min(MAX_IDS, len(patient_ids)))
-    script = folder / "read.lua"
+    return _paths_script(folder / "read.lua", token, [f"{fhir_path}/Patient/{i}" for i in ids])
+
+
+def _paths_script(script: Path, token: str, paths: list[str]) -> Path:
+    """A wrk script that GETs ``paths`` in turn with the token."""
     script.write_text(
         f'wrk.headers["Authorization"] = "Bearer {token}"\n'
         'wrk.headers["Accept"] = "application/fhir+json"\n'
-        "local ids = {" + ",".join(f'"{i}"' for i in ids) + "}\n"
+        "local paths = {" + ",".join(f'"{p}"' for p in paths) + "}\n"
         "local n = 0\n"
         "request = function()\n"
         "  n = n + 1\n"
-        f'  return wrk.format("GET", "{fhir_path}/Patient/" .. ids[n % #ids + 1])\n'
+        '  return wrk.format("GET", paths[n % #paths + 1])\n'
         "end\n"
     )
     return script
@@ -144,7 +153,9 @@ def measure(
     patient_ids: list[str],
     seed: int,
     workers: int,
+    searches: dict[str, list[str]] | None = None,
 ) -> Ceiling | None:
+    """``searches``: label → the paths to send in turn, measured after the read like it."""
     """None when wrk is not installed (``make bench`` installs it)."""
     if shutil.which("wrk") is None:
         return None
@@ -172,7 +183,14 @@ def measure(
         trivial_cell = median_cell([cell for cell, _ in trivials])
         read_cell, waited = sorted((run for run, _ in reads), key=lambda run: run[0].rate)[len(reads) // 2]
         repeats = (sum(n for _, n in trivials), sum(n for _, n in reads))
-    return Ceiling(trivial_cell, read_cell, workers, waited, repeats)
+        measured = []
+        for n, (label, paths) in enumerate((searches or {}).items()):
+            script = _paths_script(folder / f"search{n}.lua", token, paths)
+            _audited_read(trail, f"{base}/", min(seconds, 2), script)  # warm-up
+            run = lambda s=script: _audited_read(trail, f"{base}/", seconds, s)  # noqa: E731
+            cells = [_spread(run, port, workers)[0][0] for _ in range(runs)]
+            measured.append((label, median_cell(cells)))
+    return Ceiling(trivial_cell, read_cell, workers, waited, repeats, tuple(measured))
 
 
 def section(ceiling: Ceiling | None) -> list[str]:
@@ -190,6 +208,7 @@ def section(ceiling: Ceiling | None) -> list[str]:
         f" wrk -t1 -c{CONNECTIONS} keep-alive",
         row("GET /healthz (trivial endpoint)", ceiling.trivial),
         row("GET Patient/{id} (system token)", ceiling.read),
+        *(row(f"GET {label}", cell) for label, cell in ceiling.searches),
         f"  (a read run lasts until its last AuditEvent is stored: {ceiling.audit_wait_s:.2f} s after"
         " wrk's end in the median run, counted in its rate)",
         f"  (runs repeated because one worker held every connection: trivial {ceiling.repeats[0]},"
@@ -202,4 +221,13 @@ def summary(ceiling: Ceiling | None) -> list[str]:
         return []
     ok = ceiling.ratio >= TARGET_RATIO and not ceiling.read.errors
     label = f"Patient/{{id}} >= {TARGET_RATIO:g}x the trivial endpoint"
-    return [f"  {label:<52}{ceiling.ratio:.2f}x  {'ok' if ok else 'NOT MET'}"]
+    lines = [f"  {label:<52}{ceiling.ratio:.2f}x  {'ok' if ok else 'NOT MET'}"]
+    p99_ok = ceiling.read.p99_ms < READ_P99_TARGET_MS
+    label = f"Patient/{{id}} p99 < {READ_P99_TARGET_MS:g} ms at {CONNECTIONS} connections"
+    lines.append(f"  {label:<52}{ceiling.read.p99_ms:.2f} ms  {'ok' if p99_ok else 'NOT MET'}")
+    for name, cell in ceiling.searches:
+        ratio = cell.rate / ceiling.read.rate
+        ok = ratio >= SEARCH_TARGET and not cell.errors
+        label = f"{name.split('?')[0]}?{name.split('?')[1][:24]} >= {SEARCH_TARGET:g}x the read"
+        lines.append(f"  {label:<52}{ratio:.2f}x  {'ok' if ok else 'NOT MET'}")
+    return lines

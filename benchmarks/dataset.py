@@ -189,3 +189,18 @@ def scenarios(pools: Pools) -> list[Scenario]:
         "Patient?_has:Condition:patient:code=Y": not pools.condition_codes,
     }
     return [s for s in found if not empty.get(s.label)]
+
+
+def typical_searches(pools: Pools, fhir_path: str, seed: int, count: int = 1000) -> dict[str, list[str]]:
+    """The two searches measured beside the read (``benchmarks.ceiling``): a patient's
+    Observations (the first page of 20) and a patient's Observations of one code since a date."""
+    rng = random.Random(f"{seed}/typical")  # noqa: S311
+    patients = [rng.choice(pools.patients) for _ in range(count)]
+    drawn = [rng.choice(pools.observations) for _ in range(count)]
+    return {
+        "Observation?subject=Patient/X": [f"{fhir_path}/Observation?subject=Patient/{p}" for p in patients],
+        "Observation?patient=X&code=Y&date=geZ": [
+            f"{fhir_path}/Observation?" + urlencode({"patient": p, "code": code, "date": f"ge{day}"})
+            for p, code, day in drawn
+        ],
+    }

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import app  # noqa: F401  (puts this repository's ``fhir`` package first on sys.path)
 from benchmarks import authz, ceiling, database, export, report
-from benchmarks.dataset import Dataset, Scenario, build, scenarios
+from benchmarks.dataset import Dataset, Scenario, build, scenarios, typical_searches
 from benchmarks.measure import (
     Call,
     Sender,
@@ -248,7 +248,8 @@ def _against_servers(settings: Settings, data: Dataset, results: Results, port: 
             say("gunicorn stopped")
             say("read vs the ceiling under granian (wrk)")
             args = (dict(os.environ), Path(instance), fhir_path, token, data.pools.patients, settings.seed)
-            _timed(results, "ceiling", _ceiling, results, *args, settings.workers)
+            searches = typical_searches(data.pools, fhir_path, settings.seed)
+            _timed(results, "ceiling", _ceiling, results, *args, settings.workers, searches)
         finally:
             with flask_app.app_context():
                 db.session.remove()

@@ -52,7 +52,7 @@ _PLAIN_ACCEPTS = frozenset({FHIR_JSON, "application/json", "*/*"})  # met withou
 READ = WEIGHTS["read"]
 
 
-def _plain(environ) -> bool:
+def plain_request(environ) -> bool:
     """No conditional read and an ``Accept`` this server meets: otherwise the view decides."""
     if "HTTP_IF_NONE_MATCH" in environ or "HTTP_IF_MODIFIED_SINCE" in environ:
         return False
@@ -74,7 +74,7 @@ class ReadFastPath(FastPath):
 
     def answer(self, environ) -> tuple[bytes, list[tuple[str, str]]] | None:
         matched = _READ_PATH.fullmatch(environ["PATH_INFO"])
-        if matched is None or environ.get("QUERY_STRING") or not _plain(environ):
+        if matched is None or environ.get("QUERY_STRING") or not plain_request(environ):
             return None
         hospital_id, resource_type, resource_id = matched.groups()
         if hospital_id not in self.app.extensions.get("fhirgate_known_hospitals", ()):

@@ -83,6 +83,7 @@ def _clean_tables(app):
         app.extensions.pop("fhirgate_known_hospitals", None)  # the tables were emptied
         init_fair_share(app)  # empty buckets, no hospital's limits remembered
     app.extensions["fhirgate_direct_reads"].wake()  # a test's broken connection rests no other
+    app.extensions["fhirgate_direct_searches"].wake()
     limiter.reset()
 
 

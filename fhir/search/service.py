@@ -181,28 +181,48 @@ def search(
         )
         entries.append('{"resource":' + orjson.dumps(outcome).decode() + ',"search":{"mode":"outcome"}}')
 
-    def page_url(page_offset: int) -> str:
-        state = {"h": ctx.hospital_id, "c": ctx.client_id, "t": resource_type, "q": query.applied}
-        if compartment is not None:
-            state["k"] = compartment
-        state.update(o=page_offset, s=snapshot)
-        return f"{base}/{resource_type}?{urlencode({'_cursor': encode_cursor(state)})}"
+    page = Page(ctx.hospital_id, ctx.client_id, base, query, offset, snapshot, bool(cursor))
+    return bundle_text("searchset", entries, total=total, links=page.links(len(rows), len(matches), total))
 
-    links = [
-        {
-            "relation": "self",
-            "url": page_url(offset) if cursor else _self_url(base, resource_type, query.applied, compartment),
-        }
-    ]
-    # A page the byte budget ended early goes on where it stopped (search.html#count).
-    ended_early = len(matches) < len(rows)
-    if ended_early or (
-        query.count and len(rows) == query.count and (total is None or offset + query.count < total)
-    ):
-        links.append({"relation": "next", "url": page_url(offset + len(matches))})
-    if offset > 0 and query.count:
-        links.append({"relation": "previous", "url": page_url(max(0, offset - query.count))})
-    return bundle_text("searchset", entries, total=total, links=links)
+
+@dataclass(frozen=True)
+class Page:
+    """Where a page of a search lies: its links (self, next, previous) carry signed cursors
+    bound to the hospital and the client, with the snapshot the paging sees."""
+
+    hospital_id: str
+    client_id: str
+    base: str
+    query: SearchQuery
+    offset: int
+    snapshot: int
+    by_cursor: bool
+
+    def url(self, page_offset: int) -> str:
+        query = self.query
+        state = {"h": self.hospital_id, "c": self.client_id, "t": query.resource_type, "q": query.applied}
+        if query.compartment is not None:
+            state["k"] = query.compartment
+        state.update(o=page_offset, s=self.snapshot)
+        return f"{self.base}/{query.resource_type}?{urlencode({'_cursor': encode_cursor(state)})}"
+
+    def links(self, rows: int, matches: int, total: int | None) -> list[dict]:
+        """``rows`` the page query returned, ``matches`` of them on the page."""
+        query, offset = self.query, self.offset
+        self_url = (
+            self.url(offset)
+            if self.by_cursor
+            else _self_url(self.base, query.resource_type, query.applied, query.compartment)
+        )
+        links = [{"relation": "self", "url": self_url}]
+        # A page the byte budget ended early goes on where it stopped (search.html#count).
+        if matches < rows or (
+            query.count and rows == query.count and (total is None or offset + query.count < total)
+        ):
+            links.append({"relation": "next", "url": self.url(offset + matches)})
+        if offset > 0 and query.count:
+            links.append({"relation": "previous", "url": self.url(max(0, offset - query.count))})
+        return links
 
 
 def _self_url(base: str, resource_type: str, args, compartment: str | None = None) -> str:

@@ -1,0 +1,344 @@
+"""The common FHIR search, answered beneath Flask in one statement.
+
+``Observation?subject=Patient/X``, ``Observation?patient=X&code=S|C&date=geD``,
+``Condition?patient=X``, ``Patient?name=N``: a client's everyday searches are a few criteria of
+plain values. Through the view such a search took about 10 ms (Flask, SQLAlchemy building and
+compiling three statements — the snapshot, the page, the count — and psycopg running them);
+here it is one prepared statement over the worker's libpq connection (``app.direct_reads``)
+that returns the page, the total and the paging snapshot together.
+
+The request is read by the view's own parser (``parse_search``): its criteria, count, sort and
+the ``applied`` pairs the links carry. This path answers only what it can answer exactly as
+the view would, with the same Bundle (``bundle_text``, ``resource_entry``, the view's ``Page``
+links and cursors): criteria of one value each, of reference (an id or ``Type/id``), token
+(``code``, ``system|code``, ``|code``), date (any prefix but ``ap``) or string (no modifier)
+parameters, or ``_id``; ``_count``, ``_total`` and ``_sort`` by one date parameter or
+``_lastUpdated``; a caller whose scopes allow searching the type with no search restriction,
+outside a patient context. The SQL is the view's, condition for condition (``SearchBuilder``):
+a test compares the two paths' answers on drawn searches.
+
+The caller is judged as the read fast path judges it (``verified_claims``, then ``principal_for``
+with the revocation epoch read by the same statement); the search is charged to the client's
+and hospital's shares with its time, as the view charges it; its AuditEvent lists what it
+returned. Only quick searches are answered here: the statement's time limit is
+``app.direct_reads.QUICK_SEARCH_MS``, so that it may run beside reads in the worker's light
+lane; one that takes longer is cancelled and goes to the view, which runs it in the heavy slot
+(``app.lanes``). Everything else — a cursor, an include, a chain, a modifier, a patient token,
+every error — goes to the view, untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from datetime import UTC, datetime
+from urllib.parse import parse_qsl, urlencode
+
+from app.fast_path import FastPath
+from fhir import response_size
+from fhir.audit import INTERACTIONS, RequestFacts, audit_writer
+from fhir.bundle_builder import bundle_text, resource_entry
+from fhir.errors import FhirError
+from fhir.fair_share import WEIGHTS, Admission
+from fhir.http import NO_STORE, base_url
+from fhir.model_classes import is_resource_type
+from fhir.policy import AccessPolicy
+from fhir.read_fast_path import plain_request
+from fhir.search.index_values import normalize_string
+from fhir.search.query_values import parse_date_value, parse_reference_value, parse_token_value
+from fhir.search.registry import stored_under
+from fhir.search.request import Criterion, SearchQuery, parse_search
+from fhir.search.service import Page
+from fhir.storage.repository import StoredResource
+from fhir.storage.sql import stored_from_text
+from fhir.version import FHIR_JSON
+from oauth import EPOCH_QUERY, InvalidTokenError, adopt_request_epoch, principal_for, verified_claims
+
+_SEARCH_PATH = re.compile(r"/fhir/([A-Za-z0-9\-.]{1,40})/([A-Z][A-Za-z]{1,63})")
+_CONTENT_TYPE = ("Content-Type", f"{FHIR_JSON}; charset=utf-8")
+_TRANSPORT = frozenset({"_format", "_pretty"})
+_CONTROLS = frozenset({"_count", "_total", "_sort"})
+# Distinct statements a worker prepares (one per shape of search): beyond, the view answers.
+MAX_SHAPES = 500
+SEARCH = "search-type"
+
+
+def _query_string(environ) -> str:
+    """The query string as Flask reads it: WSGI hands over its bytes as latin-1 text, and a
+    client may send UTF-8 unescaped (``name=MÜL``)."""
+    return environ["QUERY_STRING"].encode("latin-1").decode("utf-8")
+
+
+class Unsupported(Exception):
+    """This search is the view's to answer."""
+
+
+class _Statement:
+    """The SQL of one search and its parameters, numbered as they are added."""
+
+    def __init__(self, hospital_id: str, resource_type: str) -> None:
+        self.params: list[str] = [hospital_id, resource_type]
+        self.conditions: list[str] = []
+
+    def param(self, value: str, cast: str = "") -> str:
+        self.params.append(value)
+        return f"${len(self.params)}{cast}"
+
+    def rows_of(self, table: str, codes: tuple[str, ...], target_type: str | None, value_sql: str) -> None:
+        """``r.id IN`` the index rows of the parameter (``SearchBuilder.owned``) matching the value."""
+        code = f"param = {self.param(codes[0])}" if len(codes) == 1 else (
+            "param IN (" + ", ".join(self.param(c) for c in codes) + ")"
+        )  # fmt: skip
+        owned = f"hospital_id = $1 AND resource_type = $2 AND {code}"
+        if target_type:
+            owned += f" AND target_type = {self.param(target_type)}"
+        # Built from constants and numbered parameters only: no value of the request is in the text.
+        rows = f"SELECT resource_id FROM {table} WHERE {owned} AND {value_sql}"  # noqa: S608
+        self.conditions.append(f"r.id IN ({rows})")
+
+
+def _date_sql(statement: _Statement, raw: str, low: str, high: str) -> str:
+    """``SearchBuilder._date_clause``, for the prefixes it answers without the clock."""
+    prefix, lo, hi = parse_date_value(raw)
+    if prefix == "ap":
+        raise Unsupported
+    start, end = (
+        (lambda: statement.param(lo.isoformat(), "::timestamptz")),
+        (lambda: statement.param(hi.isoformat(), "::timestamptz")),
+    )
+    if prefix == "eq":
+        return f"{low} >= {start()} AND {high} <= {end()}"
+    if prefix == "ne":
+        return f"NOT ({low} >= {start()} AND {high} <= {end()})"
+    return {
+        "gt": lambda: f"{high} > {end()}",
+        "lt": lambda: f"{low} < {start()}",
+        "ge": lambda: f"{high} > {start()}",
+        "le": lambda: f"{low} < {end()}",
+        "sa": lambda: f"{low} >= {end()}",
+        "eb": lambda: f"{high} <= {start()}",
+    }[prefix]()
+
+
+def _like_prefix(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _criterion(statement: _Statement, criterion: Criterion, resource_type: str, base: str) -> None:
+    if criterion.hops or len(criterion.values) != 1:
+        raise Unsupported
+    raw = criterion.values[0]
+    if criterion.name == "_id" and criterion.param is None:
+        statement.conditions.append(f"r.id = {statement.param(raw[:64])}")
+        return
+    if criterion.param is None or criterion.modifier is not None:
+        raise Unsupported
+    stored = stored_under(resource_type, criterion.name)
+    kind = criterion.type
+    if kind == "reference":
+        target_type, target_id = parse_reference_value(raw, base)
+        if "://" in target_id:
+            raise Unsupported
+        value = f"target_id = {statement.param(target_id[:64])}"
+        if target_type:
+            value += f" AND target_type = {statement.param(target_type)}"
+        statement.rows_of("fhir_idx_reference", stored.codes, stored.target_type, value)
+    elif kind == "token":
+        system, code, system_given = parse_token_value(raw)
+        parts = [f"code = {statement.param(code[:256])}"] if code is not None else []
+        if system_given:
+            parts.append("system IS NULL" if not system else f"system = {statement.param(system[:256])}")
+        statement.rows_of("fhir_idx_token", stored.codes, stored.target_type, " AND ".join(parts) or "TRUE")
+    elif kind == "date":
+        statement.rows_of(
+            "fhir_idx_date", stored.codes, stored.target_type, _date_sql(statement, raw, "low", "high")
+        )
+    elif kind == "string":
+        pattern = statement.param(_like_prefix(normalize_string(raw)))
+        statement.rows_of(
+            "fhir_idx_string", stored.codes, stored.target_type, f"value LIKE {pattern} ESCAPE '\\'"
+        )
+    else:
+        raise Unsupported
+
+
+def _order(statement: _Statement, query: SearchQuery) -> str:
+    """``SearchBuilder.page``'s ORDER BY (its ``_sort_expression``), then the id."""
+    if len(query.sort) > 1:
+        raise Unsupported
+    order = []
+    for key in query.sort:
+        if key.name == "_lastUpdated":
+            expression = "r.last_updated"
+        elif key.type == "date" and key.param is not None:
+            stored = stored_under(query.resource_type, key.name)
+            column, aggregate = ("high", "max") if key.descending else ("low", "min")
+            codes = ", ".join(statement.param(code) for code in stored.codes)
+            owned = f"d.hospital_id = $1 AND d.resource_type = $2 AND d.param IN ({codes})"
+            if stored.target_type:
+                owned += f" AND d.target_type = {statement.param(stored.target_type)}"
+            picked = f"SELECT {aggregate}(d.{column}) FROM fhir_idx_date AS d"  # noqa: S608 - constants only
+            expression = f"({picked} WHERE {owned} AND d.resource_id = r.id)"
+        else:
+            raise Unsupported
+        order.append(f"{expression} {'DESC' if key.descending else 'ASC'} NULLS LAST")
+    return ", ".join([*order, "r.id"])
+
+
+def search_statement(query: SearchQuery, hospital_id: str, base: str) -> tuple[str, list[str]]:
+    """The SQL of a supported search, and its parameters: the page's rows, each with the total
+    (when asked for) and the hospital's newest history ``seq`` (the snapshot of paging links)."""
+    if (
+        query.includes or query.revincludes or query.summary or query.elements or query.summary_count
+        or query.compartment is not None or query.ignored or not query.count > 0
+    ):  # fmt: skip
+        raise Unsupported
+    statement = _Statement(hospital_id, query.resource_type)
+    for criterion in query.criteria:
+        _criterion(statement, criterion, query.resource_type, base)
+    order = _order(statement, query)
+    limit = statement.param(str(query.count), "::integer")
+    where = " AND ".join(
+        ["r.hospital_id = $1", "r.resource_type = $2", "NOT r.deleted", *statement.conditions]
+    )
+    total = "(SELECT count(*) FROM matched)" if query.total == "accurate" else "NULL::bigint"
+    sql = (
+        f"WITH matched AS MATERIALIZED (SELECT r.id FROM fhir_resources AS r WHERE {where}),"  # noqa: S608
+        " page AS (SELECT r.id, r.version_id, r.last_updated, r.deleted, r.content,"
+        f" row_number() OVER (ORDER BY {order}) AS n"
+        " FROM fhir_resources AS r WHERE r.hospital_id = $1 AND r.resource_type = $2"
+        f" AND r.id IN (SELECT id FROM matched) ORDER BY {order} LIMIT {limit})"
+        f" SELECT ({EPOCH_QUERY}), {total},"
+        " (SELECT max(seq) FROM fhir_history WHERE hospital_id = $1),"
+        " page.id, page.version_id, page.last_updated, page.deleted, page.content"
+        " FROM (SELECT 1) AS one LEFT JOIN page ON TRUE ORDER BY page.n"
+    )
+    # One row at least (the epoch, total and snapshot), the page's rows in their order if any.
+    return sql, statement.params
+
+
+class SearchFastPath(FastPath):
+    """In front of the Flask app, beside the read fast path."""
+
+    name = "search fast path"
+
+    def __init__(self, app, wsgi_app) -> None:
+        super().__init__(app, wsgi_app)
+        self.shapes: set[str] = set()
+
+    def takes(self, environ) -> bool:
+        return (
+            environ.get("REQUEST_METHOD") == "GET"
+            and bool(environ.get("QUERY_STRING"))
+            and environ.get("PATH_INFO", "").startswith("/fhir/")
+            and self.app.config["FHIRGATE_SEARCH_FAST_PATH"]
+        )
+
+    def answer(self, environ):
+        matched = _SEARCH_PATH.fullmatch(environ["PATH_INFO"])
+        if matched is None or not plain_request(environ):
+            return None
+        hospital_id, resource_type = matched.groups()
+        app = self.app
+        reads = app.extensions["fhirgate_direct_searches"]
+        if hospital_id not in app.extensions.get("fhirgate_known_hospitals", ()) or not reads.ready():
+            return None
+        if not is_resource_type(resource_type):
+            return None
+        try:
+            args = parse_qsl(_query_string(environ), keep_blank_values=True, strict_parsing=True)
+        except ValueError:  # (UnicodeDecodeError too)
+            return None
+        if any(key.startswith("_") and key not in _CONTROLS and key not in ("_id",) for key, _ in args):
+            return None  # _include, _summary, _elements, _cursor, _format …: the view's
+        with app.app_context():
+            try:
+                claims = verified_claims(environ.get("HTTP_AUTHORIZATION"), hospital_id)
+            except InvalidTokenError:
+                return None
+            if claims.get("patient") is not None:
+                return None  # a patient's compartment: the view's query
+            base = base_url(hospital_id)
+            try:
+                query = parse_search(
+                    resource_type, [(k, v) for k, v in args if k not in _TRANSPORT], lenient=False
+                )
+                sql, params = search_statement(query, hospital_id, base)
+            except (Unsupported, FhirError):
+                return None
+            return self._run(environ, hospital_id, claims, query, sql, params, base)
+
+    def _run(self, environ, hospital_id: str, claims: dict, query: SearchQuery, sql: str, params, base: str):
+        app = self.app
+        name = "fhirgate_search_" + hashlib.sha1(sql.encode()).hexdigest()[:20]  # noqa: S324 - a name
+        if name not in self.shapes:
+            if len(self.shapes) >= MAX_SHAPES:
+                return None
+            self.shapes.add(name)
+        started = time.perf_counter()
+        rows = app.extensions["fhirgate_direct_searches"].run(name, sql, params)
+        if not rows:
+            return None
+        adopt_request_epoch(int(rows[0][0] or 0))
+        try:
+            principal = principal_for(
+                claims, hospital_id,
+                api_key=environ.get("HTTP_X_API_KEY"), api_secret=environ.get("HTTP_X_API_SECRET"),
+            )  # fmt: skip
+            policy = AccessPolicy(principal)
+            if policy.patient_id is not None or policy.require("search", query.resource_type) is not None:
+                return None  # a compartment or v2 search restrictions: the view's query
+        except (InvalidTokenError, FhirError):
+            return None
+        matches = [
+            stored_from_text(query.resource_type, row[3], row[4:]) for row in rows if row[3] is not None
+        ]
+        if sum(len(m.content or "") for m in matches) > response_size.MAX_PAGE_BYTES:
+            return None  # a page the byte budget would end early: the view's
+        share = app.extensions["fhirgate_fair_share"]
+        limits = share.fresh_limits(hospital_id)
+        if limits is None:
+            return None
+        admitted = share.admit(limits, hospital_id, principal.client_id, WEIGHTS[SEARCH], heavy=True)
+        if not isinstance(admitted, Admission):
+            return None
+        admitted = Admission(admitted.charges, admitted.weight, started)
+        total = None if rows[0][1] is None else int(rows[0][1])
+        if total is None and len(matches) < query.count:
+            total = len(matches)  # the view's free total: the whole result is on the page
+        body = self._bundle(
+            principal.client_id, hospital_id, base, query, matches, total, int(rows[0][2] or 0)
+        )
+        share.settle(admitted)
+        self._audit(environ, hospital_id, principal, query, matches)
+        headers = [_CONTENT_TYPE, ("Content-Length", str(len(body))), NO_STORE]
+        return body, headers
+
+    @staticmethod
+    def _bundle(client_id, hospital_id, base, query, matches: list[StoredResource], total, snapshot) -> bytes:
+        entries = [resource_entry(base, m, "match") for m in matches]
+        page = Page(hospital_id, client_id, base, query, 0, snapshot, False)
+        links = page.links(len(matches), len(matches), total)
+        return bundle_text("searchset", entries, total=total, links=links).encode()
+
+    @staticmethod
+    def _audit(environ, hospital_id, principal, query: SearchQuery, matches) -> None:
+        audit_writer().record(
+            RequestFacts(
+                hospital_id=hospital_id,
+                recorded=datetime.now(UTC),
+                interaction=INTERACTIONS["fhir.search"],
+                method="GET",
+                path=environ["PATH_INFO"],
+                query=urlencode(parse_qsl(_query_string(environ), keep_blank_values=True))[:1000],
+                status=200,
+                address=environ.get("REMOTE_ADDR"),
+                client_id=principal.client_id,
+                client_kind=principal.kind,
+                patient_id=principal.patient_id,
+                resource_type=query.resource_type,
+                resource_id=None,
+                references=[f"{m.resource_type}/{m.id}" for m in matches[: response_size.MAX_NOTED]],
+            )
+        )

@@ -1,0 +1,204 @@
+"""The FHIR search's fast path (``fhir.search_fast_path``): taken for the common search,
+answering exactly as the Flask view does (Bundle, links and cursors, total, AuditEvent) on drawn
+searches, and leaving every other search, caller and error to the view."""
+
+from __future__ import annotations
+
+import base64
+import random
+from urllib.parse import parse_qs, quote, urlsplit
+
+import orjson
+import pytest
+
+from app.extensions import db
+from fhir.audit import RequestFacts
+from tests.bulk.conftest import bearer, load_patients
+
+
+@pytest.fixture
+def view_calls(app, monkeypatch) -> list[None]:
+    calls = []
+    view = app.view_functions["fhir.search"]
+
+    def counted(**kwargs):
+        calls.append(None)
+        return view(**kwargs)
+
+    monkeypatch.setitem(app.view_functions, "fhir.search", counted)
+    return calls
+
+
+@pytest.fixture
+def recorded(app, monkeypatch) -> list[RequestFacts]:
+    facts = []
+    writer = app.extensions["fhirgate_audit"]
+    real = writer.record
+    monkeypatch.setattr(writer, "record", lambda f: facts.append(f) or real(f))
+    return facts
+
+
+@pytest.fixture
+def store(postgres_only, app, make, client):
+    """Three synthetic patients' records, and a backend's token that may search them all."""
+    make.hospital("general")
+    load_patients(app, "general", 3)
+    auth = bearer(client, make.api_key("general", permissions=["system/*.rs"]))
+    client.get("/fhir/general/Patient/sb0-p0", headers=auth)  # the worker learns the hospital
+    return auth
+
+
+@pytest.fixture
+def get(client, app, monkeypatch):
+    """GET with the fast path on or off for that request."""
+
+    def get(fast: bool, path: str, **kwargs):
+        monkeypatch.setitem(app.config, "FHIRGATE_SEARCH_FAST_PATH", fast)
+        return client.get(path, **kwargs)
+
+    return get
+
+
+def _cursor_state(url: str) -> dict | str:
+    """A paging link's cursor state but for its snapshot (AuditEvents stored between two
+    requests move the hospital's newest history entry), or the URL itself."""
+    query = parse_qs(urlsplit(url).query)
+    if "_cursor" not in query:
+        return url
+    payload = query["_cursor"][0].split(".")[0]
+    state = orjson.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    state.pop("s")
+    return state
+
+
+def _shown(response) -> tuple:
+    """What a client sees, but for the Bundle's own timestamp and its cursors' snapshot."""
+    body = orjson.loads(response.get_data())
+    body.pop("timestamp", None)
+    for link in body.get("link", []):
+        link["url"] = _cursor_state(link["url"])
+    headers = sorted((k, v) for k, v in response.headers.items() if k != "Content-Length")
+    return response.status_code, body, headers
+
+
+def _observations(app) -> list[dict]:
+    from fhir.storage.sql import SqlRepository
+
+    with app.app_context():
+        bundle = SqlRepository(db.session, "general").search("Observation", [("_count", "1000")])
+    return [entry["resource"] for entry in orjson.loads(bundle)["entry"]]
+
+
+def _drawn_searches(app, count: int) -> list[str]:
+    """Searches of the shapes the fast path takes, with values the data holds (and some it
+    does not), every date prefix, sorts, counts and totals."""
+    rng = random.Random(20)
+    observations = _observations(app)
+    searches = [
+        "Observation?subject=Patient/nobody",
+        "Observation?subject=sb0-p1&_sort=-date&_count=5",
+        "Condition?patient=sb0-p2&_total=none",
+        "Condition?patient=sb0-p2&_total=none&_count=2",
+        "Encounter?patient=sb0-p1&_count=3&_sort=-_lastUpdated",
+        "Observation?_id=sb0-p0-obs0",
+        "Observation?code=%7Cnothing",
+        "Patient?name=a",
+        "Patient?family=MÜL",  # sent as UTF-8, unescaped
+    ]
+    for _ in range(count):
+        observation = rng.choice(observations)
+        patient = observation["subject"]["reference"]
+        coding = observation["code"]["coding"][0]
+        code = quote(f"{coding['system']}|{coding['code']}", safe="")
+        when = observation.get("effectiveDateTime", "2020-01-01")[: rng.choice((4, 7, 10, 19))]
+        prefix = rng.choice(("", "eq", "ne", "gt", "lt", "ge", "le", "sa", "eb"))
+        extra = rng.choice(
+            ("", "&_sort=date", "&_sort=-date", "&_count=3", "&_total=none", "&_count=1&_sort=-date")
+        )
+        searches.append(
+            rng.choice(
+                (
+                    f"Observation?patient={patient.split('/')[1]}&code={code}&date={prefix}{when}{extra}",
+                    f"Observation?subject={patient}{extra}",
+                    f"Observation?code={quote(coding['code'])}&date={prefix}{when}{extra}",
+                    f"Observation?subject={patient}&category=laboratory{extra}",
+                )
+            )
+        )
+    return searches
+
+
+def test_drawn_searches_are_answered_beneath_flask_as_the_view_answers_them(app, store, get, view_calls):
+    for search in _drawn_searches(app, 60):
+        path = f"/fhir/general/{search}"
+        view_calls.clear()
+        fast = get(True, path, headers=store)
+        assert view_calls == [], search  # answered beneath Flask
+        slow = get(False, path, headers=store)
+        assert view_calls == [None], search
+        assert fast.status_code == 200, (search, fast.get_json())
+        assert _shown(fast) == _shown(slow), search
+
+
+def test_a_next_link_from_the_fast_path_pages_on(app, store, get):
+    first = get(True, "/fhir/general/Observation?subject=Patient/sb0-p0&_sort=-date&_count=4", headers=store)
+    bundle = first.get_json()
+    assert bundle["total"] > 4 and len(bundle["entry"]) == 4
+    following = next(link["url"] for link in bundle["link"] if link["relation"] == "next")
+    second = get(True, following.split("localhost", 1)[1], headers=store).get_json()
+    seen = [e["resource"]["id"] for e in bundle["entry"] + second["entry"]]
+    assert len(set(seen)) == 8
+
+
+def test_its_audit_event_lists_what_it_returned(app, store, get, recorded):
+    recorded.clear()
+    fast = get(True, "/fhir/general/Observation?subject=Patient/sb0-p2&_count=7", headers=store)
+    slow = get(False, "/fhir/general/Observation?subject=Patient/sb0-p2&_count=7", headers=store)
+    assert len(recorded) == 2
+    shown = [{k: v for k, v in vars(facts).items() if k != "recorded"} for facts in recorded]
+    assert shown[0] == shown[1]
+    assert len(shown[0]["references"]) == 7
+    assert fast.get_json()["entry"][0]["fullUrl"].endswith(shown[0]["references"][0])
+    assert slow.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "search",
+    [
+        "Observation?subject=Patient/sb0-p0&_include=Observation:subject",  # an include
+        "Observation?subject:Patient.name=a",  # a chain
+        "Observation?code:text=heart",  # a modifier
+        "Observation?subject=sb0-p0,sb0-p1",  # two values
+        "Observation?date=ap2020-01-01",  # ap depends on the clock
+        "Observation?subject=Patient/sb0-p0&_summary=count",
+        "Observation?nonsense=1",  # refused, by the view
+    ],
+)
+def test_other_searches_go_to_the_view(app, store, get, view_calls, search):
+    get(True, f"/fhir/general/{search}", headers=store)
+    assert view_calls == [None]
+
+
+def test_narrower_callers_go_to_the_view(app, make, client, store, get, view_calls):
+    patient = bearer(client, make.patient_credential("general", "sb0-p1"))
+    restricted = bearer(
+        client, make.api_key("general", permissions=["system/Observation.rs?category=laboratory"])
+    )
+    for auth in (patient, restricted):
+        view_calls.clear()
+        fast = get(True, "/fhir/general/Observation?code=%7Cnothing", headers=auth)
+        assert view_calls == [None]
+        assert fast.status_code == 200
+    mine = get(True, "/fhir/general/Observation?subject=Patient/sb0-p2", headers=patient).get_json()
+    assert mine["total"] == 0  # the view's compartment, not the fast path's hospital-wide answer
+    assert get(True, "/fhir/general/Observation?subject=Patient/sb0-p2", headers={}).status_code == 401
+
+
+def test_a_slow_search_is_cancelled_and_left_to_the_view(app, store):
+    """A search beyond the quick limit: the statement is cancelled, its connection kept, and
+    direct reads go on (no rest after a failure)."""
+    searches = app.extensions["fhirgate_direct_searches"]
+    with app.app_context():
+        assert searches.run("slow", "SELECT pg_sleep(0.5)") is None
+        assert searches.ready()
+        assert searches.run("quick", "SELECT 1") == [("1",)]
