@@ -45,6 +45,7 @@ from fhir.http import NO_STORE, base_url
 from fhir.model_classes import is_resource_type
 from fhir.policy import AccessPolicy
 from fhir.read_fast_path import plain_request
+from fhir.search.builder import NEVER_NULL_SORTS
 from fhir.search.index_values import normalize_string
 from fhir.search.query_values import parse_date_value, parse_reference_value, parse_token_value
 from fhir.search.registry import stored_under
@@ -182,7 +183,8 @@ def _order(statement: _Statement, query: SearchQuery) -> str:
             expression = f"({picked} WHERE {owned} AND d.resource_id = r.id)"
         else:
             raise Unsupported
-        order.append(f"{expression} {'DESC' if key.descending else 'ASC'} NULLS LAST")
+        nulls = "" if key.name in NEVER_NULL_SORTS else " NULLS LAST"
+        order.append(f"{expression} {'DESC' if key.descending else 'ASC'}{nulls}")
     return ", ".join([*order, "r.id"])
 
 

@@ -36,6 +36,9 @@ def like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+NEVER_NULL_SORTS = frozenset({"_id", "_lastUpdated"})
+
+
 def _date_clause(prefix: str, low, high, lo: datetime, hi: datetime) -> ColumnElement:
     """Resource range [low, high) against the search range [lo, hi) (search.html#prefix)."""
     if prefix == "eq":
@@ -393,7 +396,15 @@ class SearchBuilder:
         order = []
         for key in query.sort:
             expression = self._sort_expression(key, query.resource_type)
-            order.append(expression.desc().nulls_last() if key.descending else expression.asc().nulls_last())
+            if key.name in NEVER_NULL_SORTS:
+                # No NULLS LAST on a column that holds none: it would keep PostgreSQL from reading
+                # the (hospital, type, last_updated) index in order, so a newest-first page of a
+                # million resources would sort them all.
+                order.append(expression.desc() if key.descending else expression.asc())
+            else:
+                order.append(
+                    expression.desc().nulls_last() if key.descending else expression.asc().nulls_last()
+                )
         order.append(r.id)
         return (
             select(r.id, r.version_id, r.last_updated, r.content)

@@ -136,3 +136,21 @@ def test_audit_event_ids_are_time_ordered(app, client, make):
     for entry, each in zip(events, ids, strict=True):
         recorded = datetime.fromisoformat(entry["resource"]["recorded"])
         assert each.int >> 80 == int(recorded.timestamp() * 1000)
+
+
+def test_the_admins_list_is_newest_first(app, client, make):
+    """``/audit-events`` pages by the events' time-ordered ids: newest recorded first."""
+
+    make.hospital("general")
+    make.patient("general", "p1")
+    key = make.api_key("general", permissions=["system/Patient.rs"])
+    for _ in range(5):
+        client.get("/fhir/general/Patient/p1", headers={"Authorization": f"Bearer {key.body['token']}"})
+        time.sleep(0.003)  # each in a millisecond of its own
+    app.extensions["fhirgate_audit"].flush()
+    admin = make.as_role("hospital-admin", "general")
+    recorded = [e["recorded"] for e in admin.get("/api/hospitals/general/audit-events").get_json()]
+    assert len(recorded) == 5 and recorded == sorted(recorded, reverse=True)
+    assert [
+        e["recorded"] for e in admin.get("/api/hospitals/general/audit-events?count=2").get_json()
+    ] == recorded[:2]
