@@ -14,8 +14,9 @@ links and cursors): criteria of one value each, of reference (an id or ``Type/id
 (``code``, ``system|code``, ``|code``), date (any prefix but ``ap``) or string (no modifier)
 parameters, or ``_id``; ``_count``, ``_total`` and ``_sort`` by one date parameter or
 ``_lastUpdated``; a caller whose scopes allow searching the type with no search restriction,
-outside a patient context. The SQL is the view's, condition for condition (``SearchBuilder``):
-a test compares the two paths' answers on drawn searches.
+outside a patient context. Its conditions are the view's, one for one (``SearchBuilder``), in
+a fixed order that one generic plan serves (``_Statement``): a test compares the two paths'
+answers on drawn searches.
 
 The caller is judged as the read fast path judges it (``verified_claims``, then ``principal_for``
 with the revocation epoch read by the same statement); the search is charged to the client's
@@ -76,27 +77,54 @@ class Unsupported(Exception):
 
 
 class _Statement:
-    """The SQL of one search and its parameters, numbered as they are added."""
+    """The SQL of one search and its parameters, numbered as they are added.
+
+    Its criteria become index look-ups on the alias ``x``; the most selective kind (a reference,
+    then a token, a string, a date) drives the search as a ``MATERIALIZED`` CTE, and the others
+    are checked for each resource it found through their owner indexes. The order is fixed by
+    the statement itself, so one generic plan serves every value (planning a search for its
+    values cost more than running it)."""
 
     def __init__(self, hospital_id: str, resource_type: str) -> None:
         self.params: list[str] = [hospital_id, resource_type]
-        self.conditions: list[str] = []
+        self.ids: list[str] = []  # _id values, each a parameter
+        self.lookups: list[tuple[int, str, str]] = []  # (rank, index table, condition on x)
 
     def param(self, value: str, cast: str = "") -> str:
         self.params.append(value)
         return f"${len(self.params)}{cast}"
 
-    def rows_of(self, table: str, codes: tuple[str, ...], target_type: str | None, value_sql: str) -> None:
-        """``r.id IN`` the index rows of the parameter (``SearchBuilder.owned``) matching the value."""
-        code = f"param = {self.param(codes[0])}" if len(codes) == 1 else (
-            "param IN (" + ", ".join(self.param(c) for c in codes) + ")"
+    def rows_of(
+        self, rank: int, table: str, codes: tuple[str, ...], target_type: str | None, value_sql: str
+    ) -> None:
+        """The index rows of the parameter (``SearchBuilder.owned``) matching the value."""
+        code = f"x.param = {self.param(codes[0])}" if len(codes) == 1 else (
+            "x.param IN (" + ", ".join(self.param(c) for c in codes) + ")"
         )  # fmt: skip
-        owned = f"hospital_id = $1 AND resource_type = $2 AND {code}"
+        owned = f"x.hospital_id = $1 AND x.resource_type = $2 AND {code}"
         if target_type:
-            owned += f" AND target_type = {self.param(target_type)}"
-        # Built from constants and numbered parameters only: no value of the request is in the text.
-        rows = f"SELECT resource_id FROM {table} WHERE {owned} AND {value_sql}"  # noqa: S608
-        self.conditions.append(f"r.id IN ({rows})")
+            owned += f" AND x.target_type = {self.param(target_type)}"
+        self.lookups.append((rank, table, f"{owned} AND {value_sql}"))
+
+    def matched(self) -> str:
+        """The ids of the matching resources (``SearchBuilder.matches``). Built from constants
+        and numbered parameters only: no value of the request is in the text."""
+        lookups = sorted(self.lookups, key=lambda lookup: lookup[0])
+        resources = "fhir_resources AS r"
+        where = ["r.hospital_id = $1", "r.resource_type = $2", "NOT r.deleted"]
+        where += [f"r.id = {ref}" for ref in self.ids]
+        driver = ""
+        if not self.ids and lookups:
+            _, table, condition = lookups.pop(0)
+            found = f"SELECT DISTINCT x.resource_id AS id FROM {table} AS x WHERE {condition}"  # noqa: S608
+            driver = f"driver AS MATERIALIZED ({found}), "
+            resources = "driver AS d JOIN fhir_resources AS r ON r.hospital_id = $1"
+            resources += " AND r.resource_type = $2 AND r.id = d.id"
+        for _, table, condition in lookups:
+            rows = f"SELECT 1 FROM {table} AS x WHERE x.resource_id = r.id AND {condition}"  # noqa: S608
+            where.append(f"EXISTS ({rows})")
+        matched = f"SELECT r.id FROM {resources} WHERE {' AND '.join(where)}"  # noqa: S608
+        return f"{driver}matched AS MATERIALIZED ({matched})"
 
 
 def _date_sql(statement: _Statement, raw: str, low: str, high: str) -> str:
@@ -131,7 +159,7 @@ def _criterion(statement: _Statement, criterion: Criterion, resource_type: str, 
         raise Unsupported
     raw = criterion.values[0]
     if criterion.name == "_id" and criterion.param is None:
-        statement.conditions.append(f"r.id = {statement.param(raw[:64])}")
+        statement.ids.append(statement.param(raw[:64]))
         return
     if criterion.param is None or criterion.modifier is not None:
         raise Unsupported
@@ -141,24 +169,26 @@ def _criterion(statement: _Statement, criterion: Criterion, resource_type: str, 
         target_type, target_id = parse_reference_value(raw, base)
         if "://" in target_id:
             raise Unsupported
-        value = f"target_id = {statement.param(target_id[:64])}"
+        value = f"x.target_id = {statement.param(target_id[:64])}"
         if target_type:
-            value += f" AND target_type = {statement.param(target_type)}"
-        statement.rows_of("fhir_idx_reference", stored.codes, stored.target_type, value)
+            value += f" AND x.target_type = {statement.param(target_type)}"
+        statement.rows_of(0, "fhir_idx_reference", stored.codes, stored.target_type, value)
     elif kind == "token":
         system, code, system_given = parse_token_value(raw)
-        parts = [f"code = {statement.param(code[:256])}"] if code is not None else []
+        parts = [f"x.code = {statement.param(code[:256])}"] if code is not None else []
         if system_given:
-            parts.append("system IS NULL" if not system else f"system = {statement.param(system[:256])}")
-        statement.rows_of("fhir_idx_token", stored.codes, stored.target_type, " AND ".join(parts) or "TRUE")
+            parts.append("x.system IS NULL" if not system else f"x.system = {statement.param(system[:256])}")
+        statement.rows_of(
+            1, "fhir_idx_token", stored.codes, stored.target_type, " AND ".join(parts) or "TRUE"
+        )
     elif kind == "date":
         statement.rows_of(
-            "fhir_idx_date", stored.codes, stored.target_type, _date_sql(statement, raw, "low", "high")
+            3, "fhir_idx_date", stored.codes, stored.target_type, _date_sql(statement, raw, "x.low", "x.high")
         )
     elif kind == "string":
         pattern = statement.param(_like_prefix(normalize_string(raw)))
         statement.rows_of(
-            "fhir_idx_string", stored.codes, stored.target_type, f"value LIKE {pattern} ESCAPE '\\'"
+            2, "fhir_idx_string", stored.codes, stored.target_type, f"x.value LIKE {pattern} ESCAPE '\\'"
         )
     else:
         raise Unsupported
@@ -201,12 +231,9 @@ def search_statement(query: SearchQuery, hospital_id: str, base: str) -> tuple[s
         _criterion(statement, criterion, query.resource_type, base)
     order = _order(statement, query)
     limit = statement.param(str(query.count), "::integer")
-    where = " AND ".join(
-        ["r.hospital_id = $1", "r.resource_type = $2", "NOT r.deleted", *statement.conditions]
-    )
     total = "(SELECT count(*) FROM matched)" if query.total == "accurate" else "NULL::bigint"
     sql = (
-        f"WITH matched AS MATERIALIZED (SELECT r.id FROM fhir_resources AS r WHERE {where}),"  # noqa: S608
+        f"WITH {statement.matched()},"  # noqa: S608 - constants and numbered parameters only
         " page AS (SELECT r.id, r.version_id, r.last_updated, r.deleted, r.content,"
         f" row_number() OVER (ORDER BY {order}) AS n"
         " FROM fhir_resources AS r WHERE r.hospital_id = $1 AND r.resource_type = $2"
