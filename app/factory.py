@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 from pathlib import Path
@@ -89,4 +90,8 @@ def create_app(config: dict | None = None, instance_path: Path | None = None) ->
     if app.config["FHIRGATE_TRUSTED_PROXIES"]:
         hops = app.config["FHIRGATE_TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
+    # The app's long-lived objects (about 160,000: the R4B models, the search definitions, the
+    # libraries) never become garbage: out of the collector's sight, a full collection took
+    # 7.6 ms instead of 103 ms, and it runs in the middle of some request — a read's p99.
+    gc.freeze()
     return app

@@ -123,7 +123,7 @@ class _Statement:
         for _, table, condition in lookups:
             rows = f"SELECT 1 FROM {table} AS x WHERE x.resource_id = r.id AND {condition}"  # noqa: S608
             where.append(f"EXISTS ({rows})")
-        matched = f"SELECT r.id FROM {resources} WHERE {' AND '.join(where)}"  # noqa: S608
+        matched = f"SELECT r.id, r.last_updated FROM {resources} WHERE {' AND '.join(where)}"  # noqa: S608
         return f"{driver}matched AS MATERIALIZED ({matched})"
 
 
@@ -195,13 +195,14 @@ def _criterion(statement: _Statement, criterion: Criterion, resource_type: str, 
 
 
 def _order(statement: _Statement, query: SearchQuery) -> str:
-    """``SearchBuilder.page``'s ORDER BY (its ``_sort_expression``), then the id."""
+    """``SearchBuilder.page``'s ORDER BY (its ``_sort_expression``), then the id, over the
+    matches ``m`` (their ids and ``last_updated``): the page is chosen before any content is read."""
     if len(query.sort) > 1:
         raise Unsupported
     order = []
     for key in query.sort:
         if key.name == "_lastUpdated":
-            expression = "r.last_updated"
+            expression = "m.last_updated"
         elif key.type == "date" and key.param is not None:
             stored = stored_under(query.resource_type, key.name)
             column, aggregate = ("high", "max") if key.descending else ("low", "min")
@@ -210,12 +211,12 @@ def _order(statement: _Statement, query: SearchQuery) -> str:
             if stored.target_type:
                 owned += f" AND d.target_type = {statement.param(stored.target_type)}"
             picked = f"SELECT {aggregate}(d.{column}) FROM fhir_idx_date AS d"  # noqa: S608 - constants only
-            expression = f"({picked} WHERE {owned} AND d.resource_id = r.id)"
+            expression = f"({picked} WHERE {owned} AND d.resource_id = m.id)"
         else:
             raise Unsupported
         nulls = "" if key.name in NEVER_NULL_SORTS else " NULLS LAST"
         order.append(f"{expression} {'DESC' if key.descending else 'ASC'}{nulls}")
-    return ", ".join([*order, "r.id"])
+    return ", ".join([*order, "m.id"])
 
 
 def search_statement(query: SearchQuery, hospital_id: str, base: str) -> tuple[str, list[str]]:
@@ -234,10 +235,10 @@ def search_statement(query: SearchQuery, hospital_id: str, base: str) -> tuple[s
     total = "(SELECT count(*) FROM matched)" if query.total == "accurate" else "NULL::bigint"
     sql = (
         f"WITH {statement.matched()},"  # noqa: S608 - constants and numbered parameters only
-        " page AS (SELECT r.id, r.version_id, r.last_updated, r.deleted, r.content,"
-        f" row_number() OVER (ORDER BY {order}) AS n"
-        " FROM fhir_resources AS r WHERE r.hospital_id = $1 AND r.resource_type = $2"
-        f" AND r.id IN (SELECT id FROM matched) ORDER BY {order} LIMIT {limit})"
+        f" top AS (SELECT m.id, row_number() OVER (ORDER BY {order}) AS n FROM matched AS m"
+        f" ORDER BY {order} LIMIT {limit}),"
+        " page AS (SELECT r.id, r.version_id, r.last_updated, r.deleted, r.content, top.n FROM top"
+        " JOIN fhir_resources AS r ON r.hospital_id = $1 AND r.resource_type = $2 AND r.id = top.id)"
         f" SELECT ({EPOCH_QUERY}), {total},"
         " (SELECT max(seq) FROM fhir_history WHERE hospital_id = $1),"
         " page.id, page.version_id, page.last_updated, page.deleted, page.content"
