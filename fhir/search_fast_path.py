@@ -13,10 +13,10 @@ the view would, with the same Bundle (``bundle_text``, ``resource_entry``, the v
 links and cursors): criteria of one value each, of reference (an id or ``Type/id``), token
 (``code``, ``system|code``, ``|code``), date (any prefix but ``ap``) or string (no modifier)
 parameters, or ``_id``; ``_count``, ``_total`` and ``_sort`` by one date parameter or
-``_lastUpdated``; a caller whose scopes allow searching the type with no search restriction,
-outside a patient context. Its conditions are the view's, one for one (``SearchBuilder``), in
-a fixed order that one generic plan serves (``_Statement``): a test compares the two paths'
-answers on drawn searches.
+``_lastUpdated``; a caller whose scopes allow searching the type with no search restriction
+(a patient's token within its compartment, as the view narrows it). Its conditions are the
+view's, one for one (``SearchBuilder``), in a fixed order that one generic plan serves
+(``_Statement``): a test compares the two paths' answers on drawn searches.
 
 The caller is judged as the read fast path judges it (``verified_claims``, then ``principal_for``
 with the revocation epoch read by the same statement); the search is charged to the client's
@@ -24,8 +24,8 @@ and hospital's shares with its time, as the view charges it; its AuditEvent list
 returned. Only quick searches are answered here: the statement's time limit is
 ``app.direct_reads.QUICK_SEARCH_MS``, so that it may run beside reads in the worker's light
 lane; one that takes longer is cancelled and goes to the view, which runs it in the heavy slot
-(``app.lanes``). Everything else — a cursor, an include, a chain, a modifier, a patient token,
-every error — goes to the view, untouched.
+(``app.lanes``). Everything else — a cursor, an include, a chain, a modifier, a clinician's
+token, every error — goes to the view, untouched.
 """
 
 from __future__ import annotations
@@ -44,12 +44,12 @@ from fhir.errors import FhirError
 from fhir.fair_share import WEIGHTS, Admission
 from fhir.http import NO_STORE, base_url
 from fhir.model_classes import is_resource_type
-from fhir.policy import AccessPolicy
+from fhir.policy import SHARED_WITH_PATIENTS, AccessPolicy
 from fhir.read_fast_path import plain_request
 from fhir.search.builder import NEVER_NULL_SORTS
 from fhir.search.index_values import normalize_string
 from fhir.search.query_values import parse_date_value, parse_reference_value, parse_token_value
-from fhir.search.registry import stored_under
+from fhir.search.registry import patient_compartment_params, stored_under
 from fhir.search.request import Criterion, SearchQuery, parse_search
 from fhir.search.service import Page
 from fhir.storage.repository import StoredResource
@@ -89,6 +89,7 @@ class _Statement:
         self.params: list[str] = [hospital_id, resource_type]
         self.ids: list[str] = []  # _id values, each a parameter
         self.lookups: list[tuple[int, str, str]] = []  # (rank, index table, condition on x)
+        self.where: list[str] = []  # conditions on the resource itself (a patient's compartment)
 
     def param(self, value: str, cast: str = "") -> str:
         self.params.append(value)
@@ -106,12 +107,24 @@ class _Statement:
             owned += f" AND x.target_type = {self.param(target_type)}"
         self.lookups.append((rank, table, f"{owned} AND {value_sql}"))
 
+    def compartment(self, resource_type: str, patient_id: str) -> None:
+        """What a patient's token sees of the type: its own Patient, a type shared with patients
+        whole, a type of the patient compartment only in its own compartment."""
+        if resource_type == "Patient":
+            self.where.append(f"r.id = {self.param(patient_id)}")
+        elif resource_type not in SHARED_WITH_PATIENTS:
+            if not patient_compartment_params(resource_type):
+                raise Unsupported  # nothing to see: the view says so
+            members = "SELECT c.resource_id FROM fhir_compartments AS c WHERE c.hospital_id = $1"
+            members += f" AND c.patient_id = {self.param(patient_id)} AND c.resource_type = $2"
+            self.where.append(f"r.id IN ({members})")
+
     def matched(self) -> str:
         """The ids of the matching resources (``SearchBuilder.matches``). Built from constants
         and numbered parameters only: no value of the request is in the text."""
         lookups = sorted(self.lookups, key=lambda lookup: lookup[0])
         resources = "fhir_resources AS r"
-        where = ["r.hospital_id = $1", "r.resource_type = $2", "NOT r.deleted"]
+        where = ["r.hospital_id = $1", "r.resource_type = $2", "NOT r.deleted", *self.where]
         where += [f"r.id = {ref}" for ref in self.ids]
         driver = ""
         if not self.ids and lookups:
@@ -219,15 +232,20 @@ def _order(statement: _Statement, query: SearchQuery) -> str:
     return ", ".join([*order, "m.id"])
 
 
-def search_statement(query: SearchQuery, hospital_id: str, base: str) -> tuple[str, list[str]]:
+def search_statement(
+    query: SearchQuery, hospital_id: str, base: str, *, patient: str | None = None
+) -> tuple[str, list[str]]:
     """The SQL of a supported search, and its parameters: the page's rows, each with the total
-    (when asked for) and the hospital's newest history ``seq`` (the snapshot of paging links)."""
+    (when asked for) and the hospital's newest history ``seq`` (the snapshot of paging links).
+    ``patient``: a patient token's, whose compartment narrows it (``ScopedRepository._compartment``)."""
     if (
         query.includes or query.revincludes or query.summary or query.elements or query.summary_count
         or query.compartment is not None or query.ignored or not query.count > 0
     ):  # fmt: skip
         raise Unsupported
     statement = _Statement(hospital_id, query.resource_type)
+    if patient is not None:
+        statement.compartment(query.resource_type, patient)
     for criterion in query.criteria:
         _criterion(statement, criterion, query.resource_type, base)
     order = _order(statement, query)
@@ -287,14 +305,15 @@ class SearchFastPath(FastPath):
                 claims = verified_claims(environ.get("HTTP_AUTHORIZATION"), hospital_id)
             except InvalidTokenError:
                 return None
-            if claims.get("patient") is not None:
-                return None  # a patient's compartment: the view's query
+            patient = claims.get("patient")
+            if patient is not None and not isinstance(patient, str):
+                return None
             base = base_url(hospital_id)
             try:
                 query = parse_search(
                     resource_type, [(k, v) for k, v in args if k not in _TRANSPORT], lenient=False
                 )
-                sql, params = search_statement(query, hospital_id, base)
+                sql, params = search_statement(query, hospital_id, base, patient=patient)
             except (Unsupported, FhirError):
                 return None
             return self._run(environ, hospital_id, claims, query, sql, params, base)
@@ -317,8 +336,11 @@ class SearchFastPath(FastPath):
                 api_key=environ.get("HTTP_X_API_KEY"), api_secret=environ.get("HTTP_X_API_SECRET"),
             )  # fmt: skip
             policy = AccessPolicy(principal)
-            if policy.patient_id is not None or policy.require("search", query.resource_type) is not None:
-                return None  # a compartment or v2 search restrictions: the view's query
+            if (
+                policy.patient_id != claims.get("patient")
+                or policy.require("search", query.resource_type) is not None
+            ):
+                return None  # not the compartment the statement assumed, or v2 search restrictions
         except (InvalidTokenError, FhirError):
             return None
         matches = [

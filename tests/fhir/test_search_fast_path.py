@@ -179,18 +179,39 @@ def test_other_searches_go_to_the_view(app, store, get, view_calls, search):
     assert view_calls == [None]
 
 
+def test_a_patient_token_gets_its_compartment_as_from_the_view(app, make, client, store, get, view_calls):
+    patient = bearer(client, make.patient_credential("general", "sb0-p1"))
+    searches = [
+        "Observation?code=%7Cnothing",
+        "Observation?subject=Patient/sb0-p2",  # another patient's: nothing
+        "Observation?subject=Patient/sb0-p1&_count=3&_sort=-date",
+        "Condition?patient=sb0-p1",
+        "Patient?name=a",  # only its own Patient, if it matches
+        "Patient?_id=sb0-p2",
+        "Practitioner?name=a",  # shared with patients: the hospital's
+    ]
+    for search in searches:
+        view_calls.clear()
+        fast = get(True, f"/fhir/general/{search}", headers=patient)
+        assert view_calls == [], search
+        slow = get(False, f"/fhir/general/{search}", headers=patient)
+        assert fast.status_code == 200 and _shown(fast) == _shown(slow), search
+    mine = get(True, "/fhir/general/Observation?subject=Patient/sb0-p2", headers=patient).get_json()
+    assert mine["total"] == 0
+    own = get(True, "/fhir/general/Observation?subject=Patient/sb0-p1&_count=1", headers=patient).get_json()
+    assert own["total"] > 1 and own["entry"][0]["resource"]["subject"]["reference"] == "Patient/sb0-p1"
+
+
 def test_narrower_callers_go_to_the_view(app, make, client, store, get, view_calls):
     patient = bearer(client, make.patient_credential("general", "sb0-p1"))
     restricted = bearer(
         client, make.api_key("general", permissions=["system/Observation.rs?category=laboratory"])
     )
-    for auth in (patient, restricted):
+    for auth, search in ((restricted, "Observation?code=%7Cnothing"), (patient, "Group?name=a")):
         view_calls.clear()
-        fast = get(True, "/fhir/general/Observation?code=%7Cnothing", headers=auth)
-        assert view_calls == [None]
-        assert fast.status_code == 200
-    mine = get(True, "/fhir/general/Observation?subject=Patient/sb0-p2", headers=patient).get_json()
-    assert mine["total"] == 0  # the view's compartment, not the fast path's hospital-wide answer
+        answer = get(True, f"/fhir/general/{search}", headers=auth)
+        assert view_calls == [None], search
+        assert answer.status_code in (200, 403)
     assert get(True, "/fhir/general/Observation?subject=Patient/sb0-p2", headers={}).status_code == 401
 
 
