@@ -145,8 +145,10 @@ def load_config(instance_path: Path = DEFAULT_INSTANCE_PATH) -> dict:
         "FHIRGATE_TOKEN_FAST_PATH": os.environ.get("FHIRGATE_TOKEN_FAST_PATH", "1") != "0",
         # The common FHIR read answered beneath Flask (fhir/read_fast_path.py); 0 = off.
         "FHIRGATE_READ_FAST_PATH": os.environ.get("FHIRGATE_READ_FAST_PATH", "1") != "0",
-        # The common FHIR search answered beneath Flask in one statement (fhir/search_fast_path.py).
+        # The common FHIR search answered beneath Flask in one statement (fhir/search_fast_path.py),
+        # if it takes no longer than this (then the view runs it, in the heavy slot).
         "FHIRGATE_SEARCH_FAST_PATH": os.environ.get("FHIRGATE_SEARCH_FAST_PATH", "1") != "0",
+        "FHIRGATE_QUICK_SEARCH_MS": _positive("FHIRGATE_QUICK_SEARCH_MS", 50),
         "MAX_CONTENT_LENGTH": _env_int("FHIRGATE_MAX_BODY_BYTES", 10 * 1024 * 1024),
         # Every statement (PostgreSQL) and every request has a time limit: app/time_limits.py.
         "FHIRGATE_STATEMENT_TIMEOUT_MS": _positive("FHIRGATE_STATEMENT_TIMEOUT_MS", 10_000),

@@ -137,15 +137,17 @@ class DirectReads:
 # The search fast path's statements fix their own join order (fhir/search_fast_path.py), so one
 # generic plan serves every value: planning each search for its values cost more than running it.
 GENERIC_PLANS = "-c plan_cache_mode=force_generic_plan"
-# The searches answered beneath Flask are the quick ones (fhir/search_fast_path.py): one that
-# runs longer is cancelled and goes to the view, which runs it in the worker's heavy slot.
-QUICK_SEARCH_MS = 50
 
 
-def init_direct_reads(app: Flask, engine: Engine, statement_timeout_ms: int = 10_000) -> None:
+def init_direct_reads(
+    app: Flask, engine: Engine, statement_timeout_ms: int = 10_000, quick_search_ms: int = 50
+) -> None:
     app.extensions["fhirgate_direct_reads"] = DirectReads(engine, statement_timeout_ms)
-    # Searches have connections of their own: a short time limit, one plan per statement.
-    quick = min(QUICK_SEARCH_MS, statement_timeout_ms)
+    # Searches have connections of their own: one plan per statement, and a short time limit
+    # (``FHIRGATE_QUICK_SEARCH_MS``): the searches answered beneath Flask are the quick ones
+    # (fhir/search_fast_path.py); one that runs longer is cancelled and goes to the view, which
+    # runs it in the worker's heavy slot.
+    quick = min(quick_search_ms, statement_timeout_ms)
     app.extensions["fhirgate_direct_searches"] = DirectReads(engine, quick, GENERIC_PLANS)
 
 

@@ -48,7 +48,10 @@ def create_app(config: dict | None = None, instance_path: Path | None = None) ->
     init_pool_checks(app)
     init_sqlite_transactions(app)
     with app.app_context():
-        init_direct_reads(app, db.engine, app.config["FHIRGATE_STATEMENT_TIMEOUT_MS"])
+        config = app.config
+        init_direct_reads(
+            app, db.engine, config["FHIRGATE_STATEMENT_TIMEOUT_MS"], config["FHIRGATE_QUICK_SEARCH_MS"]
+        )
         init_time_limits(app, db.engine)
     migrate.init_app(app, db)
     limiter.init_app(app)

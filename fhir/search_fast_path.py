@@ -22,7 +22,7 @@ The caller is judged as the read fast path judges it (``verified_claims``, then 
 with the revocation epoch read by the same statement); the search is charged to the client's
 and hospital's shares with its time, as the view charges it; its AuditEvent lists what it
 returned. Only quick searches are answered here: the statement's time limit is
-``app.direct_reads.QUICK_SEARCH_MS``, so that it may run beside reads in the worker's light
+``FHIRGATE_QUICK_SEARCH_MS`` (50 ms), so that it may run beside reads in the worker's light
 lane; one that takes longer is cancelled and goes to the view, which runs it in the heavy slot
 (``app.lanes``). Everything else — a cursor, an include, a chain, a modifier, a clinician's
 token, every error — goes to the view, untouched.

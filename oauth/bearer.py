@@ -35,6 +35,8 @@ class Principal:
     expires_at: int
     # ``user`` for a clinician's approval in an EHR launch with user/ scopes
     smart_context: str | None = None
+    # The token's ``sub``: the client, or the person whose approval issued it
+    subject: str | None = None
 
     @property
     def context(self) -> str:
@@ -89,6 +91,7 @@ def principal_for(
         jti=claims["jti"],
         expires_at=claims["exp"],
         smart_context="user" if user_level else None,
+        subject=str(claims.get("sub")) if claims.get("sub") is not None else None,
     )
 
 

@@ -21,7 +21,7 @@ import orjson
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
-from app.timeutil import as_utc, utcnow
+from app.timeutil import utcnow
 from fhir.bulk.tables import files, jobs
 
 MAX_ATTEMPTS = 3
@@ -160,14 +160,17 @@ def fail(connection: Connection, claim: Claim, message: str, retention: timedelt
     return bool(connection.execute(update(jobs).where(_held(claim)).values(**values)).rowcount)
 
 
-def release(connection: Connection, claim: Claim) -> None:
-    """Give the job back to the queue (the worker is stopping): the attempt does not count."""
-    connection.execute(
+def release(connection: Connection, claim: Claim) -> bool:
+    """Give the job back to the queue (the worker is stopping): the attempt does not count.
+    False if it was no longer this attempt's."""
+    released = connection.execute(
         update(jobs)
         .where(_held(claim))
         .values(status="queued", attempts=claim.attempt - 1, worker=None, lease_until=None, progress=None)
-    )
-    connection.execute(delete(files).where(files.c.job_id == claim.id))
+    ).rowcount
+    if released:
+        connection.execute(delete(files).where(files.c.job_id == claim.id))
+    return bool(released)
 
 
 def _finish(connection: Connection, job_id: str, status: str, now: datetime, *, error: str) -> None:
@@ -199,12 +202,12 @@ def job_files(connection: Connection, job_id: str):
 
 
 def cancel(connection: Connection, job_id: str) -> bool:
-    """Cancel a job: True if its files can go now (no worker holds it), False if its worker
-    will find out at its next renewal and clean up."""
+    """Cancel a job: True if its files can go now (no worker has it), False if it is running —
+    its worker finds out at its next renewal and cleans up, or, if that worker died, the purge
+    does once the lease has run out. The row is locked first: a claim cannot slip in between."""
     j = jobs.c
-    row = connection.execute(select(j.status, j.lease_until).where(j.id == job_id)).first()
-    held = row is not None and row.status == "running" and as_utc(row.lease_until) >= utcnow()
-    if held:
+    row = connection.execute(select(j.status).where(j.id == job_id).with_for_update()).first()
+    if row is not None and row.status == "running":
         connection.execute(update(jobs).where(j.id == job_id).values(status="cancelled"))
         return False
     connection.execute(delete(jobs).where(j.id == job_id))

@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl, urlencode
 from fhir.errors import FhirError
 from fhir.model_classes import is_resource_type
 from fhir.policy import AccessPolicy, insufficient_scope
+from fhir.search.builder import SearchBuilder
 from fhir.search.registry import patient_compartment_params, resource_types
 from fhir.search.request import parse_search
 from fhir.subsetting import element_names
@@ -67,8 +68,11 @@ def parameters_of(body: dict) -> list[tuple[str, str]]:
     """The (name, value) pairs of a POST kick-off's Parameters resource."""
     if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
         raise FhirError.invalid("A POST $export takes a Parameters resource.")
+    parameters = body.get("parameter") or []
+    if not isinstance(parameters, list):
+        raise FhirError.invalid("Parameters.parameter is a list.")
     pairs = []
-    for parameter in body.get("parameter") or []:
+    for parameter in parameters:
         if not isinstance(parameter, dict) or not isinstance(parameter.get("name"), str):
             raise FhirError.invalid("Each parameter of $export needs a name and a value.")
         values = [v for k, v in parameter.items() if k.startswith("value")]
@@ -91,7 +95,7 @@ class _Reader:
 
 
 def read_export_request(
-    pairs: list[tuple[str, str]], policy: AccessPolicy, level: str, *, lenient: bool
+    pairs: list[tuple[str, str]], policy: AccessPolicy, level: str, builder: SearchBuilder, *, lenient: bool
 ) -> tuple[ExportRequest, list[tuple[str, str]]]:
     """The export the pairs ask for, and the pairs it applied (for the manifest's ``request``)."""
     reader = _Reader(lenient)
@@ -116,18 +120,28 @@ def read_export_request(
         elif name == "_since":
             if not _INSTANT.fullmatch(raw.strip()):
                 raise FhirError.invalid(f"_since takes a FHIR instant with its offset, got {raw[:60]!r}.")
-            since = datetime.fromisoformat(raw.strip().replace("Z", "+00:00")).isoformat()
+            try:
+                since = datetime.fromisoformat(raw.strip().replace("Z", "+00:00")).isoformat()
+            except ValueError:  # shaped like an instant, but no such moment (February 30th)
+                raise FhirError.invalid(f"_since: {raw[:60]!r} is not a moment in time.") from None
         elif name == "_type":
-            for item in (part.strip() for part in raw.split(",")):
-                if not item:
-                    continue
-                if not _type_ok(item, allowed, level, policy, reader):
-                    continue
-                requested.append(item)
+            kept = [
+                item
+                for item in (part.strip() for part in raw.split(","))
+                if item and _type_ok(item, allowed, level, policy, reader)
+            ]
+            if not kept:
+                # Every type refused (under lenient handling): never all types instead.
+                raise FhirError.invalid(f"_type {raw[:80]!r} names no type this export can take.")
+            requested += kept
+            reader.applied.append((name, ",".join(kept)))
+            continue
         elif name == "_typeFilter":
             raw_filters.append(raw)
+            continue  # recorded as applied by _type_filters
         elif name == "_elements":
             raw_elements.append(raw)
+            continue  # recorded as applied by _elements
         elif name == "patient":
             if level == "system":
                 raise FhirError.invalid("patient narrows a Patient or Group export, not a system one.")
@@ -137,7 +151,9 @@ def read_export_request(
             continue
         reader.applied.append((name, raw))
     types = list(dict.fromkeys(requested)) or allowed
-    filters = _type_filters(raw_filters, types, lenient, reader)
+    if not types:
+        raise FhirError.simple(403, "forbidden", "The token's scopes let it search no type to export.")
+    filters = _type_filters(raw_filters, types, lenient, reader, builder)
     elements = _elements(raw_elements, types, reader)
     if patients is not None and policy.patient_id is not None and set(patients) - {policy.patient_id}:
         raise FhirError.simple(403, "forbidden", "A patient's token exports its own record only.")
@@ -166,8 +182,11 @@ def _patient_ids(raw: str) -> list[str]:
     return [match.group(1)]
 
 
-def _type_filters(raw_filters: list[str], types: list[str], lenient: bool, reader: _Reader) -> dict:
-    """``Type?query`` each, checked by the search code itself; several for a type are OR-ed."""
+def _type_filters(
+    raw_filters: list[str], types: list[str], lenient: bool, reader: _Reader, builder: SearchBuilder
+) -> dict:
+    """``Type?query`` each, checked by the search code itself — parsed and made into SQL now,
+    so that a filter the worker could not run is a 400 here; several for a type are OR-ed."""
     filters: dict[str, list[str]] = {}
     for raw in raw_filters:
         resource_type, _, query = raw.partition("?")
@@ -184,7 +203,10 @@ def _type_filters(raw_filters: list[str], types: list[str], lenient: bool, reade
         if not parsed.criteria:
             reader.refuse(f"_typeFilter {raw[:80]!r} holds no criterion this server applies.")
             continue
-        filters.setdefault(resource_type, []).append(urlencode(parsed.applied))
+        builder.criteria(parsed)  # a value the SQL cannot take (``:missing=maybe``) is refused now
+        applied = urlencode(parsed.applied)
+        filters.setdefault(resource_type, []).append(applied)
+        reader.applied.append(("_typeFilter", f"{resource_type}?{applied}"))
     return filters
 
 
@@ -194,6 +216,7 @@ def _elements(raw_values: list[str], types: list[str], reader: _Reader) -> dict[
         return {}
     items = [item.strip() for raw in raw_values for item in raw.split(",") if item.strip()]
     chosen: dict[str, list[str]] = {}
+    kept: list[str] = []
     for item in items:
         owner, dot, name = item.partition(".")
         targets = [owner] if dot and is_resource_type(owner) else types
@@ -208,8 +231,13 @@ def _elements(raw_values: list[str], types: list[str], reader: _Reader) -> dict[
                 continue
             chosen.setdefault(resource_type, []).append(name)
             found = True
-        if not found:
+        if found:
+            kept.append(item)
+        else:
             reader.refuse(f"_elements: no exported type has an element {item[:60]!r}.")
+    if not kept:
+        return {}  # every name refused (lenient handling): no subset
+    reader.applied.append(("_elements", ",".join(kept)))
     # A type none of the names belongs to keeps only what every subset keeps (id, meta and
     # its mandatory elements): ``id`` asks for just that.
     return {resource_type: chosen.get(resource_type, ["id"]) for resource_type in types}

@@ -44,6 +44,15 @@ from fhir.subsetting import subset
 from oauth import Principal
 
 BATCH = 2000
+# The export's transactionTime: its snapshot's start, or earlier if another transaction began
+# before it and is still open. A resource's lastUpdated is set as its transaction writes, before
+# it commits; a transaction open at the snapshot is not in the export, so the time must be no
+# later than its start, or the next export's _since would pass its resources by.
+_TRANSACTION_TIME = (
+    "SELECT least(now(), (SELECT min(xact_start) FROM pg_stat_activity"
+    " WHERE datname = current_database() AND backend_type = 'client backend'"
+    " AND xact_start IS NOT NULL AND pid <> pg_backend_pid()))"
+)
 log = logging.getLogger(__name__)
 
 
@@ -170,6 +179,7 @@ def run_job(
         jti="bulk-export",
         expires_at=0,
         smart_context=job.smart_context,
+        subject=job.subject,
     )
     scoped = ScopedRepository(
         SqlRepository(
@@ -196,7 +206,7 @@ def _export_from_snapshot(run: _Export, job, export: ExportRequest, builder: Sea
         connection = connection.execution_options(isolation_level="REPEATABLE READ")
         with connection.begin():
             connection.execute(text("SET LOCAL statement_timeout = 0"))  # a FETCH may wait on a slow disk
-            transaction_time = as_utc(connection.execute(select(func.now())).scalar_one())
+            transaction_time = as_utc(connection.execute(text(_TRANSACTION_TIME)).scalar_one())
             patients = _patients(run, connection, job, export, builder)
             for resource_type in export.types:
                 query = _type_query(job, export, builder, resource_type, patients)

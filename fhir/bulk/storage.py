@@ -32,6 +32,9 @@ class ExportStorage(Protocol):
     def delete_job(self, job_id: str) -> None:
         """Remove every file of the job (written or half written); nothing there is fine."""
 
+    def delete_attempt(self, job_id: str, attempt: int) -> None:
+        """Remove the files one attempt wrote (``runner.file_name``), whole or half written."""
+
 
 class DirectoryStorage:
     def __init__(self, root: Path):
@@ -51,6 +54,8 @@ class DirectoryStorage:
         try:
             with open(partial, "wb") as handle:
                 yield handle
+                handle.flush()
+                os.fsync(handle.fileno())  # on disk before it is listed: a crash leaves no short file
             os.replace(partial, final)
         finally:
             with contextlib.suppress(FileNotFoundError):
@@ -71,6 +76,14 @@ class DirectoryStorage:
 
     def delete_job(self, job_id: str) -> None:
         shutil.rmtree(self._path(job_id), ignore_errors=True)
+
+    def delete_attempt(self, job_id: str, attempt: int) -> None:
+        folder = self._path(job_id)
+        prefix = f"{int(attempt)}-"
+        for path in folder.glob("*") if folder.is_dir() else ():
+            if path.name.removeprefix(".").startswith(prefix):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
 
 
 def init_export_storage(app: Flask) -> None:

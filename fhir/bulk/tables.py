@@ -17,6 +17,7 @@ jobs = Table(
     Column("client_kind", String(32), nullable=False),
     Column("patient_id", String(64), nullable=True),
     Column("smart_context", String(16), nullable=True),
+    Column("subject", String(100), nullable=True),  # the token's sub: the person, for an approval
     Column("scopes", Text, nullable=False),
     Column("level", String(8), nullable=False),  # system, patient, group
     Column("group_id", String(64), nullable=True),

@@ -24,6 +24,7 @@ from fhir.bulk.worker import announce_job
 from fhir.errors import INFORMATIONAL, FhirError, Issue, operation_outcome
 from fhir.http import _response, base_url, json_body
 from fhir.policy import AccessPolicy
+from fhir.search.builder import SearchBuilder
 from fhir.storage.repository import format_instant
 from fhir.views import _lenient, bp
 from oauth import Principal
@@ -57,7 +58,8 @@ def _kickoff(level: str, group_id: str | None = None):
     pairs = list(request.args.items(multi=True))
     if request.method == "POST":
         pairs += parameters_of(json_body())
-    export, applied = read_export_request(pairs, policy, level, lenient=_lenient())
+    builder = SearchBuilder(g.hospital_id, base_url(g.hospital_id))
+    export, applied = read_export_request(pairs, policy, level, builder, lenient=_lenient())
     if group_id is not None:
         repository_for(principal).read("Group", group_id)  # 404 (or 403) before a job is queued
     connection = db.session.connection()
@@ -68,7 +70,8 @@ def _kickoff(level: str, group_id: str | None = None):
     ):
         message = "This client has as many exports waiting or running as it may; wait for one to finish."
         raise FhirError(429, [Issue("throttled", message)], {"Retry-After": "60"})
-    query = f"?{urlencode(applied)}" if applied else ""
+    # The kick-off as the server applied it; a POST's URL without its parameters (Bulk Data 2.0).
+    query = f"?{urlencode(applied)}" if applied and request.method == "GET" else ""
     job_id = job_store.create_job(
         connection,
         hospital_id=g.hospital_id,
@@ -76,6 +79,7 @@ def _kickoff(level: str, group_id: str | None = None):
         client_kind=principal.kind,
         patient_id=principal.patient_id,
         smart_context=principal.smart_context,
+        subject=principal.subject,
         scopes=" ".join(principal.scopes),
         level=level,
         group_id=group_id,
@@ -96,13 +100,15 @@ def _status_url(job_id: str) -> str:
 
 
 def _own_job(job_id: str):
-    """The caller's job, or 404: another client's (or patient's) job does not exist for it."""
+    """The caller's job, or 404: a job started by another client — or by the same client for
+    another person, patient or context (a clinician's hospital-wide export is not the patient's
+    to read, though one app holds both tokens) — does not exist for it."""
     principal: Principal = current_principal(g.hospital_id)
     job = job_store.find_job(db.session.connection(), g.hospital_id, job_id)
     if (
         job is None
-        or job.client_id != principal.client_id
-        or job.patient_id != principal.patient_id
+        or (job.client_id, job.patient_id, job.smart_context, job.subject)
+        != (principal.client_id, principal.patient_id, principal.smart_context, principal.subject)
         or job.status == "cancelled"
     ):
         raise FhirError.not_found("No such export: it was never started here, was cancelled, or has expired.")
@@ -148,9 +154,10 @@ def _manifest(job, files) -> dict:
 @bp.delete("/bulk-status/<job_id>")
 def bulk_cancel(job_id):
     job = _own_job(job_id)
-    if job_store.cancel(db.session.connection(), job.id):
-        export_storage().delete_job(job.id)
+    files_can_go = job_store.cancel(db.session.connection(), job.id)
     db.session.commit()
+    if files_can_go:
+        export_storage().delete_job(job.id)
     note = Issue(INFORMATIONAL, "The export is cancelled and its files deleted.", "information")
     return _response(orjson.dumps(operation_outcome([note])), 202)
 

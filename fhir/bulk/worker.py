@@ -92,19 +92,23 @@ def run_one(app: Flask, name: str, stop: threading.Event) -> bool:
     try:
         run_job(claim, storage, settings, stop)
     except Stopping:
+        storage.delete_attempt(claim.id, claim.attempt)  # while still the job's holder
         with db.engine.begin() as connection:
             job_store.release(connection, claim)
-        storage.delete_job(claim.id)
     except JobLost:
         with db.engine.begin() as connection:
             job = job_store.find_job(connection, claim.hospital_id, claim.id)
             if job is not None and job.status == "cancelled":
                 job_store.forget(connection, claim.id)
-                storage.delete_job(claim.id)
+        if job is None or job.status == "cancelled":
+            storage.delete_job(claim.id)  # cancelled (or purged meanwhile): nothing of it stays
+        else:
+            storage.delete_attempt(claim.id, claim.attempt)  # another worker has it now
     except GroupGone:
         _fail(claim, settings, "The Group of this export was deleted, or is out of reach, before it ran.")
     except Exception as error:  # noqa: BLE001 - a job's failure must be visible, and the worker go on
-        log.warning("export %s failed (%s)", claim.id, type(error).__name__, exc_info=True)
+        # By type only: a database error's text carries the statement's values (patient ids).
+        log.warning("export %s failed (%s)", claim.id, type(error).__name__)
         _fail(claim, settings, f"The export failed on the server ({type(error).__name__}); start it again.")
     finally:
         db.session.remove()

@@ -24,6 +24,7 @@ def upgrade():
         sa.Column('client_kind', sa.String(length=32), nullable=False),
         sa.Column('patient_id', sa.String(length=64), nullable=True),
         sa.Column('smart_context', sa.String(length=16), nullable=True),
+        sa.Column('subject', sa.String(length=100), nullable=True),
         sa.Column('scopes', sa.Text(), nullable=False),
         sa.Column('level', sa.String(length=8), nullable=False),
         sa.Column('group_id', sa.String(length=64), nullable=True),

@@ -213,3 +213,55 @@ def test_an_expired_export_is_gone_with_its_files(app, client, backend):
     assert not folder.exists()
     with app.app_context():
         assert db.session.execute(jobs.select().where(jobs.c.id == job_id)).first() is None
+
+
+def test_the_same_client_for_another_person_or_context_gets_404(app, client, backend):
+    """One app may hold a clinician's token and a patient's: a job is its starter's alone."""
+    started = backend.kickoff()
+    status = local(started.headers["Content-Location"])
+    job_id = status.rsplit("/", 1)[1]
+    for changed in ({"subject": "someone-else"}, {"smart_context": "user"}):
+        with app.app_context():
+            original = db.session.execute(jobs.select().where(jobs.c.id == job_id)).first()
+            db.session.execute(jobs.update().where(jobs.c.id == job_id).values(**changed))
+            db.session.commit()
+        assert client.get(status, headers=backend.auth).status_code == 404
+        assert client.delete(status, headers=backend.auth).status_code == 404
+        with app.app_context():
+            restored = {key: getattr(original, key) for key in changed}
+            db.session.execute(jobs.update().where(jobs.c.id == job_id).values(**restored))
+            db.session.commit()
+    assert client.get(status, headers=backend.auth).status_code == 202
+
+
+@pytest.mark.parametrize(
+    ("query", "headers"),
+    [
+        ("_since=2024-02-30T00:00:00Z", {}),  # shaped like an instant, no such day
+        ("_type=Nonsense", {"Prefer": "respond-async, handling=lenient"}),  # never "every type"
+        ("_type=Observation&_typeFilter=Observation%3Fcode%3Amissing%3Dmaybe", {}),
+    ],
+)
+def test_bad_kickoffs_are_400_at_once(backend, query, headers):
+    refused = backend.kickoff(query=query, headers=headers)
+    assert refused.status_code == 400, refused.get_json()
+
+
+def test_a_post_kickoff_with_a_malformed_parameter_list_is_400(backend):
+    refused = backend.kickoff("Patient/$export", json={"resourceType": "Parameters", "parameter": 5})
+    assert refused.status_code == 400
+
+
+def test_lenient_leaves_refused_items_out_of_the_request(backend):
+    lenient = {"Prefer": "respond-async, handling=lenient"}
+    started = backend.kickoff(query="_type=Patient,Nonsense&_elements=id,nonsense", headers=lenient)
+    assert started.status_code == 202
+    run_worker(backend.app)
+    manifest = backend.client.get(local(started.headers["Content-Location"]), headers=backend.auth).get_json()
+    assert manifest["request"].endswith("/$export?_type=Patient&_elements=id")
+
+
+def test_a_post_kickoffs_request_is_its_url(backend):
+    body = {"resourceType": "Parameters", "parameter": [{"name": "_type", "valueString": "Patient"}]}
+    manifest = backend.export("Patient/$export", json=body)
+    assert manifest["request"].endswith("/fhir/general/Patient/$export")

@@ -25,7 +25,8 @@ def _queue(app, hospital: str, client_id: str = "c1") -> str:
     with app.app_context(), db.engine.begin() as connection:
         return job_store.create_job(
             connection, hospital_id=hospital, client_id=client_id, client_kind="hospital_key",
-            patient_id=None, smart_context=None, scopes="system/*.rs", level="system", group_id=None,
+            patient_id=None, smart_context=None, subject=None, scopes="system/*.rs", level="system",
+            group_id=None,
             request_url="http://localhost/fhir/x/$export", parameters={"types": ["Patient"]},
         )  # fmt: skip
 
@@ -178,7 +179,8 @@ def test_a_stopped_worker_gives_its_job_back(app, big_export):
         stop_process(worker)
     job = _job(app, job_id)
     assert (job.status, job.attempts, job.worker) == ("queued", 0, None)
-    assert not (app.extensions["fhirgate_export_storage"].root / job_id).exists()
+    folder = app.extensions["fhirgate_export_storage"].root / job_id
+    assert not folder.exists() or not any(folder.iterdir())  # its attempt's files are gone
     again = export_worker(app)
     try:
         _complete_and_counted(big_export, status)
@@ -202,3 +204,17 @@ def test_two_workers_share_the_queue(app, client, make, big_export):
             stop_process(worker)
     for _, status in statuses:
         assert _job(app, status.rsplit("/", 1)[1]).attempts == 1
+
+
+def test_a_running_export_cancelled_stops_and_leaves_nothing(app, big_export):
+    status = local(big_export.kickoff().headers["Content-Location"])
+    job_id = status.rsplit("/", 1)[1]
+    worker = export_worker(app, LEASE_S=2, FILE_LINES=1)
+    try:
+        _wait_for(lambda: (job := _job(app, job_id)).status == "running" and job.exported > 0)
+        assert big_export.client.delete(status, headers=big_export.auth).status_code == 202
+        assert big_export.client.get(status, headers=big_export.auth).status_code == 404
+        folder = app.extensions["fhirgate_export_storage"].root / job_id
+        _wait_for(lambda: _job(app, job_id) is None and not folder.exists(), timeout=30, every=0.1)
+    finally:
+        stop_process(worker)
