@@ -393,7 +393,7 @@ def _render(settings: Settings, data: Dataset, results: Results) -> tuple[list[s
         *report.summary(ingest, groups),
         *report.auth_summary(results.auth),
         *ceiling.summary(results.ceiling),
-        *export.summary(results.export),
+        *export.summary(results.export, settings.patients),
     ]
     auth_rows = [s for group in results.auth for _, system, patient in group.rows for s in (system, patient)]
     all_rows = ingest + [s for _, _, rows in groups for s in rows] + auth_rows
