@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import parse_qsl
@@ -93,19 +92,23 @@ class _Export:
         self.stop = stop
         self.exported = 0
         self.position = 0
-        self.renewed = time.monotonic()
+        self.progress = "Starting"
         self.errors: list[dict] = []
+        self.heartbeat: _Heartbeat | None = None
 
     # -- the job's record ------------------------------------------------------------------
     def renew(self, progress: str, *, force: bool = False) -> None:
+        """Report progress (the heartbeat sends it); stop if asked to or if the job was lost.
+        ``force``: renew the lease now, from this thread."""
+        self.progress = progress
         if self.stop.is_set():
             raise Stopping
-        if not force and time.monotonic() - self.renewed < self.settings.lease.total_seconds() / 4:
-            return
-        with db.engine.begin() as connection:
-            if not job_store.renew(connection, self.claim, self.settings.lease, self.exported, progress):
-                raise JobLost
-        self.renewed = time.monotonic()
+        if self.heartbeat is not None and self.heartbeat.lost:
+            raise JobLost
+        if force:
+            with db.engine.begin() as connection:
+                if not job_store.renew(connection, self.claim, self.settings.lease, self.exported, progress):
+                    raise JobLost
 
     def record(self, name: str, kind: str, resource_type: str, count: int, size: int) -> None:
         self.position += 1
@@ -117,7 +120,6 @@ class _Export:
             )  # fmt: skip
         if not recorded:
             raise JobLost
-        self.renewed = time.monotonic()
 
     # -- writing ---------------------------------------------------------------------------
     def write_type(self, resource_type: str, pages, elements: tuple[str, ...]) -> None:
@@ -153,6 +155,32 @@ class _Export:
         with self.storage.writer(self.claim.id, name) as handle:
             handle.write(lines)
         self.record(name, "error", "OperationOutcome", len(self.errors), len(lines))
+
+
+class _Heartbeat(threading.Thread):
+    """Renews the job's lease every quarter of it, whatever the export is doing meanwhile (the
+    first rows of a large type may take a while): the lease never runs out under a live worker.
+    A renewal refused (cancelled, or taken over) marks the job lost; the export stops at its
+    next batch."""
+
+    def __init__(self, export: _Export, engine) -> None:
+        super().__init__(name=f"export-heartbeat-{export.claim.id}", daemon=True)
+        self.export = export
+        self.engine = engine  # this thread has no application context
+        self.done = threading.Event()
+        self.lost = False
+
+    def run(self) -> None:
+        export = self.export
+        lease = export.settings.lease
+        while not self.done.wait(lease.total_seconds() / 4):
+            try:
+                with self.engine.begin() as connection:
+                    if not job_store.renew(connection, export.claim, lease, export.exported, export.progress):
+                        self.lost = True
+                        return
+            except Exception as error:  # noqa: BLE001 - the database away for a moment: try again
+                log.warning("export %s: lease renewal failed (%s)", export.claim.id, type(error).__name__)
 
 
 def _line(content: str, elements: tuple[str, ...]) -> bytes:
@@ -191,11 +219,17 @@ def run_job(
     run = _Export(claim, storage, settings, stop)
     storage.delete_job(claim.id)  # what an earlier attempt left
     run.renew("Starting", force=True)
-    if db.engine.dialect.name == "postgresql":
-        transaction_time = _export_from_snapshot(run, job, export, builder)
-    else:
-        transaction_time = _export_in_pages(run, job, export, builder)
-    run.write_errors()
+    run.heartbeat = _Heartbeat(run, db.engine)
+    run.heartbeat.start()
+    try:
+        if db.engine.dialect.name == "postgresql":
+            transaction_time = _export_from_snapshot(run, job, export, builder)
+        else:
+            transaction_time = _export_in_pages(run, job, export, builder)
+        run.write_errors()
+    finally:
+        run.heartbeat.done.set()
+        run.heartbeat.join(timeout=30)
     with db.engine.begin() as connection:
         if not job_store.complete(connection, claim, transaction_time, run.exported, settings.retention):
             raise JobLost

@@ -218,3 +218,40 @@ def test_a_running_export_cancelled_stops_and_leaves_nothing(app, big_export):
         _wait_for(lambda: _job(app, job_id) is None and not folder.exists(), timeout=30, every=0.1)
     finally:
         stop_process(worker)
+
+
+def test_the_lease_is_renewed_while_a_slow_export_waits(app, client, make, monkeypatch):
+    """An export that sits longer than its lease on one batch (a slow first FETCH) keeps its
+    job: the heartbeat renews the lease, and no other worker can claim it meanwhile."""
+    from fhir.bulk import runner
+    from fhir.bulk.worker import run_one
+
+    make.hospital("general")
+    load_patients(app, "general", 1)
+    exporter = Exporter(app, client, bearer(client, make.api_key("general", permissions=["system/*.rs"])))
+    status = local(exporter.kickoff(query="_type=Patient").headers["Content-Location"])
+    monkeypatch.setitem(app.config, "FHIRGATE_EXPORT_LEASE_S", 1)
+    slow, release = threading.Event(), threading.Event()
+    real = runner._Export.write_type
+
+    def waiting(self, *args):
+        slow.set()
+        release.wait(10)
+        return real(self, *args)
+
+    monkeypatch.setattr(runner._Export, "write_type", waiting)
+
+    def work():
+        with app.app_context():
+            run_one(app, "slow-worker", threading.Event())
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    try:
+        assert slow.wait(10)
+        time.sleep(2.5)  # two and a half leases
+        assert _claim(app, "thief") is None
+    finally:
+        release.set()
+        thread.join(30)
+    assert exporter.client.get(status, headers=exporter.auth).status_code == 200
