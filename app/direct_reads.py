@@ -73,7 +73,10 @@ class DirectReads:
             pgconn = connection.pgconn
             key = name.encode()
             if key not in prepared:
-                if pgconn.prepare(key, sql.encode()).status != pq.ExecStatus.COMMAND_OK:
+                result = pgconn.prepare(key, sql.encode())
+                if result.error_field(pq.DiagnosticField.SQLSTATE) == QUERY_CANCELED:
+                    return lambda: None  # its time limit (a lock held long): nothing wrong here
+                if result.status != pq.ExecStatus.COMMAND_OK:
                     raise psycopg.OperationalError(f"preparing {name} failed")
                 prepared.add(key)
             pgconn.send_query_prepared(key, [p.encode() for p in params] if params else None)
