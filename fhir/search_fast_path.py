@@ -76,11 +76,15 @@ class Unsupported(Exception):
     """This search is the view's to answer."""
 
 
+COMPARTMENT_RANK = 0.5  # after a reference criterion, before a token
+
+
 class _Statement:
     """The SQL of one search and its parameters, numbered as they are added.
 
     Its criteria become index look-ups on the alias ``x``; the most selective kind (a reference,
-    then a token, a string, a date) drives the search as a ``MATERIALIZED`` CTE, and the others
+    then a patient token's compartment, a token, a string, a date) drives the search as a
+    ``MATERIALIZED`` CTE, and the others
     are checked for each resource it found through their owner indexes. The order is fixed by
     the statement itself, so one generic plan serves every value (planning a search for its
     values cost more than running it)."""
@@ -88,15 +92,14 @@ class _Statement:
     def __init__(self, hospital_id: str, resource_type: str) -> None:
         self.params: list[str] = [hospital_id, resource_type]
         self.ids: list[str] = []  # _id values, each a parameter
-        self.lookups: list[tuple[int, str, str]] = []  # (rank, index table, condition on x)
-        self.where: list[str] = []  # conditions on the resource itself (a patient's compartment)
+        self.lookups: list[tuple[float, str, str]] = []  # (rank, index table, condition on x)
 
     def param(self, value: str, cast: str = "") -> str:
         self.params.append(value)
         return f"${len(self.params)}{cast}"
 
     def rows_of(
-        self, rank: int, table: str, codes: tuple[str, ...], target_type: str | None, value_sql: str
+        self, rank: float, table: str, codes: tuple[str, ...], target_type: str | None, value_sql: str
     ) -> None:
         """The index rows of the parameter (``SearchBuilder.owned``) matching the value."""
         code = f"x.param = {self.param(codes[0])}" if len(codes) == 1 else (
@@ -111,20 +114,22 @@ class _Statement:
         """What a patient's token sees of the type: its own Patient, a type shared with patients
         whole, a type of the patient compartment only in its own compartment."""
         if resource_type == "Patient":
-            self.where.append(f"r.id = {self.param(patient_id)}")
+            self.ids.append(self.param(patient_id))
         elif resource_type not in SHARED_WITH_PATIENTS:
             if not patient_compartment_params(resource_type):
                 raise Unsupported  # nothing to see: the view says so
-            members = "SELECT c.resource_id FROM fhir_compartments AS c WHERE c.hospital_id = $1"
-            members += f" AND c.patient_id = {self.param(patient_id)} AND c.resource_type = $2"
-            self.where.append(f"r.id IN ({members})")
+            # The compartment's members drive unless a reference (a patient's) is narrower.
+            members = (
+                f"x.hospital_id = $1 AND x.resource_type = $2 AND x.patient_id = {self.param(patient_id)}"
+            )
+            self.lookups.append((COMPARTMENT_RANK, "fhir_compartments", members))
 
     def matched(self) -> str:
         """The ids of the matching resources (``SearchBuilder.matches``). Built from constants
         and numbered parameters only: no value of the request is in the text."""
         lookups = sorted(self.lookups, key=lambda lookup: lookup[0])
         resources = "fhir_resources AS r"
-        where = ["r.hospital_id = $1", "r.resource_type = $2", "NOT r.deleted", *self.where]
+        where = ["r.hospital_id = $1", "r.resource_type = $2", "NOT r.deleted"]
         where += [f"r.id = {ref}" for ref in self.ids]
         driver = ""
         if not self.ids and lookups:
