@@ -123,7 +123,8 @@ def bulk_status(job_id):
     if job.status in job_store.ACTIVE:
         progress = job.progress if job.status == "running" else "Waiting for a worker"
         headers = {"Retry-After": RETRY_AFTER_S, "X-Progress": progress or "Running"}
-        return current_app.response_class(b"", 202, headers)
+        note = Issue(INFORMATIONAL, f"In progress: {headers['X-Progress']}.", "information")
+        return _response(orjson.dumps(operation_outcome([note])), 202, headers)
     if job.status == "failed":
         raise FhirError(500, [Issue("exception", job.error or "The export failed.")])
     manifest = _manifest(job, job_store.job_files(db.session.connection(), job.id))

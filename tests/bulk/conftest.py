@@ -39,6 +39,7 @@ def poll(get, status_url: str, auth: dict, timeout: float = 60):
             return response
         assert int(response.headers["Retry-After"]) >= 1
         assert response.headers["X-Progress"]
+        assert response.json()["resourceType"] == "OperationOutcome"
         if time.monotonic() > deadline:
             raise AssertionError("the export did not finish in time")
         time.sleep(min(float(response.headers["Retry-After"]), 0.2))
