@@ -141,3 +141,26 @@ def access_token(make, server_url, fhir_base) -> str:
     assert claims["iss"] == server_url
     assert claims["aud"] == fhir_base
     return body["access_token"]
+
+
+def counted_view(app, monkeypatch, endpoint: str) -> list[None]:
+    """One entry per request the Flask view ``endpoint`` answered (not a fast path)."""
+    calls = []
+    view = app.view_functions[endpoint]
+
+    def counted(**kwargs):
+        calls.append(None)
+        return view(**kwargs)
+
+    monkeypatch.setitem(app.view_functions, endpoint, counted)
+    return calls
+
+
+@pytest.fixture
+def recorded(app, monkeypatch) -> list:
+    """The ``RequestFacts`` handed to the audit writer (which still stores them)."""
+    facts = []
+    writer = app.extensions["fhirgate_audit"]
+    real = writer.record
+    monkeypatch.setattr(writer, "record", lambda f: facts.append(f) or real(f))
+    return facts

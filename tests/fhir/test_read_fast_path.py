@@ -8,28 +8,12 @@ import pytest
 
 from fhir.audit import RequestFacts
 from tests.conftest import token_request
+from tests.fhir.conftest import counted_view
 
 
 @pytest.fixture
 def view_calls(app, monkeypatch) -> list[None]:
-    calls = []
-    view = app.view_functions["fhir.read"]
-
-    def counted(**kwargs):
-        calls.append(None)
-        return view(**kwargs)
-
-    monkeypatch.setitem(app.view_functions, "fhir.read", counted)
-    return calls
-
-
-@pytest.fixture
-def recorded(app, monkeypatch) -> list[RequestFacts]:
-    facts = []
-    writer = app.extensions["fhirgate_audit"]
-    real = writer.record
-    monkeypatch.setattr(writer, "record", lambda f: facts.append(f) or real(f))
-    return facts
+    return counted_view(app, monkeypatch, "fhir.read")
 
 
 @pytest.fixture
