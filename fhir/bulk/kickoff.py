@@ -30,6 +30,10 @@ _PARAMETERS = frozenset(
 # FHIR instant: a time to the second at least, and its offset.
 _INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})")
 _PATIENT_REFERENCE = re.compile(r"Patient/([A-Za-z0-9\-.]{1,64})")
+# What one kick-off may ask for: each filter is a search the export runs, each patient a
+# statement parameter (PostgreSQL takes 65,535 in a statement).
+MAX_TYPE_FILTERS = 50
+MAX_PATIENTS = 1000
 _FILTER_CONTROLS = frozenset(
     {"_sort", "_count", "_include", "_revinclude", "_summary", "_elements", "_total"}
 )
@@ -150,6 +154,10 @@ def read_export_request(
             reader.refuse("includeAssociatedData is not offered by this server.")
             continue
         reader.applied.append((name, raw))
+    if len(raw_filters) > MAX_TYPE_FILTERS:
+        raise FhirError.invalid(f"An export takes at most {MAX_TYPE_FILTERS} _typeFilter values.")
+    if patients is not None and len(set(patients)) > MAX_PATIENTS:
+        raise FhirError.invalid(f"patient names at most {MAX_PATIENTS} Patients; export a Group for more.")
     types = list(dict.fromkeys(requested)) or allowed
     if not types:
         raise FhirError.simple(403, "forbidden", "The token's scopes let it search no type to export.")

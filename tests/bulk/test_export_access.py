@@ -265,3 +265,27 @@ def test_a_post_kickoffs_request_is_its_url(backend):
     body = {"resourceType": "Parameters", "parameter": [{"name": "_type", "valueString": "Patient"}]}
     manifest = backend.export("Patient/$export", json=body)
     assert manifest["request"].endswith("/fhir/general/Patient/$export")
+
+
+def test_a_kickoff_asking_too_much_is_refused(backend):
+    filters = "&".join(f"_typeFilter=Observation%3Fcode%3D{n}" for n in range(51))
+    assert backend.kickoff(query=f"_type=Observation&{filters}").status_code == 400
+    many = [{"name": "patient", "valueReference": {"reference": f"Patient/p{n}"}} for n in range(1001)]
+    body = {"resourceType": "Parameters", "parameter": many}
+    assert backend.kickoff("Patient/$export", json=body).status_code == 400
+
+
+def test_a_group_larger_than_a_statements_parameters_exports(app, client, make, seeded, backend):
+    """70,000 members (PostgreSQL takes 65,535 parameters a statement): the list goes as one."""
+    key = make.api_key(seeded, permissions=["system/*.rs", "system/Group.c"])
+    exporter = Exporter(app, client, bearer(client, key))
+    members = [{"entity": {"reference": f"Patient/absent-{n}"}} for n in range(70_000)]
+    members.append({"entity": {"reference": "Patient/sb0-p2"}})
+    group = {"resourceType": "Group", "type": "person", "actual": True, "member": members}
+    headers = {**exporter.auth, "Content-Type": "application/fhir+json"}
+    created = client.post("/fhir/general/Group", json=group, headers=headers)
+    assert created.status_code == 201, created.get_json()
+    manifest = exporter.export(f"Group/{created.get_json()['id']}/$export", query="_type=Patient,Condition")
+    found = exporter.files(manifest)
+    assert [p["id"] for p in found["Patient"]] == ["sb0-p2"]
+    assert all(c["subject"]["reference"] == "Patient/sb0-p2" for c in found.get("Condition", []))
