@@ -123,6 +123,26 @@ def test_drawn_searches_are_answered_beneath_flask_as_the_view_answers_them(app,
         assert _shown(fast) == _shown(slow), search
 
 
+def test_resources_updated_away_or_deleted_leave_a_one_criterion_search(make, client, store, get, view_calls):
+    """A search of one criterion is decided by its index rows alone (no visit to the resources
+    matched): a version that no longer matches, or a deletion, must leave it at once."""
+    search = "/fhir/general/Observation?subject=Patient/sb0-p0&_count=500"
+    before = [e["resource"] for e in get(True, search, headers=store).get_json()["entry"]]
+    moved, deleted = before[0], before[1]
+    moved["subject"] = {"reference": "Patient/sb0-p1"}
+    writer = bearer(client, make.api_key("general", permissions=["system/*.cruds"]))
+    moved_path, deleted_path = (f"/fhir/general/Observation/{r['id']}" for r in (moved, deleted))
+    assert client.put(moved_path, json=moved, headers=writer).status_code == 200
+    assert client.delete(deleted_path, headers=writer).status_code in (200, 204)
+    for total in ("accurate", "none"):
+        view_calls.clear()
+        fast = get(True, f"{search}&_total={total}", headers=store)
+        assert view_calls == []
+        ids = [e["resource"]["id"] for e in fast.get_json()["entry"]]
+        assert len(ids) == len(before) - 2 and not {moved["id"], deleted["id"]} & set(ids)
+        assert _shown(fast) == _shown(get(False, f"{search}&_total={total}", headers=store))
+
+
 def test_a_next_link_from_the_fast_path_pages_on(app, store, get):
     first = get(True, "/fhir/general/Observation?subject=Patient/sb0-p0&_sort=-date&_count=4", headers=store)
     bundle = first.get_json()
