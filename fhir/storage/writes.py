@@ -20,7 +20,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import psycopg
-from sqlalchemy import DateTime, Engine, and_, bindparam, delete, event, insert, text, tuple_, update
+from sqlalchemy import DateTime, Engine, bindparam, delete, event, insert, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -135,18 +135,15 @@ class PendingWrites:
                 c = table.c
                 for start in range(0, len(cleared), _CHUNK):
                     chunk = cleared[start : start + _CHUNK]
-                    by_hospital = defaultdict(list)
+                    # One list of ids per hospital and type: a list of (type, id) pairs became an
+                    # OR of ANDs, ~50 ms to plan at 500 pairs, which a planner with a table's stale
+                    # statistics (a large load under way) ran as a scan of the hospital's rows.
+                    owners = defaultdict(list)
                     for hospital_id, resource_type, resource_id in chunk:
-                        by_hospital[hospital_id].append((resource_type, resource_id))
-                    for hospital_id, pairs in by_hospital.items():
-                        session.execute(
-                            delete(table).where(
-                                and_(
-                                    c.hospital_id == hospital_id,
-                                    tuple_(c.resource_type, c.resource_id).in_(pairs),
-                                )
-                            )
-                        )
+                        owners[(hospital_id, resource_type)].append(resource_id)
+                    for (hospital_id, resource_type), ids in owners.items():
+                        owned = (c.hospital_id == hospital_id, c.resource_type == resource_type)
+                        session.execute(delete(table).where(*owned, c.resource_id.in_(ids)))
         postgres = session.connection().dialect.name == "postgresql"
         if self.history:
             if postgres:
