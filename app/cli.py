@@ -18,7 +18,7 @@ from app.accounts import AccountError, create_hospital, create_user, set_hospita
 from app.extensions import db
 from app.models import ROLES, SANDBOX_HOSPITAL_ID, Hospital, User
 from fhir.bulk.worker import work, worker_name
-from fhir.importer import ImportFailed, import_files, load_in_transactions, load_resources
+from fhir.importer import import_files, load_in_transactions, load_resources
 from fhir.reindex import reindex_hospital
 from fhir.sandbox import generate
 from fhir.storage.sql import SqlRepository
@@ -26,6 +26,7 @@ from oauth import create_signing_key, keyring
 
 BOOTSTRAP_ADMIN = "admin@fhirgate.local"
 BOOTSTRAP_PATIENTS = 10
+MAX_REFUSALS_SHOWN = 100
 
 
 def without_statement_timeout() -> None:
@@ -169,15 +170,31 @@ def sandbox_seed(patients: int, random_seed: int):
 @click.option("--hospital", "hospital_id", required=True, help="The hospital whose store receives them.")
 @with_appcontext
 def import_command(files: tuple[Path, ...], hospital_id: str):
-    """Load FHIR Bundles (JSON) or ndjson files into a hospital's FHIR store."""
+    """Load FHIR Bundles (JSON) or ndjson files into a hospital's FHIR store. What the store
+    refuses is listed with its place (file:line) and reason, and the rest is loaded; the exit
+    status is 1 when anything was refused."""
     without_statement_timeout()
     if db.session.get(Hospital, hospital_id) is None:
         raise click.ClickException(f"no hospital {hospital_id}")
-    try:
-        report = import_files(hospital_id, list(files))
-    except ImportFailed as error:
-        raise click.ClickException(str(error)) from None
-    click.echo(f"imported {report.resources} resources from {report.files} file(s) into {hospital_id}")
+    started = time.perf_counter()
+    total = sum(path.stat().st_size for path in files)
+    # The bar goes to a terminal only; piped or logged, only the summary is written.
+    shown = sys.stderr.isatty()
+    with click.progressbar(length=total, label="importing", file=sys.stderr, show_pos=False) as bar:
+        report = import_files(hospital_id, list(files), progress=bar.update if shown else lambda _: None)
+    elapsed = time.perf_counter() - started
+    rate = report.resources / elapsed if elapsed else 0
+    click.echo(
+        f"imported {report.resources} resources from {report.files} file(s) into {hospital_id}"
+        f" in {elapsed:.1f} s ({rate:,.0f}/s)"
+    )
+    if report.refused:
+        click.echo(f"refused {len(report.refused)}:", err=True)
+        for refusal in report.refused[:MAX_REFUSALS_SHOWN]:
+            click.echo(f"  {refusal.place}: {refusal.reason}", err=True)
+        if len(report.refused) > MAX_REFUSALS_SHOWN:
+            click.echo(f"  … and {len(report.refused) - MAX_REFUSALS_SHOWN} more", err=True)
+        sys.exit(1)
 
 
 @click.command("reindex")

@@ -136,8 +136,75 @@ def test_import_reports_the_bad_line(app, ctx, tmp_path):
         '{"resourceType": "Patient", "id": "ok"}\n{"resourceType": "Patient", "birthDate": "never"}\n'
     )
     result = run(app, "import", str(bad), "--hospital", "general")
-    assert result.exit_code != 0 and "birthDate" in result.output
+    assert result.exit_code == 1 and "birthDate" in result.output
+    assert f"{bad}:2: " in result.output and "imported 1 resources" in result.output
     assert run(app, "import", str(bad), "--hospital", "nowhere").exit_code != 0
+
+
+def test_import_loads_what_is_valid_and_names_each_refusal_by_its_line(app, ctx, tmp_path):
+    """Loose resources go in as transaction Bundles (here of 4); a refused one costs only itself,
+    wherever it is in its batch, and each refusal names its line and reason."""
+    import orjson
+
+    from fhir.importer import import_files
+    from fhir.storage.sql import SqlRepository
+
+    run(app, "hospital", "create", "general", "--name", "General")
+    lines = [orjson.dumps({"resourceType": "Patient", "id": f"p{i}", "gender": "female"}) for i in range(10)]
+    lines[2] = b'{"resourceType": "Patient", "id": "p2", "gender": "sometimes"}'
+    lines[5] = b'{"resourceType": "Patient", "id": "p5", '  # cut short
+    lines[7] = b'{"resourceType": "Nothing", "id": "p7"}'
+    lines[8] = orjson.dumps({"resourceType": "Patient", "id": "p1", "gender": "male"})  # p1 again
+    path = tmp_path / "mixed.ndjson"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    seen = []
+    report = import_files("general", [path], batch_size=4, progress=seen.append)
+    assert report.resources == 7 and report.files == 1
+    assert [refusal.place for refusal in report.refused] == [f"{path}:3", f"{path}:6", f"{path}:8"]
+    assert "gender" in report.refused[0].reason and "not valid JSON" in report.refused[1].reason
+    assert "resourceType" in report.refused[2].reason
+    assert sum(seen) == path.stat().st_size
+    repo = SqlRepository(db.session, "general")
+    assert not repo.exists("Patient", "p2") and repo.exists("Patient", "p9")
+    later = repo.read("Patient", "p1")
+    assert later.version_id == 2 and orjson.loads(later.content)["gender"] == "male"
+
+
+def test_import_loads_a_collection_and_refuses_a_failing_transaction_whole(app, ctx, tmp_path):
+    import orjson
+
+    from fhir.importer import import_files
+    from fhir.storage.sql import SqlRepository
+
+    run(app, "hospital", "create", "general", "--name", "General")
+    collection = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"resource": {"resourceType": "Patient", "id": f"c{i}"}} for i in range(3)],
+    }
+    failing = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "resource": {"resourceType": "Patient", "id": "t1"},
+                "request": {"method": "PUT", "url": "Patient/t1"},
+            },
+            {
+                "resource": {"resourceType": "Patient", "id": "t2", "birthDate": "never"},
+                "request": {"method": "PUT", "url": "Patient/t2"},
+            },
+        ],
+    }
+    paths = [tmp_path / "collection.json", tmp_path / "transaction.json"]
+    for path, body in zip(paths, (collection, failing), strict=True):
+        path.write_bytes(orjson.dumps(body))
+    report = import_files("general", paths)
+    assert report.resources == 3 and report.files == 2
+    assert len(report.refused) == 1 and report.refused[0].place == str(paths[1])
+    assert "birthDate" in report.refused[0].reason
+    repo = SqlRepository(db.session, "general")
+    assert repo.exists("Patient", "c2") and not repo.exists("Patient", "t1")
 
 
 def test_sandbox_seed_with_patients(app, ctx):

@@ -11,7 +11,7 @@ import pytest
 from app.api.body import MAX_BODY_DEPTH as API_MAX_DEPTH
 from app.json_depth import nested_within
 from fhir.http import MAX_BODY_DEPTH
-from fhir.importer import ImportFailed, import_files
+from fhir.importer import Refusal, import_files
 
 DEPTHS = [500, 1000]
 
@@ -98,8 +98,10 @@ def test_the_importer_refuses_a_deep_file(app, make, tmp_path):
     make.hospital("general")
     path = tmp_path / "deep.json"
     path.write_text(deep_patient(1000))
-    with app.app_context(), pytest.raises(ImportFailed, match="nested deeper"):
-        import_files("general", [path])
+    with app.app_context():
+        report = import_files("general", [path])
+    assert report.resources == 0
+    assert report.refused == [Refusal(str(path), f"nested deeper than {MAX_BODY_DEPTH} levels")]
 
 
 def test_the_depth_counts_each_object_and_array():
