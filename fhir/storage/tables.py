@@ -107,7 +107,11 @@ idx_token = Table(
     Column("system", String(256), nullable=True),
     Column("code", String(256), nullable=True),
     Column("text", String(256), nullable=True),
-    Index("ix_fhir_idx_token_lookup", "hospital_id", "resource_type", "param", "code", "system"),
+    # The resource id last: a search's probe of one candidate (``code = Y`` of resource R) is
+    # then one exact look-up, where it read every resource with the code (migration 0021).
+    Index(
+        "ix_fhir_idx_token_lookup", "hospital_id", "resource_type", "param", "code", "system", "resource_id"
+    ),
     Index("ix_fhir_idx_token_owner", *OWNER_KEY),
 )
 
@@ -121,7 +125,15 @@ idx_reference = Table(
     Column("reference", String(512), nullable=False),
     # Every reference lookup (search, chain, _include, _revinclude) names the source type and
     # parameter: no index by target alone.
-    Index("ix_fhir_idx_reference_lookup", "hospital_id", "resource_type", "param", "target_id"),
+    Index(
+        "ix_fhir_idx_reference_lookup",
+        "hospital_id",
+        "resource_type",
+        "param",
+        "target_id",
+        "target_type",
+        "resource_id",
+    ),  # fmt: skip
     Index("ix_fhir_idx_reference_owner", *OWNER_KEY),
 )
 
