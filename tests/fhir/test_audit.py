@@ -119,6 +119,57 @@ def test_audit_view_is_for_the_hospitals_admins_only(make):
     assert admin.get("/api/hospitals/general/audit-events?outcome=maybe").status_code == 400
 
 
+def test_the_admins_filters_combine_and_each_narrows_the_newest_first_list(app, client, make):
+    """Each filter alone and with the others: the list holds exactly the events that meet all of
+    them, newest first, whichever filter the listing walks (fhir/audit_listing.py)."""
+    make.hospital("general")
+    for patient in ("p1", "p2"):
+        make.patient("general", patient)
+    keys = [
+        make.api_key("general", permissions=["system/Patient.rs", "system/Observation.rs"]) for _ in range(2)
+    ]
+    readers = [FhirClient(client, "general", key.body["token"]) for key in keys]
+    expected = []  # (client, interaction, outcome, resources named), in the order sent
+    for n in range(12):
+        reader, key, patient = readers[n % 2], keys[n % 2], f"p{1 + n % 2}"
+        if n % 3 == 0:
+            assert reader.get(f"/Observation?patient={patient}").status_code == 200
+            expected.append((key.key, "search-type", "success", ()))
+        elif n % 3 == 1:
+            assert reader.get("/Patient/missing").status_code == 404
+            expected.append((key.key, "read", "failure", ("Patient/missing",)))
+        else:
+            assert reader.get(f"/Patient/{patient}").status_code == 200
+            expected.append((key.key, "read", "success", (f"Patient/{patient}",)))
+        time.sleep(0.002)  # each in a millisecond of its own: the order is the ids'
+    flush(app)
+    admin = make.as_role("hospital-admin", "general")
+    newest_first = expected[::-1]
+    first, second = keys[0].key, keys[1].key
+    filters = [
+        ({}, lambda e: True),
+        ({"client": first}, lambda e: e[0] == first),
+        ({"outcome": "failure"}, lambda e: e[2] == "failure"),
+        ({"outcome": "success", "interaction": "read"}, lambda e: e[2] == "success" and e[1] == "read"),
+        ({"client": second, "outcome": "failure"}, lambda e: e[0] == second and e[2] == "failure"),
+        ({"patient": "p1"}, lambda e: e[3] == ("Patient/p1",)),  # the events naming the Patient
+        ({"patient": "p2", "client": first}, lambda e: e[3] == ("Patient/p2",) and e[0] == first),
+        (
+            {"interaction": "search-type", "client": second},
+            lambda e: e[1] == "search-type" and e[0] == second,
+        ),
+    ]
+    for query, wanted in filters:
+        listed = admin.get("/api/hospitals/general/audit-events", query_string=query).get_json()
+        seen = [(e["client"], e["interaction"], e["outcome"], tuple(e["resources"])) for e in listed]
+        assert seen == [e for e in newest_first if wanted(e)], query
+    two = admin.get("/api/hospitals/general/audit-events", query_string={"outcome": "failure", "count": 2})
+    assert len(two.get_json()) == 2
+    for count in ("0", "1001", "x", "-1"):
+        refused = admin.get(f"/api/hospitals/general/audit-events?count={count}")
+        assert refused.status_code == 400 and refused.get_json()["error"], count
+
+
 def test_audit_event_ids_are_time_ordered(app, client, make):
     """UUIDv7 (RFC 9562): each id starts with its event's millisecond, so they sort by time."""
     make.hospital("general")
