@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import app  # noqa: F401  (puts this repository's ``fhir`` package first on sys.path)
-from benchmarks import authz, ceiling, database, export, report
+from benchmarks import audit_view, authz, ceiling, database, export, report
 from benchmarks.dataset import Dataset, Scenario, build, scenarios, typical_searches
 from benchmarks.measure import (
     Call,
@@ -139,6 +139,7 @@ class Results:
     timings: dict[str, float] = field(default_factory=dict)
     ceiling: ceiling.Ceiling | None = None
     export: export.ExportRun | None = None
+    audit_view: audit_view.AuditView | None = None
 
 
 def _load(settings: Settings, data: Dataset, results: Results, local: Sender, remote: SenderFactory) -> None:
@@ -250,6 +251,8 @@ def _against_servers(settings: Settings, data: Dataset, results: Results, port: 
             args = (dict(os.environ), Path(instance), fhir_path, token, data.pools.patients, settings.seed)
             searches = typical_searches(data.pools, fhir_path, settings.seed)
             _timed(results, "ceiling", _ceiling, results, *args, settings.workers, searches)
+            say("the hospital admin's audit view over a million AuditEvents")
+            _timed(results, "audit view", _audit_view, results, flask_app, data.pools.patients, settings.seed)
         finally:
             with flask_app.app_context():
                 db.session.remove()
@@ -267,6 +270,10 @@ def _export(results: Results, flask_app, fhir_path: str, headers: dict, expected
 
 def _ceiling(results: Results, *args) -> None:
     results.ceiling = ceiling.measure(*args)
+
+
+def _audit_view(results: Results, flask_app, patients: list[str], seed: int) -> None:
+    results.audit_view = audit_view.measure(flask_app, patients, seed, say)
 
 
 def cpu_probe() -> float:
@@ -388,12 +395,14 @@ def _render(settings: Settings, data: Dataset, results: Results) -> tuple[list[s
         *_authorization_section(settings, results),
         *ceiling.section(results.ceiling),
         *export.section(results.export),
+        *audit_view.section(results.audit_view),
         "",
         "Targets",
         *report.summary(ingest, groups),
         *report.auth_summary(results.auth),
         *ceiling.summary(results.ceiling),
         *export.summary(results.export, settings.patients),
+        *audit_view.summary(results.audit_view),
     ]
     auth_rows = [s for group in results.auth for _, system, patient in group.rows for s in (system, patient)]
     all_rows = ingest + [s for _, _, rows in groups for s in rows] + auth_rows
