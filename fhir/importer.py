@@ -27,6 +27,7 @@ from fhir.http import MAX_BODY_DEPTH, base_url
 from fhir.model_classes import is_resource_type
 from fhir.sandbox.bundles import transaction_bundles
 from fhir.storage.sql import SqlRepository
+from fhir.storage.writes import discard_pending
 from fhir.validation import validate_resource
 
 BATCH_SIZE = 500
@@ -105,14 +106,14 @@ def _resources_of(path: Path, progress: Progress) -> Iterator[tuple[str, object]
             for number, line in enumerate(handle, start=1):
                 progress(len(line))
                 if line.strip():
-                    yield f"{path}:{number}", _parse(line, f"{path}:{number}")
+                    yield f"{path}:{number}", _parse(line)
         else:
             raw = handle.read()
             progress(len(raw))
-            yield str(path), _parse(raw, str(path))
+            yield str(path), _parse(raw)
 
 
-def _parse(raw: bytes, place: str) -> object:
+def _parse(raw: bytes) -> object:
     try:
         item = exact_json.loads(raw)
     except ValueError as error:
@@ -127,14 +128,16 @@ class _Batch:
 
     def __init__(self, repo: SqlRepository, report: ImportReport, size: int):
         self.repo, self.report, self.size = repo, report, size
-        self.items: list[tuple[str, dict]] = []
+        # (place, resource, whether it came with an id): a failed attempt stamps the ids it
+        # gave, and a retry must still create those resources rather than update them
+        self.items: list[tuple[str, dict, bool]] = []
         self.ids: set[tuple[str, str]] = set()
 
     def add(self, place: str, resource: dict) -> None:
         key = (resource.get("resourceType"), resource.get("id"))
         if key[1] is not None and key in self.ids:
             self.flush()  # a transaction writes a resource once: its next version goes in the next
-        self.items.append((place, resource))
+        self.items.append((place, resource, key[1] is not None))
         if key[1] is not None:
             self.ids.add(key)
         if len(self.items) >= self.size:
@@ -145,37 +148,37 @@ class _Batch:
         checked = False
         while items:
             try:
-                self.report.resources += _run_transaction(self.repo, _transaction_of([r for _, r in items]))
+                self.report.resources += _run_transaction(self.repo, _transaction_of(items))
                 return
             except FhirError as error:
-                self.repo.session.rollback()
+                discard_pending(self.repo.session)
                 if not checked:
                     # One refused resource fails the whole Bundle: find every invalid one at once.
                     items, checked = self._valid(items), True
                     continue
                 index, reason = _entry_of(error)
                 if index is None or index >= len(items):
-                    self.report.refused.extend(Refusal(place, reason) for place, _ in items)
+                    self.report.refused.extend(Refusal(item[0], reason) for item in items)
                     return
                 self.report.refused.append(Refusal(items.pop(index)[0], reason))
 
-    def _valid(self, items: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
+    def _valid(self, items: list[tuple[str, dict, bool]]) -> list[tuple[str, dict, bool]]:
         kept = []
-        for place, resource in items:
+        for item in items:
             try:
-                validate_resource(exact_json.loads(exact_json.dumps(resource)))
+                validate_resource(item[1])
             except FhirError as error:
-                self.report.refused.append(Refusal(place, _reason(error)))
+                self.report.refused.append(Refusal(item[0], _reason(error)))
             else:
-                kept.append((place, resource))
+                kept.append(item)
         return kept
 
 
-def _transaction_of(resources: list[dict]) -> dict:
+def _transaction_of(items: list[tuple[str, dict, bool]]) -> dict:
     entries = []
-    for resource in resources:
+    for _, resource, with_id in items:
         resource_type = resource.get("resourceType")
-        if resource.get("id") is not None:
+        if with_id:
             request = {"method": "PUT", "url": f"{resource_type}/{resource['id']}"}
         else:
             request = {"method": "POST", "url": str(resource_type)}
@@ -225,7 +228,7 @@ def _load_item(repo: SqlRepository, batch: _Batch, report: ImportReport, item: o
             # Loading is all-or-nothing per Bundle: a batch is run as a transaction too.
             report.resources += _run_transaction(repo, {**item, "type": "transaction"})
         except FhirError as error:
-            repo.session.rollback()
+            discard_pending(repo.session)
             report.refused.append(Refusal(place, f"the Bundle was not loaded: {_reason(error)}"))
     else:
         entries = item.get("entry") or []

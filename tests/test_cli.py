@@ -170,41 +170,62 @@ def test_import_loads_what_is_valid_and_names_each_refusal_by_its_line(app, ctx,
     assert later.version_id == 2 and orjson.loads(later.content)["gender"] == "male"
 
 
-def test_import_loads_a_collection_and_refuses_a_failing_transaction_whole(app, ctx, tmp_path):
+def test_import_creates_resources_without_ids_once_when_their_batch_is_retried(app, ctx, tmp_path):
     import orjson
 
     from fhir.importer import import_files
     from fhir.storage.sql import SqlRepository
 
     run(app, "hospital", "create", "general", "--name", "General")
-    collection = {
-        "resourceType": "Bundle",
-        "type": "collection",
-        "entry": [{"resource": {"resourceType": "Patient", "id": f"c{i}"}} for i in range(3)],
-    }
+    lines = [orjson.dumps({"resourceType": "Patient", "name": [{"family": f"F{i}"}]}) for i in range(4)]
+    lines[1] = b'{"resourceType": "Patient", "birthDate": "never"}'
+    path = tmp_path / "no-ids.ndjson"
+    path.write_bytes(b"\n".join(lines))
+    report = import_files("general", [path])
+    assert report.resources == 3 and [r.place for r in report.refused] == [f"{path}:2"]
+    bundle = orjson.loads(SqlRepository(db.session, "general").search("Patient", [("_count", "10")]))
+    families = sorted(e["resource"]["name"][0]["family"] for e in bundle["entry"])
+    assert families == ["F0", "F2", "F3"]
+    assert all(e["resource"]["meta"]["versionId"] == "1" for e in bundle["entry"])
+
+
+def test_import_loads_a_collection_and_refuses_a_failing_transaction_whole(app, ctx, tmp_path):
+    """A transaction Bundle in a file is loaded whole or not at all; what its first entries
+    buffered before an entry failed goes nowhere, not even with the next batch's commit."""
+    import orjson
+
+    from fhir.importer import import_files
+    from fhir.storage.sql import SqlRepository
+
+    run(app, "hospital", "create", "general", "--name", "General")
     failing = {
         "resourceType": "Bundle",
         "type": "transaction",
         "entry": [
             {
-                "resource": {"resourceType": "Patient", "id": "t1"},
-                "request": {"method": "PUT", "url": "Patient/t1"},
+                "resource": {"resourceType": "Patient", "name": [{"family": "T1"}]},
+                "request": {"method": "POST", "url": "Patient"},
             },
             {
-                "resource": {"resourceType": "Patient", "id": "t2", "birthDate": "never"},
-                "request": {"method": "PUT", "url": "Patient/t2"},
+                "resource": {"resourceType": "Patient", "birthDate": "never"},
+                "request": {"method": "POST", "url": "Patient"},
             },
         ],
     }
-    paths = [tmp_path / "collection.json", tmp_path / "transaction.json"]
-    for path, body in zip(paths, (collection, failing), strict=True):
+    collection = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"resource": {"resourceType": "Patient", "id": f"c{i}"}} for i in range(3)],
+    }
+    paths = [tmp_path / "transaction.json", tmp_path / "collection.json"]
+    for path, body in zip(paths, (failing, collection), strict=True):
         path.write_bytes(orjson.dumps(body))
     report = import_files("general", paths)
     assert report.resources == 3 and report.files == 2
-    assert len(report.refused) == 1 and report.refused[0].place == str(paths[1])
+    assert len(report.refused) == 1 and report.refused[0].place == str(paths[0])
     assert "birthDate" in report.refused[0].reason
-    repo = SqlRepository(db.session, "general")
-    assert repo.exists("Patient", "c2") and not repo.exists("Patient", "t1")
+    bundle = orjson.loads(SqlRepository(db.session, "general").search("Patient", [("_count", "10")]))
+    assert sorted(e["resource"]["id"] for e in bundle["entry"]) == ["c0", "c1", "c2"]
 
 
 def test_sandbox_seed_with_patients(app, ctx):

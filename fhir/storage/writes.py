@@ -295,6 +295,14 @@ def flush_pending(session: Session) -> None:
         writes.flush(session)
 
 
+def discard_pending(session: Session) -> None:
+    """Roll back and forget the writes buffered but not yet sent. A session that has sent
+    nothing yet has no transaction to roll back, and SQLAlchemy then calls no ``after_rollback``
+    hook: without this, what a failed Bundle buffered would go out with the next commit."""
+    session.rollback()
+    session.info.pop(_KEY, None)
+
+
 @event.listens_for(Session, "before_commit")
 def _flush_before_commit(session: Session) -> None:
     flush_pending(session)
