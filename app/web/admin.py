@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import orjson
 from flask import current_app, redirect, render_template, request, url_for
 
 from app.accounts import AccountError, create_user
@@ -18,8 +17,8 @@ from app.web.auth import signed_in
 from app.web.grid import grid, permissions_from_grid
 from app.web.once import first_use, new_form_id, submitted_form_id
 from app.web.pages import WebError
-from fhir.errors import FhirError
-from fhir.storage.sql import SqlRepository, patient_exists
+from fhir.audit_listing import AuditFilters, newest_events
+from fhir.storage.sql import patient_exists
 from oauth import (
     APPLICATION,
     HOSPITAL_KEY,
@@ -76,17 +75,14 @@ def admin_home(hid: str):
 
 
 def _audit_events(hospital_id: str) -> tuple[list[dict], dict]:
+    """The newest events, as the audit API lists them (``fhir.audit_listing``)."""
     filters = {"client": request.args.get("client", "")[:64], "outcome": request.args.get("outcome", "")}
-    args = [("_sort", "-date"), ("_count", str(AUDIT_ROWS))]
-    if filters["client"]:
-        args.append(("altid", filters["client"]))
-    if filters["outcome"] in OUTCOMES:
-        args.append(("outcome", OUTCOMES[filters["outcome"]]))
-    try:
-        bundle = orjson.loads(SqlRepository(db.session, hospital_id).search("AuditEvent", args))
-    except FhirError:
-        return [], filters
-    return [event_summary(entry["resource"]) for entry in bundle.get("entry", [])], filters
+    outcome = filters["outcome"] if filters["outcome"] in OUTCOMES else None
+    wanted = AuditFilters(
+        client=filters["client"] or None, failed=None if outcome is None else outcome == "failure"
+    )
+    events = newest_events(db.session, hospital_id, wanted, AUDIT_ROWS)
+    return [event_summary(event) for event in events], filters
 
 
 @bp.get("/admin/<hid>/api-keys/new")
