@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from benchmarks.authz import cheap_passwords
 from benchmarks.settings import HOSPITAL
 
 TARGET_P95_MS = 50.0
@@ -29,7 +30,6 @@ REFUSED_SHARE = 0.02
 BATCH = 5000
 ADMIN = "benchmark-audit-admin@example.org"
 PASSWORD = "benchmark-audit-admin-password"  # noqa: S105 - a bench-only account in a bench-only DB
-CHEAP_ARGON2 = {"time_cost": 1, "memory_cost": 8, "parallelism": 1}
 
 
 @dataclass(frozen=True)
@@ -119,16 +119,9 @@ def _session_client(flask_app):
     from app.accounts import create_user
     from app.extensions import db
 
-    with flask_app.app_context():
-        saved = flask_app.config["FHIRGATE_ARGON2"]
-        flask_app.config["FHIRGATE_ARGON2"] = CHEAP_ARGON2
-        flask_app.extensions.pop("fhirgate_password_hasher", None)
-        try:
-            create_user(ADMIN, PASSWORD, "hospital-admin", hospital_id=HOSPITAL)
-            db.session.commit()
-        finally:
-            flask_app.config["FHIRGATE_ARGON2"] = saved
-            flask_app.extensions.pop("fhirgate_password_hasher", None)
+    with cheap_passwords(flask_app):
+        create_user(ADMIN, PASSWORD, "hospital-admin", hospital_id=HOSPITAL)
+        db.session.commit()
     client = flask_app.test_client()
     response = client.post("/api/session", json={"email": ADMIN, "password": PASSWORD})
     if response.status_code != 200:

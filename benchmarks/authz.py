@@ -12,9 +12,10 @@ profits alone from caches the other warmed or suffers alone from a busy moment o
 from __future__ import annotations
 
 import base64
+import contextlib
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -33,6 +34,20 @@ PASSWORD = "benchmark-patient-password"  # >= 12 characters; these users never l
 # argon2id at its cheapest for the benchmark's own users (the real cost is ~0.3 s a hash): they
 # exist only to own the patient credentials, and the database is dropped at the end.
 CHEAP_ARGON2 = {"time_cost": 1, "memory_cost": 8, "parallelism": 1}
+
+
+@contextlib.contextmanager
+def cheap_passwords(flask_app) -> Iterator[None]:
+    """Within the block (and an app context), users are created with ``CHEAP_ARGON2``."""
+    with flask_app.app_context():
+        saved = flask_app.config["FHIRGATE_ARGON2"]
+        flask_app.config["FHIRGATE_ARGON2"] = CHEAP_ARGON2
+        flask_app.extensions.pop("fhirgate_password_hasher", None)
+        try:
+            yield
+        finally:
+            flask_app.config["FHIRGATE_ARGON2"] = saved
+            flask_app.extensions.pop("fhirgate_password_hasher", None)
 
 
 @dataclass(frozen=True)
@@ -118,24 +133,17 @@ def patient_tokens(flask_app, patients: list[str]) -> dict[str, str]:
     from oauth import create_patient_credential
 
     credentials = {}
-    with flask_app.app_context():
-        saved = flask_app.config["FHIRGATE_ARGON2"]
-        flask_app.config["FHIRGATE_ARGON2"] = CHEAP_ARGON2
-        flask_app.extensions.pop("fhirgate_password_hasher", None)
-        try:
-            for number, patient in enumerate(patients, 1):
-                user = create_user(
-                    f"benchmark-patient-{number}@example.org",
-                    PASSWORD,
-                    "patient",
-                    hospital_id=HOSPITAL,
-                    patient_id=patient,
-                )
-                new = create_patient_credential(HOSPITAL, patient, f"benchmark patient {number}", user.id)
-                credentials[patient] = (new.client.client_id, new.secret)
-        finally:
-            flask_app.config["FHIRGATE_ARGON2"] = saved
-            flask_app.extensions.pop("fhirgate_password_hasher", None)
+    with cheap_passwords(flask_app):
+        for number, patient in enumerate(patients, 1):
+            user = create_user(
+                f"benchmark-patient-{number}@example.org",
+                PASSWORD,
+                "patient",
+                hospital_id=HOSPITAL,
+                patient_id=patient,
+            )
+            new = create_patient_credential(HOSPITAL, patient, f"benchmark patient {number}", user.id)
+            credentials[patient] = (new.client.client_id, new.secret)
 
     client = flask_app.test_client()
     tokens = {}

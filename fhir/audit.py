@@ -80,6 +80,37 @@ class RequestFacts:
     period_start: datetime | None = None
 
 
+def fast_path_facts(
+    environ: dict,
+    hospital_id: str,
+    principal,
+    endpoint: str,
+    resource_type: str,
+    *,
+    resource_id: str | None = None,
+    query: str = "",
+    references: list[str] | None = None,
+) -> RequestFacts:
+    """The facts of a GET answered 200 beneath Flask (``app.fast_path``), as ``record_request``
+    would gather them for the view ``endpoint``."""
+    return RequestFacts(
+        hospital_id=hospital_id,
+        recorded=datetime.now(UTC),
+        interaction=INTERACTIONS[endpoint],
+        method="GET",
+        path=environ["PATH_INFO"],
+        query=query,
+        status=200,
+        address=environ.get("REMOTE_ADDR"),
+        client_id=principal.client_id,
+        client_kind=principal.kind,
+        patient_id=principal.patient_id,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        references=references or [],
+    )
+
+
 def _returned_references(facts: RequestFacts) -> list[str]:
     refs = []
     if facts.resource_type and facts.resource_id:

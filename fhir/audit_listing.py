@@ -40,6 +40,11 @@ def _token_rows(param: str, codes: str, alias: str = "x") -> str:
     )
 
 
+def _codes(codes: tuple[str, ...]) -> str:
+    """``IN`` of this module's constant codes (``FAILURE_CODES``, ``SUCCESS_CODE``), never a request's."""
+    return "IN (" + ", ".join(f"'{code}'" for code in codes) + ")"
+
+
 def _patient_rows(alias: str = "x") -> str:
     return (
         f"FROM fhir_idx_reference AS {alias} WHERE {alias}.hospital_id = :hospital"
@@ -58,7 +63,8 @@ def _probes(filters: AuditFilters, driver: str, event_id: str, postgres: bool) -
     if filters.interaction is not None and driver != "interaction":
         checks.append(_token_rows("subtype", "= :interaction", "p"))
     if filters.failed is not None and driver != "failed":
-        checks.append(_token_rows("outcome", "IN ('4', '8')" if filters.failed else "= '0'", "p"))
+        codes = _codes(FAILURE_CODES) if filters.failed else _codes((SUCCESS_CODE,))
+        checks.append(_token_rows("outcome", codes, "p"))
     # OFFSET 0: each stays a probe of one event (PostgreSQL would otherwise plan a join over every
     # index row of the value, and lose the walk's order). SQLite takes no OFFSET without LIMIT.
     keep = " OFFSET 0" if postgres else ""
@@ -78,7 +84,7 @@ def _newest_ids_sql(filters: AuditFilters, postgres: bool) -> str:
         # One walk per failure code, merged newest first. Ordered by system too (the same in every
         # row): the index's order after the code, which the walk then reads without sorting.
         walks = [
-            f"SELECT x.system AS system, x.resource_id AS id {_token_rows('outcome', f'= {code!r}')}"
+            f"SELECT x.system AS system, x.resource_id AS id {_token_rows('outcome', _codes((code,)))}"
             for code in FAILURE_CODES
         ]
         both = " UNION ALL ".join(f"SELECT * FROM ({walk}) AS w{n}" for n, walk in enumerate(walks))  # noqa: S608

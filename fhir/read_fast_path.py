@@ -24,10 +24,9 @@ and renders it. PostgreSQL only (direct reads); ``FHIRGATE_READ_FAST_PATH=0`` tu
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 
 from app.fast_path import FastPath
-from fhir.audit import INTERACTIONS, RequestFacts, audit_writer
+from fhir.audit import audit_writer, fast_path_facts
 from fhir.errors import FhirError
 from fhir.fair_share import WEIGHTS, Admission
 from fhir.http import NO_STORE, accepts_this_server, resource_headers
@@ -118,23 +117,10 @@ class ReadFastPath(FastPath):
             admitted = share.admit(limits, hospital_id, principal.client_id, READ, heavy=False)
             if not isinstance(admitted, Admission):
                 return None  # over its share: the view answers 429 (a refusal charges nothing)
-            audit_writer().record(
-                RequestFacts(
-                    hospital_id=hospital_id,
-                    recorded=datetime.now(UTC),
-                    interaction=INTERACTIONS["fhir.read"],
-                    method="GET",
-                    path=environ["PATH_INFO"],
-                    query="",
-                    status=200,
-                    address=environ.get("REMOTE_ADDR"),
-                    client_id=principal.client_id,
-                    client_kind=principal.kind,
-                    patient_id=principal.patient_id,
-                    resource_type=resource_type,
-                    resource_id=resource_id,
-                )
+            facts = fast_path_facts(
+                environ, hospital_id, principal, "fhir.read", resource_type, resource_id=resource_id
             )
+            audit_writer().record(facts)
             body = (stored.content or "").encode()
             headers = [_CONTENT_TYPE, ("Content-Length", str(len(body))), NO_STORE]
             headers += resource_headers(stored, hospital_id).items()

@@ -33,12 +33,11 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode
 
 from app.fast_path import FastPath
 from fhir import response_size
-from fhir.audit import INTERACTIONS, RequestFacts, audit_writer
+from fhir.audit import audit_writer, fast_path_facts
 from fhir.bundle_builder import bundle_text, resource_entry
 from fhir.errors import FhirError
 from fhir.fair_share import WEIGHTS, Admission
@@ -402,20 +401,13 @@ class SearchFastPath(FastPath):
     @staticmethod
     def _audit(environ, hospital_id, principal, query: SearchQuery, matches) -> None:
         audit_writer().record(
-            RequestFacts(
-                hospital_id=hospital_id,
-                recorded=datetime.now(UTC),
-                interaction=INTERACTIONS["fhir.search"],
-                method="GET",
-                path=environ["PATH_INFO"],
+            fast_path_facts(
+                environ,
+                hospital_id,
+                principal,
+                "fhir.search",
+                query.resource_type,
                 query=urlencode(parse_qsl(_query_string(environ), keep_blank_values=True))[:1000],
-                status=200,
-                address=environ.get("REMOTE_ADDR"),
-                client_id=principal.client_id,
-                client_kind=principal.kind,
-                patient_id=principal.patient_id,
-                resource_type=query.resource_type,
-                resource_id=None,
                 references=[f"{m.resource_type}/{m.id}" for m in matches[: response_size.MAX_NOTED]],
-            )
+            )  # fmt: skip
         )

@@ -140,12 +140,23 @@ def _complete_and_counted(exporter: Exporter, status: str) -> dict:
     return manifest
 
 
-def test_a_worker_killed_mid_export_leaves_a_job_another_finishes(app, big_export):
-    status = local(big_export.kickoff().headers["Content-Location"])
+def _exporting(app, exporter, **settings):
+    """Kick off an export and start a worker with ``settings``; once the job runs and has
+    written rows: its status URL, its id and the worker process (the caller stops it)."""
+    status = local(exporter.kickoff().headers["Content-Location"])
     job_id = status.rsplit("/", 1)[1]
-    first = export_worker(app, LEASE_S=2, FILE_LINES=1)
+    worker = export_worker(app, **settings)
     try:
         _wait_for(lambda: (job := _job(app, job_id)).status == "running" and job.exported > 0)
+    except BaseException:
+        stop_process(worker)
+        raise
+    return status, job_id, worker
+
+
+def test_a_worker_killed_mid_export_leaves_a_job_another_finishes(app, big_export):
+    status, job_id, first = _exporting(app, big_export, LEASE_S=2, FILE_LINES=1)
+    try:
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
     finally:
@@ -168,11 +179,8 @@ def test_a_worker_killed_mid_export_leaves_a_job_another_finishes(app, big_expor
 
 
 def test_a_stopped_worker_gives_its_job_back(app, big_export):
-    status = local(big_export.kickoff().headers["Content-Location"])
-    job_id = status.rsplit("/", 1)[1]
-    worker = export_worker(app, FILE_LINES=1)
+    status, job_id, worker = _exporting(app, big_export, FILE_LINES=1)
     try:
-        _wait_for(lambda: (job := _job(app, job_id)).status == "running" and job.exported > 0)
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=20) == 0
     finally:
@@ -207,11 +215,8 @@ def test_two_workers_share_the_queue(app, client, make, big_export):
 
 
 def test_a_running_export_cancelled_stops_and_leaves_nothing(app, big_export):
-    status = local(big_export.kickoff().headers["Content-Location"])
-    job_id = status.rsplit("/", 1)[1]
-    worker = export_worker(app, LEASE_S=2, FILE_LINES=1)
+    status, job_id, worker = _exporting(app, big_export, LEASE_S=2, FILE_LINES=1)
     try:
-        _wait_for(lambda: (job := _job(app, job_id)).status == "running" and job.exported > 0)
         assert big_export.client.delete(status, headers=big_export.auth).status_code == 202
         assert big_export.client.get(status, headers=big_export.auth).status_code == 404
         folder = app.extensions["fhirgate_export_storage"].root / job_id

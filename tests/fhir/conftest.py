@@ -143,6 +143,16 @@ def access_token(make, server_url, fhir_base) -> str:
     return body["access_token"]
 
 
+def toggled_get(client, app, monkeypatch, setting: str):
+    """A GET with the fast path ``setting`` (``FHIRGATE_…_FAST_PATH``) on or off for that request."""
+
+    def get(fast: bool, path: str, **kwargs):
+        monkeypatch.setitem(app.config, setting, fast)
+        return client.get(path, **kwargs)
+
+    return get
+
+
 def counted_view(app, monkeypatch, endpoint: str) -> list[None]:
     """One entry per request the Flask view ``endpoint`` answered (not a fast path)."""
     calls = []

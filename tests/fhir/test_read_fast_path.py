@@ -8,7 +8,7 @@ import pytest
 
 from fhir.audit import RequestFacts
 from tests.conftest import token_request
-from tests.fhir.conftest import counted_view
+from tests.fhir.conftest import counted_view, toggled_get
 
 
 @pytest.fixture
@@ -28,13 +28,7 @@ def general(make, client):
 
 @pytest.fixture
 def get(client, app, monkeypatch):
-    """GET with the fast path on or off for that request."""
-
-    def get(fast: bool, path: str, **kwargs):
-        monkeypatch.setitem(app.config, "FHIRGATE_READ_FAST_PATH", fast)
-        return client.get(path, **kwargs)
-
-    return get
+    return toggled_get(client, app, monkeypatch, "FHIRGATE_READ_FAST_PATH")
 
 
 def _same_answer(fast, slow):

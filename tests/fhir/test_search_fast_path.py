@@ -13,7 +13,7 @@ import pytest
 
 from app.extensions import db
 from tests.bulk.conftest import bearer, load_patients
-from tests.fhir.conftest import counted_view
+from tests.fhir.conftest import counted_view, toggled_get
 
 
 @pytest.fixture
@@ -33,13 +33,7 @@ def store(postgres_only, app, make, client):
 
 @pytest.fixture
 def get(client, app, monkeypatch):
-    """GET with the fast path on or off for that request."""
-
-    def get(fast: bool, path: str, **kwargs):
-        monkeypatch.setitem(app.config, "FHIRGATE_SEARCH_FAST_PATH", fast)
-        return client.get(path, **kwargs)
-
-    return get
+    return toggled_get(client, app, monkeypatch, "FHIRGATE_SEARCH_FAST_PATH")
 
 
 def _cursor_state(url: str) -> dict | str:
