@@ -10,7 +10,7 @@ from fhir.storage.repository import HistoryEntry, StoredResource, format_instant
 _STATUS = {"POST": "201 Created", "PUT": "200 OK", "PATCH": "200 OK", "DELETE": "204 No Content"}
 
 
-def _dumps(value) -> str:
+def json_text(value) -> str:
     return orjson.dumps(value).decode()
 
 
@@ -19,7 +19,7 @@ def bundle_text(bundle_type: str, entries: list[str], *, total: int | None = Non
     if total is not None:
         head["total"] = total
     head["link"] = links
-    return _dumps(head)[:-1] + ',"entry":[' + ",".join(entries) + "]}"
+    return json_text(head)[:-1] + ',"entry":[' + ",".join(entries) + "]}"
 
 
 def resource_entry(
@@ -28,8 +28,8 @@ def resource_entry(
     full_url = f"{base}/{stored.resource_type}/{stored.id}"
     search = ""
     if mode:
-        search = ',"search":' + _dumps({"mode": mode} if score is None else {"mode": mode, "score": score})
-    return f'{{"fullUrl":{_dumps(full_url)},"resource":{stored.content}{search}}}'
+        search = ',"search":' + json_text({"mode": mode} if score is None else {"mode": mode, "score": score})
+    return f'{{"fullUrl":{json_text(full_url)},"resource":{stored.content}{search}}}'
 
 
 def history_entry(base: str, entry: HistoryEntry) -> str:
@@ -42,9 +42,9 @@ def history_entry(base: str, entry: HistoryEntry) -> str:
         "etag": stored.etag,
         "lastModified": format_instant(stored.last_updated),
     }
-    parts = [f'"fullUrl":{_dumps(full_url)}']
+    parts = [f'"fullUrl":{json_text(full_url)}']
     if stored.content is not None:
         parts.append(f'"resource":{stored.content}')
-    parts.append(f'"request":{_dumps(request)}')
-    parts.append(f'"response":{_dumps(response)}')
+    parts.append(f'"request":{json_text(request)}')
+    parts.append(f'"response":{json_text(response)}')
     return "{" + ",".join(parts) + "}"
