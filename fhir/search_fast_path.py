@@ -259,7 +259,8 @@ def search_statement(
     """The SQL of a supported search, and its parameters: one row of the revocation epoch, the
     total (when asked for), the hospital's newest history ``seq`` (the snapshot of paging links),
     and the page: how many matched, their ids (space-separated), their Bundle entries as one
-    JSON text (comma-separated, in order) and their resources' length in characters.
+    JSON text (comma-separated, in order) and their resources' size in bytes (at least their
+    length in characters, which the page's budget counts; ``length`` read every character).
     ``patient``: a patient token's, whose compartment narrows it (``ScopedRepository._compartment``).
 
     PostgreSQL splices the entries: the same text ``resource_entry`` makes, without a row per
@@ -292,7 +293,7 @@ def search_statement(
         f" SELECT ({EPOCH_QUERY}), {total},"
         " (SELECT max(seq) FROM fhir_history WHERE hospital_id = $1),"
         " count(page.id), string_agg(page.id, ' ' ORDER BY page.n),"
-        f" string_agg({entry}, ',' ORDER BY page.n), sum(length(page.content))"
+        f" string_agg({entry}, ',' ORDER BY page.n), sum(octet_length(page.content))"
         " FROM (SELECT 1) AS one LEFT JOIN page ON TRUE"
     )
     return sql, statement.params
@@ -378,7 +379,7 @@ class SearchFastPath(FastPath):
         except (InvalidTokenError, FhirError):
             return None
         if int(size or 0) > response_size.MAX_PAGE_BYTES:
-            return None  # a page the byte budget would end early: the view's
+            return None  # a page the byte budget may end early: the view's
         matched = ids.split(" ") if ids else []
         if len(matched) != int(found):
             return None  # not ids as FHIR spells them: the view's
