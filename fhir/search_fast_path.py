@@ -51,6 +51,7 @@ from fhir.search.query_values import parse_date_value, parse_reference_value, pa
 from fhir.search.registry import patient_compartment_params, stored_under
 from fhir.search.request import Criterion, SearchQuery, parse_search
 from fhir.search.service import Page
+from fhir.storage.newest_seq import NEWEST_SEQ_SQL
 from fhir.version import FHIR_JSON
 from oauth import EPOCH_QUERY, InvalidTokenError, adopt_request_epoch, principal_for, verified_claims
 
@@ -291,7 +292,7 @@ def search_statement(
         " JOIN fhir_resources AS r ON r.hospital_id = $1 AND r.resource_type = $2 AND r.id = top.id"
         " AND NOT r.deleted)"
         f" SELECT ({EPOCH_QUERY}), {total},"
-        " (SELECT max(seq) FROM fhir_history WHERE hospital_id = $1),"
+        f" ({NEWEST_SEQ_SQL}),"
         " count(page.id), string_agg(page.id, ' ' ORDER BY page.n),"
         f" string_agg({entry}, ',' ORDER BY page.n), sum(octet_length(page.content))"
         " FROM (SELECT 1) AS one LEFT JOIN page ON TRUE"

@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 from flask import current_app
-from sqlalchemy import String, any_, bindparam, false, func, or_, select, text
+from sqlalchemy import String, any_, bindparam, false, or_, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
@@ -39,6 +39,7 @@ from fhir.scoped import ScopedRepository
 from fhir.search.builder import SearchBuilder
 from fhir.search.request import parse_search
 from fhir.storage import tables
+from fhir.storage.newest_seq import newest_seq
 from fhir.storage.sql import SqlRepository
 from fhir.subsetting import subset
 from oauth import Principal
@@ -253,9 +254,8 @@ def _export_from_snapshot(run: _Export, job, export: ExportRequest, builder: Sea
 
 def _export_in_pages(run: _Export, job, export: ExportRequest, builder: SearchBuilder) -> datetime:
     transaction_time = utcnow()
-    h = tables.history.c
     with db.engine.connect() as connection:
-        newest = connection.execute(select(func.max(h.seq)).where(h.hospital_id == job.hospital_id)).scalar()
+        newest = connection.execute(newest_seq(job.hospital_id)).scalar()
         patients = _patients(run, connection, job, export, builder)
     r = tables.resources.c
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from urllib.parse import parse_qsl, urlencode
 
 import orjson
-from sqlalchemy import false, func, select
+from sqlalchemy import false, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -21,6 +21,7 @@ from fhir.search.builder import Restriction, SearchBuilder
 from fhir.search.cursor import decode_page_cursor, encode_cursor
 from fhir.search.request import ITERATE_ROUNDS, SearchQuery, parse_search
 from fhir.storage import tables
+from fhir.storage.newest_seq import newest_seq
 from fhir.storage.repository import StoredResource
 from fhir.subsetting import subset_stored
 
@@ -39,9 +40,7 @@ class SearchContext:
 
     def snapshot(self) -> int:
         """The hospital's newest history ``seq``: pages of one search see what existed then."""
-        h = tables.history.c
-        query = select(func.max(h.seq)).where(h.hospital_id == self.hospital_id)
-        return self.session.execute(query).scalar() or 0
+        return self.session.execute(newest_seq(self.hospital_id)).scalar() or 0
 
     @staticmethod
     def stored(resource_type: str, row) -> StoredResource:
