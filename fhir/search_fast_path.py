@@ -51,7 +51,7 @@ from fhir.search.query_values import parse_date_value, parse_reference_value, pa
 from fhir.search.registry import patient_compartment_params, stored_under
 from fhir.search.request import Criterion, SearchQuery, parse_search
 from fhir.search.service import Page
-from fhir.storage.newest_seq import NEWEST_SEQ_SQL
+from fhir.storage.history_walk import NEWEST_SEQ_SQL
 from fhir.version import FHIR_JSON
 from oauth import EPOCH_QUERY, InvalidTokenError, adopt_request_epoch, principal_for, verified_claims
 

@@ -39,7 +39,7 @@ from fhir.scoped import ScopedRepository
 from fhir.search.builder import SearchBuilder
 from fhir.search.request import parse_search
 from fhir.storage import tables
-from fhir.storage.newest_seq import newest_seq
+from fhir.storage.history_walk import newest_seq
 from fhir.storage.sql import SqlRepository
 from fhir.subsetting import subset
 from oauth import Principal

@@ -21,7 +21,7 @@ from fhir.search.builder import Restriction, SearchBuilder
 from fhir.search.cursor import decode_page_cursor, encode_cursor
 from fhir.search.request import ITERATE_ROUNDS, SearchQuery, parse_search
 from fhir.storage import tables
-from fhir.storage.newest_seq import newest_seq
+from fhir.storage.history_walk import newest_seq
 from fhir.storage.repository import StoredResource
 from fhir.subsetting import subset_stored
 

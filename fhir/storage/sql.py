@@ -31,6 +31,7 @@ from fhir.search.registry import resource_types
 from fhir.search.service import SearchContext, find_ids, search
 from fhir.search.system import search_system
 from fhir.storage import tables
+from fhir.storage.history_walk import hospital_rows
 from fhir.storage.repository import HistoryEntry, HistoryPage, HistoryRange, StoredResource, format_instant
 from fhir.storage.writes import PendingWrites, VersionState, bulk_insert, flush_pending, next_seqs, pending
 
@@ -471,13 +472,22 @@ class SqlRepository:
         """FHIR R4B http.html#history, newest first; ``visible`` narrows it per type."""
         self.flush()
         h = tables.history.c
+        # A hospital's (or a type's) newest versions along its index (``history_walk``); one
+        # resource's versions by its key, and a period's (``_since``, ``_at``) left to the planner:
+        # ``ix_fhir_history_hospital_updated`` finds a recent period's few rows, where a walk by
+        # ``seq`` would read the hospital's whole history to be sure there are no more.
+        walk = not resource_id and within.since is None and within.current_until is None
+        bounds, order = hospital_rows(self.hospital_id, resource_type, before_seq)
+        if not walk:
+            bounds, order = [h.hospital_id == self.hospital_id], [h.seq.desc()]
+            bounds += [h.seq < before_seq] if before_seq is not None else []
         query = select(h.seq, h.resource_type, h.id, h.version_id, h.last_updated, h.method, h.content).where(
-            h.hospital_id == self.hospital_id
+            *bounds
         )
         if visible is not None:
             types = [resource_type] if resource_type else resource_types()
             query = query.where(restrict_mixed_types(visible, h.resource_type, h.id, types))
-        if resource_type:
+        if resource_type and not walk:
             query = query.where(h.resource_type == resource_type)
         if resource_id:
             query = query.where(h.id == resource_id)
@@ -496,9 +506,7 @@ class SqlRepository:
                 f.last_updated <= within.current_from,
             )
             query = query.where(h.last_updated < within.current_until, ~replaced.exists())
-        if before_seq is not None:
-            query = query.where(h.seq < before_seq)
-        rows = list(self.session.execute(query.order_by(h.seq.desc()).limit(count)))
+        rows = list(self.session.execute(query.order_by(*order).limit(count)))
         entries = [
             HistoryEntry(
                 row.seq,
