@@ -259,9 +259,10 @@ def search_statement(
 ) -> tuple[str, list[str]]:
     """The SQL of a supported search, and its parameters: one row of the revocation epoch, the
     total (when asked for), the hospital's newest history ``seq`` (the snapshot of paging links),
-    and the page: how many matched, their ids (space-separated), their Bundle entries as one
-    JSON text (comma-separated, in order) and their resources' size in bytes (at least their
-    length in characters, which the page's budget counts; ``length`` read every character).
+    and the page: how many of its resources have their text, their ids (space-separated), their
+    Bundle entries as one JSON text (comma-separated, in order) and their resources' size in
+    bytes (at least their length in characters, which the page's budget counts; ``length`` read
+    every character).
     ``patient``: a patient token's, whose compartment narrows it (``ScopedRepository._compartment``).
 
     PostgreSQL splices the entries: the same text ``resource_entry`` makes, without a row per
@@ -293,7 +294,7 @@ def search_statement(
         " AND NOT r.deleted)"
         f" SELECT ({EPOCH_QUERY}), {total},"
         f" ({NEWEST_SEQ_SQL}),"
-        " count(page.id), string_agg(page.id, ' ' ORDER BY page.n),"
+        " count(page.content), string_agg(page.id, ' ' ORDER BY page.n),"
         f" string_agg({entry}, ',' ORDER BY page.n), sum(octet_length(page.content))"
         " FROM (SELECT 1) AS one LEFT JOIN page ON TRUE"
     )
@@ -383,7 +384,7 @@ class SearchFastPath(FastPath):
             return None  # a page the byte budget may end early: the view's
         matched = ids.split(" ") if ids else []
         if len(matched) != int(found):
-            return None  # not ids as FHIR spells them: the view's
+            return None  # an id with a space, or a match without its text: the view's
         share = app.extensions["fhirgate_fair_share"]
         limits = share.fresh_limits(hospital_id)
         if limits is None:
