@@ -352,9 +352,11 @@ class SearchFastPath(FastPath):
                 sql, params = search_statement(query, hospital_id, base, patient=patient)
             except (Unsupported, FhirError):
                 return None
-            return self._run(environ, hospital_id, claims, query, sql, params, base)
+            return self._run(environ, hospital_id, claims, query, sql, params, base, args)
 
-    def _run(self, environ, hospital_id: str, claims: dict, query: SearchQuery, sql: str, params, base: str):
+    def _run(
+        self, environ, hospital_id: str, claims: dict, query: SearchQuery, sql: str, params, base: str, args
+    ):
         app = self.app
         name = "fhirgate_search_" + hashlib.sha1(sql.encode()).hexdigest()[:20]  # noqa: S324 - a name
         if name not in self.shapes:
@@ -400,12 +402,13 @@ class SearchFastPath(FastPath):
         links = page.links(len(matched), len(matched), total)
         body = bundle_text("searchset", [entries] if entries else [], total=total, links=links).encode()
         share.settle(admitted)
-        self._audit(environ, hospital_id, principal, query, matched)
+        self._audit(environ, hospital_id, principal, query, matched, args)
         headers = [_CONTENT_TYPE, ("Content-Length", str(len(body))), NO_STORE]
         return body, headers
 
     @staticmethod
-    def _audit(environ, hospital_id, principal, query: SearchQuery, matched: list[str]) -> None:
+    def _audit(environ, hospital_id, principal, query: SearchQuery, matched: list[str], args) -> None:
+        """``args``: the query string's pairs as ``answer`` parsed them (all of them, as the view records)."""
         audit_writer().record(
             fast_path_facts(
                 environ,
@@ -413,7 +416,7 @@ class SearchFastPath(FastPath):
                 principal,
                 "fhir.search",
                 query.resource_type,
-                query=urlencode(parse_qsl(_query_string(environ), keep_blank_values=True))[:1000],
+                query=urlencode(args)[:1000],
                 references=[f"{query.resource_type}/{m}" for m in matched[: response_size.MAX_NOTED]],
             )  # fmt: skip
         )

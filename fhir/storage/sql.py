@@ -477,8 +477,9 @@ class SqlRepository:
         # ``ix_fhir_history_hospital_updated`` finds a recent period's few rows, where a walk by
         # ``seq`` would read the hospital's whole history to be sure there are no more.
         walk = not resource_id and within.since is None and within.current_until is None
-        bounds, order = hospital_rows(self.hospital_id, resource_type, before_seq)
-        if not walk:
+        if walk:
+            bounds, order = hospital_rows(self.hospital_id, resource_type, before_seq)
+        else:
             bounds, order = [h.hospital_id == self.hospital_id], [h.seq.desc()]
             bounds += [h.seq < before_seq] if before_seq is not None else []
         query = select(h.seq, h.resource_type, h.id, h.version_id, h.last_updated, h.method, h.content).where(
