@@ -52,6 +52,7 @@ from fhir.search.registry import patient_compartment_params, stored_under
 from fhir.search.request import Criterion, SearchQuery, parse_search
 from fhir.search.service import Page
 from fhir.storage.history_walk import NEWEST_SEQ_SQL
+from fhir.validation import ID_CHARACTERS
 from fhir.version import FHIR_JSON
 from oauth import EPOCH_QUERY, InvalidTokenError, adopt_request_epoch, principal_for, verified_claims
 
@@ -62,6 +63,8 @@ _CONTROLS = frozenset({"_count", "_total", "_sort"})
 # Distinct statements a worker prepares (one per shape of search): beyond, the view answers.
 MAX_SHAPES = 500
 SEARCH = "search-type"
+# The characters of the page's ids, space-separated, that PostgreSQL may splice unescaped.
+_SPLICED_IDS = ID_CHARACTERS | {" "}
 # A match's Bundle entry (``resource_entry``) around its fullUrl's id and its resource.
 _ENTRY_MIDDLE, _ENTRY_TAIL = '","resource":', ',"search":' + json_text({"mode": "match"}) + "}"
 
@@ -283,6 +286,7 @@ def search_statement(
     limit = statement.param(str(query.count), "::integer")
     total = "(SELECT count(*) FROM matched)" if query.total == "accurate" else "NULL::bigint"
     # Stored ids are FHIR ids (``fhir.validation.valid_id``): nothing in them needs escaping in JSON.
+    # ``_run`` checks it of the page's ids all the same, before the entries go out.
     head = statement.param('{"fullUrl":' + json_text(f"{base}/{query.resource_type}/")[:-1], "::text")
     entry = f"{head} || page.id || '{_ENTRY_MIDDLE}' || page.content || '{_ENTRY_TAIL}'"
     sql = (
@@ -385,8 +389,8 @@ class SearchFastPath(FastPath):
         if int(size or 0) > response_size.MAX_PAGE_BYTES:
             return None  # a page the byte budget may end early: the view's
         matched = ids.split(" ") if ids else []
-        if len(matched) != int(found):
-            return None  # an id with a space, or a match without its text: the view's
+        if len(matched) != int(found) or not set(ids or "") <= _SPLICED_IDS:
+            return None  # an id that is no FHIR id, or a match without its text: the view's
         share = app.extensions["fhirgate_fair_share"]
         limits = share.fresh_limits(hospital_id)
         if limits is None:

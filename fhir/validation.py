@@ -21,11 +21,11 @@ from fhir.resource_rules import rule_problems
 
 MAX_DEPTH = 64
 MAX_ISSUES = 100  # problems one OperationOutcome lists
-_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.")
+ID_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.")
 
 
 def valid_id(value: object) -> bool:
-    return isinstance(value, str) and 1 <= len(value) <= 64 and set(value) <= _ID_CHARS
+    return isinstance(value, str) and 1 <= len(value) <= 64 and set(value) <= ID_CHARACTERS
 
 
 def _depth_ok(value: dict | list) -> bool:

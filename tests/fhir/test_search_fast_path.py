@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import orjson
 import pytest
+from sqlalchemy import text
 
 from app.extensions import db
 from tests.bulk.conftest import bearer, load_patients
@@ -135,6 +136,29 @@ def test_resources_updated_away_or_deleted_leave_a_one_criterion_search(make, cl
         ids = [e["resource"]["id"] for e in fast.get_json()["entry"]]
         assert len(ids) == len(before) - 2 and not {moved["id"], deleted["id"]} & set(ids)
         assert _shown(fast) == _shown(get(False, f"{search}&_total={total}", headers=store))
+
+
+def test_an_id_that_is_no_fhir_id_is_never_spliced_unescaped(app, store, get, view_calls):
+    """PostgreSQL splices the page's ids into the entries unescaped, trusting that stored ids are
+    FHIR ids; a row that is not (written past the API) sends the search to the view, which
+    escapes it."""
+    search = "/fhir/general/Observation?subject=Patient/sb0-p0&_count=500"
+    victim = get(True, search, headers=store).get_json()["entry"][0]["resource"]["id"]
+    forged = 'x","resource":{}},{"fullUrl":"y'[:64]
+    with app.app_context():
+        for table, column in (("fhir_resources", "id"), ("fhir_idx_reference", "resource_id")):
+            db.session.execute(
+                text(
+                    f"UPDATE {table} SET {column} = :forged WHERE hospital_id = 'general' AND {column} = :old"
+                ),
+                {"forged": forged, "old": victim},
+            )
+        db.session.commit()
+    view_calls.clear()
+    answer = get(True, search, headers=store)
+    assert view_calls == [None]
+    urls = [entry["fullUrl"] for entry in orjson.loads(answer.data)["entry"]]
+    assert any(url.endswith("/Observation/" + forged) for url in urls)
 
 
 def test_a_next_link_from_the_fast_path_pages_on(app, store, get):
