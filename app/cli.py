@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import signal
 import sys
@@ -16,6 +17,15 @@ from sqlalchemy import event, select
 
 from app.accounts import AccountError, create_hospital, create_user, set_hospital_limits
 from app.extensions import db
+from app.integrations.models import AUTH_KINDS
+from app.integrations.upstreams import (
+    DEFAULT_API_KEY_HEADER,
+    DEFAULT_SCOPE,
+    UpstreamError,
+    UpstreamSettings,
+    connect_hospital,
+    disconnect_hospital,
+)
 from app.models import ROLES, SANDBOX_HOSPITAL_ID, Hospital, User
 from fhir.bulk.worker import work, worker_name
 from fhir.importer import import_files, load_in_transactions, load_resources
@@ -92,6 +102,66 @@ def hospital_limits(hospital_id: str, client_limit: str | None, hospital_limit: 
     client = hospital.fhir_client_limit or f"{config['FHIRGATE_FHIR_CLIENT_LIMIT']} (default)"
     whole = hospital.fhir_hospital_limit or f"{config['FHIRGATE_FHIR_HOSPITAL_LIMIT']} (default)"
     click.echo(f"hospital {hospital_id}: each client {client}; all clients together {whole}")
+
+
+@hospital_cli.command("connect")
+@click.argument("hospital_id")
+@click.option("--base-url", required=True, help="The upstream EHR's FHIR R4/R4B base URL.")
+@click.option(
+    "--auth",
+    "auth_kind",
+    required=True,
+    type=click.Choice([kind.replace("_", "-") for kind in AUTH_KINDS]),
+    help="How the upstream authenticates callers.",
+)
+@click.option("--token-url", help="The upstream's token endpoint (backend-services, client-secret).")
+@click.option(
+    "--api-key-header", help=f"The header of an api-key upstream (default {DEFAULT_API_KEY_HEADER})."
+)
+@click.option(
+    "--scope", default=DEFAULT_SCOPE, show_default=True, help="Asked of the upstream; the most an app gets."
+)
+@click.option(
+    "--test-credentials-stdin",
+    is_flag=True,
+    help="Read the operator's test credentials (a JSON object) from standard input.",
+)
+@with_appcontext
+def hospital_connect(
+    hospital_id, base_url, auth_kind, token_url, api_key_header, scope, test_credentials_stdin
+):
+    """Serve HOSPITAL_ID from an upstream FHIR server (an EHR) instead of the local store."""
+    hospital = db.session.get(Hospital, hospital_id)
+    if hospital is None:
+        raise click.ClickException(f"no hospital {hospital_id}")
+    test_credentials = None
+    if test_credentials_stdin:
+        try:
+            test_credentials = json.loads(sys.stdin.read())
+        except ValueError:
+            raise click.ClickException("the test credentials on standard input are not JSON") from None
+    settings = UpstreamSettings(
+        base_url, auth_kind.replace("-", "_"), token_url, api_key_header, scope, test_credentials
+    )
+    try:
+        connect_hospital(hospital, settings)
+    except UpstreamError as error:
+        raise click.ClickException(str(error)) from None
+    offered = "with test credentials" if test_credentials is not None else "without test credentials"
+    click.echo(f"hospital {hospital_id} connected to {base_url.rstrip('/')} ({auth_kind}, {offered})")
+
+
+@hospital_cli.command("disconnect")
+@click.argument("hospital_id")
+@with_appcontext
+def hospital_disconnect(hospital_id: str):
+    """Serve HOSPITAL_ID from the local store again; applications' integrations with it end."""
+    hospital = db.session.get(Hospital, hospital_id)
+    if hospital is None:
+        raise click.ClickException(f"no hospital {hospital_id}")
+    if not disconnect_hospital(hospital):
+        raise click.ClickException(f"hospital {hospital_id} is not connected")
+    click.echo(f"hospital {hospital_id} disconnected: its local store serves it again")
 
 
 @click.group("user", help="Manage people who log in.")

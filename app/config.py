@@ -130,6 +130,8 @@ def load_config(instance_path: Path = DEFAULT_INSTANCE_PATH) -> dict:
         "REDIS_URL": redis_url,
         # A client's jwks_uri may be plain http or a local address only in development.
         "FHIRGATE_JWKS_URI_LOCAL_OK": not production,
+        # So may a connected hospital's upstream FHIR server (app.integrations).
+        "FHIRGATE_UPSTREAM_LOCAL_OK": not production,
         "RATELIMIT_STORAGE_URI": redis_url or f"{MEMORY_RATE_LIMITS}://",
         "FHIRGATE_TOKEN_TTL": token_ttl,
         "FHIRGATE_API_KEY_TOKEN_TTL": api_key_token_ttl,

@@ -19,6 +19,7 @@ from app.errors import register_error_handlers
 from app.extensions import db, limiter, migrate
 from app.headers import ALWAYS, add_security_headers
 from app.input_check import init_input_check
+from app.integrations import models as _integration_models  # noqa: E402,F401
 from app.lanes import init_heavy_slots
 from app.login_limits import init_login_limits
 from app.pool_checks import init_pool_checks

@@ -14,6 +14,7 @@ from flask import current_app
 from sqlalchemy import delete, select
 
 from app.extensions import db
+from app.integrations.models import IntegrationCredential, IntegrationSalt
 from app.timeutil import utcnow
 from oauth.client_jwk import JwksError, public_jwks_json
 from oauth.credentials import hash_secret, new_client_id, new_secret
@@ -220,6 +221,11 @@ def revoke_client(client: OAuthClient) -> None:
     client.secret_hash = None
     db.session.execute(delete(AppGrant).where(AppGrant.client_id == client.client_id))
     db.session.execute(delete(AccessRequest).where(AccessRequest.client_id == client.client_id))
+    # Its EHR credentials go with it (the row stays, revoked: no cascade deletes them).
+    db.session.execute(
+        delete(IntegrationCredential).where(IntegrationCredential.client_id == client.client_id)
+    )
+    db.session.execute(delete(IntegrationSalt).where(IntegrationSalt.client_id == client.client_id))
     bump_epoch()
     db.session.commit()
 

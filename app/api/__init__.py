@@ -20,4 +20,4 @@ def _json_bodies_only():
     refuse_cross_site(request)
 
 
-from app.api import apps, audit, hospitals, me, patient_access, session  # noqa: E402,F401  (registers the routes)
+from app.api import apps, audit, hospitals, integrations, me, patient_access, session  # noqa: E402,F401  (registers the routes)

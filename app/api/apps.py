@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import re
 
-from flask import jsonify
+from flask import jsonify, request
 
 from app.api import bp
 from app.api.body import json_body, keys_field, list_field, text_field
 from app.api.serialize import key_fields, timestamp
-from app.errors import ApiError
+from app.errors import ApiError, api_error_response
 from app.extensions import db
+from app.integrations.switching import IntegrationError, rotate_secret_keeping_integrations
 from app.models import HOSPITAL_ID, SANDBOX_HOSPITAL_ID, Hospital
 from app.sessions import current_user, require_user
 from oauth import (
@@ -32,7 +33,6 @@ from oauth import (
     registration_metadata,
     request_access,
     revoke_client,
-    rotate_application_secret,
     set_application_keys,
     update_application_registration,
 )
@@ -41,7 +41,16 @@ DEVELOPER_ROLES = ("developer", "superadmin")
 SECRET_METHODS = ["client_secret_basic", "client_secret_post"]
 
 
-def _own_app(client_id: str):
+def integration_error_response(error: IntegrationError):
+    """A wrong client secret is a 403 here: the developer is logged in (a 401 would ask for that)."""
+    status, code = (403, "invalid_client_secret") if error.status == 401 else (error.status, None)
+    response = api_error_response(status, str(error), code)
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
+
+
+def own_app(client_id: str):
     """The application, if the logged-in developer owns it (superadmins see all)."""
     user = current_user()
     client = find_active_client(APPLICATION, client_id)
@@ -190,7 +199,7 @@ def create_app_route():
 @require_user(*DEVELOPER_ROLES)
 def update_app_registration(client_id: str):
     """Change the name or the SMART App Launch registration (the fields given)."""
-    client = _own_app(client_id)
+    client = own_app(client_id)
     body = json_body(optional={"name", *REGISTRATION_FIELDS})
     public = client.auth_methods == PUBLIC_CLIENT and "redirect_uris" in body
     registration = _registration(body, public=public)
@@ -209,20 +218,28 @@ def list_apps():
 @bp.get("/apps/<client_id>")
 @require_user(*DEVELOPER_ROLES)
 def get_app(client_id: str):
-    return jsonify(_app_json(_own_app(client_id)))
+    return jsonify(_app_json(own_app(client_id)))
 
 
 @bp.post("/apps/<client_id>/secret")
 @require_user(*DEVELOPER_ROLES)
 def rotate_secret(client_id: str):
-    return _secret_response(rotate_application_secret(_own_app(client_id)), 200)
+    """A new secret. With ``{"client_secret": current}`` the application's EHR credentials are
+    sealed again under the new one; without, they must be entered again."""
+    client = own_app(client_id)
+    current = json_body(optional={"client_secret"}).get("client_secret") if request.content_length else None
+    try:
+        new = rotate_secret_keeping_integrations(client, current, request.remote_addr)
+    except IntegrationError as error:
+        return integration_error_response(error)
+    return _secret_response(new, 200)
 
 
 @bp.put("/apps/<client_id>/keys")
 @require_user(*DEVELOPER_ROLES)
 def put_keys(client_id: str):
     """Authenticate with public keys (private_key_jwt) from now on, in place of a secret."""
-    client = _own_app(client_id)
+    client = own_app(client_id)
     keys = keys_field(json_body(optional={"jwks", "jwks_uri"}))
     if keys is None:
         raise ApiError(400, "Give 'jwks' (a JWK Set) or 'jwks_uri'.")
@@ -233,7 +250,7 @@ def put_keys(client_id: str):
 @bp.delete("/apps/<client_id>")
 @require_user(*DEVELOPER_ROLES)
 def delete_app(client_id: str):
-    revoke_client(_own_app(client_id))
+    revoke_client(own_app(client_id))
     return "", 204
 
 
@@ -263,7 +280,7 @@ def access_request_problem(hospital_id: object) -> str | None:
 @require_user(*DEVELOPER_ROLES)
 def post_access_request(client_id: str):
     """Ask a hospital for access; its admins see the request until they grant or decline it."""
-    client = _own_app(client_id)
+    client = own_app(client_id)
     body = json_body(required={"hospital", "permissions"}, optional={"message"})
     if problem := access_request_problem(body["hospital"]):
         raise ApiError(404 if problem.startswith("There is no") else 400, problem)
@@ -281,7 +298,7 @@ def post_access_request(client_id: str):
 @bp.get("/apps/<client_id>/access-requests")
 @require_user(*DEVELOPER_ROLES)
 def list_access_requests(client_id: str):
-    client = _own_app(client_id)
+    client = own_app(client_id)
     return jsonify([access_request_json(r, c) for r, c in access_requests(client_id=client.client_id)])
 
 
@@ -289,4 +306,4 @@ def list_access_requests(client_id: str):
 @require_user(*DEVELOPER_ROLES)
 def app_hospitals(client_id: str):
     """The hospitals the application may reach, the sandbox first."""
-    return jsonify(hospital_reach(_own_app(client_id)))
+    return jsonify(hospital_reach(own_app(client_id)))
