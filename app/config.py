@@ -132,6 +132,9 @@ def load_config(instance_path: Path = DEFAULT_INSTANCE_PATH) -> dict:
         "FHIRGATE_JWKS_URI_LOCAL_OK": not production,
         # So may a connected hospital's upstream FHIR server (app.integrations).
         "FHIRGATE_UPSTREAM_LOCAL_OK": not production,
+        # A proxied request's bound, connection to last byte, and the largest answer taken.
+        "FHIRGATE_UPSTREAM_TIMEOUT_S": _positive("FHIRGATE_UPSTREAM_TIMEOUT_S", 15),
+        "FHIRGATE_UPSTREAM_MAX_BYTES": _positive("FHIRGATE_UPSTREAM_MAX_BYTES", 8 * 1024 * 1024),
         "RATELIMIT_STORAGE_URI": redis_url or f"{MEMORY_RATE_LIMITS}://",
         "FHIRGATE_TOKEN_TTL": token_ttl,
         "FHIRGATE_API_KEY_TOKEN_TTL": api_key_token_ttl,

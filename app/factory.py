@@ -58,9 +58,11 @@ def create_app(config: dict | None = None, instance_path: Path | None = None) ->
     limiter.init_app(app)
     init_login_limits(app)
 
+    from app.integrations.gateway import init_gateway
     from fhir.audit import init_audit
     from fhir.bulk.storage import init_export_storage
     from fhir.fair_share import init_fair_share
+    from fhir.upstream_proxy import init_upstream_proxy
     from oauth import init_oauth
 
     init_oauth(app)
@@ -68,6 +70,8 @@ def create_app(config: dict | None = None, instance_path: Path | None = None) ->
     init_fair_share(app)
     init_heavy_slots(app)
     init_export_storage(app)
+    init_gateway(app)
+    init_upstream_proxy(app)
 
     from app.api import bp as api_bp
     from app.home import bp as home_bp

@@ -143,8 +143,43 @@ def _rest_resources() -> tuple[dict, ...]:
     return tuple(resources)
 
 
-def capability_statement(hospital_id: str) -> dict:
+def security() -> dict:
+    """``rest.security``: tokens are this server's, SMART's (for a connected hospital's too)."""
     issuer = current_app.config["FHIRGATE_BASE_URL"]
+    return {
+        "extension": [
+            {
+                "url": SMART_OAUTH_URIS,
+                "extension": [
+                    {"url": "authorize", "valueUri": f"{issuer}/oauth/authorize"},
+                    {"url": "token", "valueUri": f"{issuer}/oauth/token"},
+                    {"url": "introspect", "valueUri": f"{issuer}/oauth/introspect"},
+                    {"url": "revoke", "valueUri": f"{issuer}/oauth/revoke"},
+                    {"url": "manage", "valueUri": f"{issuer}/portal/apps"},
+                ],
+            }
+        ],
+        "service": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                        "code": "SMART-on-FHIR",
+                    }
+                ],
+                "text": "SMART App Launch (standalone and EHR launch) and SMART Backend Services",
+            }
+        ],
+        "description": (
+            "SMART on FHIR: patients approve applications at the authorization endpoint "
+            "(authorization code with PKCE S256, refresh tokens); backend clients get "
+            "client-credentials tokens, authenticated by private_key_jwt or a client "
+            "secret; discovery at .well-known/smart-configuration."
+        ),
+    }
+
+
+def capability_statement(hospital_id: str) -> dict:
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -163,37 +198,7 @@ def capability_statement(hospital_id: str) -> dict:
         "rest": [
             {
                 "mode": "server",
-                "security": {
-                    "extension": [
-                        {
-                            "url": SMART_OAUTH_URIS,
-                            "extension": [
-                                {"url": "authorize", "valueUri": f"{issuer}/oauth/authorize"},
-                                {"url": "token", "valueUri": f"{issuer}/oauth/token"},
-                                {"url": "introspect", "valueUri": f"{issuer}/oauth/introspect"},
-                                {"url": "revoke", "valueUri": f"{issuer}/oauth/revoke"},
-                                {"url": "manage", "valueUri": f"{issuer}/portal/apps"},
-                            ],
-                        }
-                    ],
-                    "service": [
-                        {
-                            "coding": [
-                                {
-                                    "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
-                                    "code": "SMART-on-FHIR",
-                                }
-                            ],
-                            "text": "SMART App Launch (standalone and EHR launch) and SMART Backend Services",
-                        }
-                    ],
-                    "description": (
-                        "SMART on FHIR: patients approve applications at the authorization endpoint "
-                        "(authorization code with PKCE S256, refresh tokens); backend clients get "
-                        "client-credentials tokens, authenticated by private_key_jwt or a client "
-                        "secret; discovery at .well-known/smart-configuration."
-                    ),
-                },
+                "security": security(),
                 "resource": list(_rest_resources()),
                 "operation": [{"name": "export", "definition": f"{BULK_DATA}/OperationDefinition/export"}],
                 "interaction": [

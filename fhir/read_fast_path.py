@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 
 from app.fast_path import FastPath
+from app.integrations.gateway import connected_at
 from fhir.audit import audit_writer, fast_path_facts
 from fhir.errors import FhirError
 from fhir.fair_share import WEIGHTS, Admission
@@ -92,6 +93,8 @@ class ReadFastPath(FastPath):
             if not rows:
                 return None
             adopt_request_epoch(int(rows[0][0] or 0))
+            if connected_at(self.app, hospital_id, int(rows[0][0] or 0)):
+                return None  # its upstream EHR answers (the view forwards it)
             stored = stored_from_text(resource_type, resource_id, rows[0][1:])
             try:
                 principal = principal_for(

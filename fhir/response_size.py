@@ -70,13 +70,18 @@ def fitted_page(
 
 def note_returned(resources: Iterable[StoredResource]) -> None:
     """Remember that the response being built carries these resources (the first MAX_NOTED)."""
+    note_references(f"{stored.resource_type}/{stored.id}" for stored in resources)
+
+
+def note_references(references: Iterable[str]) -> None:
+    """``note_returned`` for resources known by ``Type/id`` only (a connected hospital's)."""
     if not has_app_context():
         return
     noted = g.setdefault(_NOTED, {})
-    for stored in resources:
+    for reference in references:
         if len(noted) >= MAX_NOTED:
             return
-        noted[f"{stored.resource_type}/{stored.id}"] = None
+        noted[reference] = None
 
 
 def returned_resources() -> list[str]:

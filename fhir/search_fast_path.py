@@ -36,6 +36,7 @@ import time
 from urllib.parse import parse_qsl, urlencode
 
 from app.fast_path import FastPath
+from app.integrations.gateway import connected_at
 from fhir import response_size
 from fhir.audit import audit_writer, fast_path_facts
 from fhir.bundle_builder import bundle_text, json_text
@@ -373,6 +374,8 @@ class SearchFastPath(FastPath):
             return None
         epoch, total, snapshot, found, ids, entries, size = rows[0]
         adopt_request_epoch(int(epoch or 0))
+        if connected_at(app, hospital_id, int(epoch or 0)):
+            return None  # its upstream EHR answers (the view forwards it)
         try:
             principal = principal_for(
                 claims, hospital_id,

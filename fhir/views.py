@@ -8,6 +8,7 @@ from werkzeug.routing import BaseConverter
 
 from app.direct_reads import direct_reads
 from app.extensions import db
+from app.integrations.gateway import connected_upstream
 from app.lanes import claim_heavy_slot, is_heavy
 from app.models import Hospital
 from fhir import interactions
@@ -33,6 +34,7 @@ from fhir.model_classes import is_resource_type
 from fhir.retry import retried
 from fhir.search.registry import patient_compartment_params
 from fhir.subsetting import read_subset, subset_stored
+from fhir.upstream_proxy import forward
 from oauth import smart_configuration
 
 
@@ -82,6 +84,9 @@ def _check_hospital_and_format():
     g.hospital_known = True
     if request.endpoint != "fhir.bulk_file":  # an export's file is ndjson, whatever else is accepted
         check_format()
+    upstream = connected_upstream(hospital_id)
+    if upstream is not None:
+        return forward(upstream)  # a connected hospital: its upstream EHR answers
     if request.endpoint not in PUBLIC_ENDPOINTS:
         principal = current_principal(hospital_id)  # so that strangers never hold a heavy slot
         heavy = is_heavy(request.environ)

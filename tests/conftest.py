@@ -17,6 +17,7 @@ from sqlalchemy import MetaData, text
 from app import create_app
 from app.accounts import create_hospital, create_user
 from app.extensions import db, limiter
+from app.integrations.gateway import init_gateway
 from fhir.fair_share import init_fair_share
 from oauth import keyring
 from oauth.validity import ValidityCache
@@ -83,6 +84,7 @@ def _clean_tables(app):
         db.session.commit()
         keyring().invalidate()
         app.extensions["fhirgate_validity"] = ValidityCache()
+        init_gateway(app)  # which hospitals are connected: the epoch starts again with the tables
         app.extensions.pop("fhirgate_known_hospitals", None)  # the tables were emptied
         init_fair_share(app)  # empty buckets, no hospital's limits remembered
     app.extensions["fhirgate_direct_reads"].wake()  # a test's broken connection rests no other

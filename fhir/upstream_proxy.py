@@ -1,0 +1,354 @@
+"""FHIR requests to a connected hospital, forwarded to its upstream EHR.
+
+The caller is authenticated and admitted as for the local store (its share, its scopes through
+``AccessPolicy``) before anything is sent: a request its scopes do not allow gets the same 403
+and never reaches the upstream. Then the application's EHR credentials are opened with the key
+the request brought (``app.integrations.gateway``), and the request goes upstream with them:
+the same method, path below the hospital's base, query and body, and only the headers FHIR
+defines for it. The answer comes back with every URL of the upstream rewritten to this
+hospital's base (``fullUrl``, links, references, ``Location``), and is audited here like any
+other. What cannot be honoured is refused rather than passed on silently: a scope with a
+search restriction (the upstream would not apply it), Bulk Data (its status and files would
+live upstream), a patient's or clinician's token (the upstream knows nothing of them).
+
+Failures upstream become OperationOutcomes that name no credential: 504 when it does not answer
+within ``FHIRGATE_UPSTREAM_TIMEOUT_S``, 502 when its answer is an error, a redirect, too large
+(``FHIRGATE_UPSTREAM_MAX_BYTES``) or not FHIR JSON, and 403 when it refuses the credentials.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import orjson
+from flask import Response, current_app, g, request
+
+from app.integrations.gateway import IntegrationDenied, opened_credentials, principal_from_secret
+from app.integrations.upstream_auth import Upstream, UpstreamRefusal, UpstreamTokens
+from app.integrations.upstream_http import UpstreamFailure, UpstreamHttp
+from fhir.access import current_principal
+from fhir.capability import security
+from fhir.errors import FhirError, Issue
+from fhir.fair_share import admit_fair_share
+from fhir.http import base_url
+from fhir.policy import AccessPolicy
+from fhir.response_size import note_references
+from fhir.version import FHIR_JSON
+from oauth import APPLICATION, Principal
+
+# The request headers FHIR's RESTful API defines, passed on; nothing else (no cookie, no token).
+FORWARDED_REQUEST_HEADERS = (
+    "Accept", "Content-Type", "Prefer", "If-Match", "If-None-Match", "If-None-Exist", "If-Modified-Since",
+)  # fmt: skip
+RETURNED_HEADERS = ("ETag", "Last-Modified", "Location", "Content-Location")
+METADATA_TTL_S = 300
+BULK_ENDPOINTS = frozenset(
+    {"fhir.bulk_export_system", "fhir.bulk_export_patient", "fhir.bulk_export_group", "fhir.bulk_status",
+     "fhir.bulk_cancel", "fhir.bulk_file"}
+)  # fmt: skip
+# endpoint → (interaction, whether the resource type is the URL's; else every type: "*")
+_ENDPOINTS = {
+    "fhir.read": ("read", True),
+    "fhir.vread": ("read", True),
+    "fhir.search": ("search", True),
+    "fhir.search_post": ("search", True),
+    "fhir.compartment_search": ("search", True),
+    "fhir.system_search": ("search", False),
+    "fhir.system_search_post": ("search", False),
+    "fhir.instance_history": ("history", True),
+    "fhir.type_history": ("history", True),
+    "fhir.hospital_history": ("history", False),
+    "fhir.everything": ("search", False),
+    "fhir.create": ("create", True),
+    "fhir.update": ("update", True),
+    "fhir.conditional_update_route": ("update", True),
+    "fhir.patch": ("patch", True),
+    "fhir.delete": ("delete", True),
+    "fhir.conditional_delete_route": ("delete", True),
+}
+_ENTRY_INTERACTIONS = {"GET": "read", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+
+
+class UpstreamProxy:
+    """Per worker: the pooled HTTP client, the upstream token cache, the upstreams' metadata."""
+
+    def __init__(self) -> None:
+        self.http = UpstreamHttp()
+        self.tokens = UpstreamTokens(self.http)
+        self._metadata: dict[str, tuple[bytes, float]] = {}
+        self._lock = threading.Lock()
+
+
+def upstream_proxy() -> UpstreamProxy:
+    return current_app.extensions["fhirgate_upstream_proxy"]
+
+
+def init_upstream_proxy(app) -> None:
+    app.extensions["fhirgate_upstream_proxy"] = UpstreamProxy()
+
+
+def _failure(status: int, code: str, message: str) -> FhirError:
+    return FhirError(status, [Issue(code, message)])
+
+
+def _principal_and_key(upstream: Upstream) -> tuple[Principal, bytes | None]:
+    client_id = request.headers.get("X-Client-Id")
+    secret = request.headers.get("X-Client-Secret")
+    if client_id is not None or secret is not None:
+        if not client_id or not secret or request.headers.get("Authorization"):
+            raise _failure(
+                401, "login", "Send X-Client-Id with X-Client-Secret, or a Bearer token, not a mix of them."
+            )
+        try:
+            return principal_from_secret(client_id, secret, upstream.hospital_id, request.remote_addr)
+        except IntegrationDenied as denied:
+            raise _denied(denied) from None
+    principal = current_principal(upstream.hospital_id)
+    return principal, None
+
+
+def _denied(denied: IntegrationDenied) -> FhirError:
+    headers = {}
+    if denied.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="fhirgate", error="invalid_token"'
+    if denied.retry_after is not None:
+        headers["Retry-After"] = str(denied.retry_after)
+    code = {401: "login", 403: "forbidden", 429: "throttled"}.get(denied.status, "forbidden")
+    return FhirError(denied.status, [Issue(code, str(denied))], headers)
+
+
+def _check_scopes(principal: Principal, endpoint: str) -> str:
+    """The interaction, once the caller's scopes allow it (for a Bundle: every entry)."""
+    if endpoint in BULK_ENDPOINTS:
+        raise _failure(501, "not-supported", "Bulk Data export is not available for a connected hospital.")
+    if principal.kind != APPLICATION or principal.patient_id is not None:
+        raise _failure(
+            403, "forbidden", "A connected hospital is reached by applications with system scopes only."
+        )
+    policy = AccessPolicy(principal)
+    if endpoint == "fhir.batch_or_transaction":
+        for interaction, resource_type in _bundle_requests():
+            _require(policy, interaction, resource_type)
+        return "transaction"
+    interaction, typed = _ENDPOINTS[endpoint]
+    resource_type = (request.view_args or {}).get("resource_type") if typed else "*"
+    _require(policy, interaction, resource_type or "*")
+    return interaction
+
+
+def _require(policy: AccessPolicy, interaction: str, resource_type: str) -> None:
+    if policy.require(interaction, resource_type) is not None:
+        raise _failure(
+            403,
+            "forbidden",
+            f"A scope with a search restriction cannot be enforced at a connected hospital "
+            f"({interaction} {resource_type}).",
+        )
+
+
+def _bundle_requests() -> list[tuple[str, str]]:
+    """What each entry of a batch or transaction asks: (interaction, resource type)."""
+    try:
+        bundle = orjson.loads(request.get_data())
+    except orjson.JSONDecodeError:
+        raise _failure(400, "structure", "The body is not a JSON Bundle.") from None
+    entries = bundle.get("entry") if isinstance(bundle, dict) else None
+    if not isinstance(entries, list):
+        raise _failure(400, "structure", "A batch or transaction Bundle needs its entries.")
+    asked = []
+    for entry in entries:
+        step = entry.get("request") if isinstance(entry, dict) else None
+        method = step.get("method") if isinstance(step, dict) else None
+        url = step.get("url") if isinstance(step, dict) else None
+        if method not in _ENTRY_INTERACTIONS or not isinstance(url, str) or not url:
+            raise _failure(400, "structure", "Every entry needs request.method and request.url.")
+        path = url.split("?", 1)[0].strip("/").split("/")
+        resource_type = path[0] if path[0][:1].isupper() else "*"
+        interaction = _ENTRY_INTERACTIONS[method]
+        if method == "GET" and (len(path) == 1 or "_history" in path):
+            interaction = "search"  # a search or a history, not a read of one resource
+        asked.append((interaction, resource_type))
+    return asked
+
+
+def forward(upstream: Upstream) -> Response:
+    """Answer this request from the hospital's upstream (see the module's docstring)."""
+    endpoint = request.endpoint or ""
+    if endpoint == "fhir.metadata":
+        return _metadata(upstream)
+    principal, key = _principal_and_key(upstream)
+    g.fhir_principal = principal
+    interaction = _check_scopes(principal, endpoint)
+    admit_fair_share(principal, interaction, heavy=False)
+    try:
+        opened = opened_credentials(principal, upstream, key)
+    except IntegrationDenied as denied:
+        raise _denied(denied) from None
+    proxy = upstream_proxy()
+    config = current_app.config
+    timeout_s = config["FHIRGATE_UPSTREAM_TIMEOUT_S"]
+    local_ok = config["FHIRGATE_UPSTREAM_LOCAL_OK"]
+    started = time.monotonic()
+    headers = {name: request.headers[name] for name in FORWARDED_REQUEST_HEADERS if name in request.headers}
+    headers.setdefault("Accept", FHIR_JSON)
+    body = request.get_data() if request.method in ("POST", "PUT", "PATCH") else None
+    url = upstream.base_url + _below_base(upstream.hospital_id)
+    try:
+        for attempt in (1, 2):
+            remaining = timeout_s - (time.monotonic() - started)
+            credentials = proxy.tokens.headers(
+                upstream, opened.credentials, opened.sealed_id, timeout_s=remaining, local_ok=local_ok
+            )
+            answer = proxy.http.request(
+                request.method,
+                url,
+                headers={**headers, **credentials},
+                body=body,
+                timeout_s=timeout_s - (time.monotonic() - started),
+                max_bytes=config["FHIRGATE_UPSTREAM_MAX_BYTES"],
+                local_ok=local_ok,
+            )
+            if answer.status == 401 and attempt == 1 and upstream.token_url:
+                proxy.tokens.forget(upstream, opened.sealed_id)  # revoked early: one new token, once
+                continue
+            break
+    except UpstreamRefusal as refusal:
+        raise _failure(
+            403, "forbidden", f"The upstream EHR refused this application's EHR credentials: {refusal}."
+        ) from None
+    except UpstreamFailure as failure:
+        if failure.timeout:
+            raise _failure(504, "timeout", f"The upstream EHR did not answer in time: {failure}.") from None
+        raise _failure(502, "transient", f"The upstream EHR could not be used: {failure}.") from None
+    return _answer(upstream, answer)
+
+
+def _below_base(hospital_id: str) -> str:
+    """The request's path below ``/fhir/{hospital}`` and its query, as the client sent them."""
+    path = request.path[len(f"/fhir/{hospital_id}") :]
+    query = request.query_string.decode("latin-1")
+    return path + (f"?{query}" if query else "")
+
+
+def _answer(upstream: Upstream, answer) -> Response:
+    status = answer.status
+    if 300 <= status < 400 and status != 304:
+        raise _failure(
+            502, "transient", f"The upstream EHR answered with a redirect (HTTP {status}), not followed."
+        )
+    if status in (401, 403):
+        raise _failure(
+            403,
+            "forbidden",
+            f"The upstream EHR refused the request with this application's credentials (HTTP {status}).",
+        )
+    if status >= 500:
+        raise _failure(502, "transient", f"The upstream EHR failed (HTTP {status}).")
+    ours = base_url(upstream.hospital_id)
+    headers = {}
+    for name in RETURNED_HEADERS:
+        value = answer.header(name)
+        if value is not None:
+            headers[name] = _rewritten(value, upstream.base_url, ours)
+    if not answer.body:
+        return Response(b"", status=status, headers=headers)
+    try:
+        document = orjson.loads(answer.body)
+    except orjson.JSONDecodeError:
+        raise _failure(502, "transient", "The upstream EHR's answer is not JSON.") from None
+    if not isinstance(document, dict) or not isinstance(document.get("resourceType"), str):
+        raise _failure(502, "transient", "The upstream EHR's answer is not a FHIR resource.")
+    document = _rewrite(document, upstream.base_url, ours)
+    if document["resourceType"] == "Bundle":
+        note_references(_bundle_references(document))
+    body = orjson.dumps(document)
+    headers["Content-Type"] = f"{FHIR_JSON}; charset=utf-8"
+    return Response(body, status=status, headers=headers)
+
+
+def _bundle_references(bundle: dict) -> list[str]:
+    references = []
+    for entry in bundle.get("entry") or []:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(resource, dict) and isinstance(resource.get("id"), str):
+            references.append(f"{resource.get('resourceType')}/{resource['id']}")
+    return references
+
+
+def _rewritten(text: str, theirs: str, ours: str) -> str:
+    if text == theirs or text.startswith(theirs + "/") or text.startswith(theirs + "?"):
+        return ours + text[len(theirs) :]
+    return text
+
+
+def _rewrite(value, theirs: str, ours: str):
+    """Every string that is a URL of the upstream's base, pointed at this hospital's."""
+    if isinstance(value, str):
+        return _rewritten(value, theirs, ours)
+    if isinstance(value, list):
+        return [_rewrite(item, theirs, ours) for item in value]
+    if isinstance(value, dict):
+        return {key: _rewrite(item, theirs, ours) for key, item in value.items()}
+    return value
+
+
+def _metadata(upstream: Upstream) -> Response:
+    """The upstream's CapabilityStatement, rewritten to this base and fetched at most every
+    ``METADATA_TTL_S`` (it is public, like ours)."""
+    proxy = upstream_proxy()
+    now = time.monotonic()
+    with proxy._lock:
+        cached = proxy._metadata.get(upstream.hospital_id)
+    if cached is None or cached[1] <= now:
+        config = current_app.config
+        try:
+            answer = proxy.http.request(
+                "GET",
+                upstream.base_url + "/metadata",
+                headers={"Accept": FHIR_JSON},
+                timeout_s=config["FHIRGATE_UPSTREAM_TIMEOUT_S"],
+                max_bytes=config["FHIRGATE_UPSTREAM_MAX_BYTES"],
+                local_ok=config["FHIRGATE_UPSTREAM_LOCAL_OK"],
+            )
+        except UpstreamFailure as failure:
+            raise _failure(
+                504 if failure.timeout else 502, "transient", f"The upstream EHR's metadata: {failure}."
+            ) from None
+        if answer.status != 200:
+            raise _failure(502, "transient", f"The upstream EHR's metadata answered HTTP {answer.status}.")
+        statement = orjson.loads(_answer(upstream, answer).get_data())
+        if statement.get("resourceType") != "CapabilityStatement":
+            raise _failure(502, "transient", "The upstream EHR's metadata is not a CapabilityStatement.")
+        cached = (orjson.dumps(_as_ours(statement, upstream.hospital_id)), now + METADATA_TTL_S)
+        with proxy._lock:
+            proxy._metadata[upstream.hospital_id] = cached
+    return Response(cached[0], status=200, headers={"Content-Type": f"{FHIR_JSON}; charset=utf-8"})
+
+
+def _as_ours(statement: dict, hospital_id: str) -> dict:
+    """The upstream's CapabilityStatement as this hospital's: what the upstream serves, with this
+    server's security (its tokens) and without what the proxy refuses (Bulk Data)."""
+    statement["implementation"] = {
+        "description": f"FHIR server of hospital {hospital_id}, served by its upstream EHR",
+        "url": base_url(hospital_id),
+    }
+    statement["kind"] = "instance"
+    statement["instantiates"] = [
+        url for url in statement.get("instantiates") or [] if "bulkdata" not in url.lower()
+    ] or None
+    for rest in statement.get("rest") or []:
+        rest["security"] = security()
+        rest["operation"] = [op for op in rest.get("operation") or [] if op.get("name") != "export"] or None
+        for resource in rest.get("resource") or []:
+            kept = [op for op in resource.get("operation") or [] if op.get("name") != "export"]
+            resource["operation"] = kept or None
+    return _without_nulls(statement)
+
+
+def _without_nulls(value):
+    if isinstance(value, dict):
+        return {key: _without_nulls(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [_without_nulls(item) for item in value]
+    return value

@@ -1,0 +1,218 @@
+"""A connected hospital's upstream that is down, slow, failing, huge, not FHIR or redirecting:
+each gets a 502 or 504 OperationOutcome within the bound, and no credential leaks.
+
+The upstreams here are real sockets on 127.0.0.1 served by small threads that misbehave on
+purpose (a real EHR cannot be made to); the proxy talks to them over HTTP as to any upstream.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from contextlib import contextmanager
+
+import pytest
+
+from app.extensions import db
+from app.integrations.models import IntegrationCredential
+from tests.servers import free_port
+
+EHR_KEY = "ehr-api-key-that-must-never-leak-7f2c"
+BOUND_S = 2
+
+
+@contextmanager
+def raw_upstream(answer):
+    """A listening socket whose every connection is handed to ``answer(conn)`` in a thread."""
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    stop = threading.Event()
+    seen: list[bytes] = []
+
+    def serve():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=_handle, args=(conn,), daemon=True).start()
+
+    def _handle(conn):
+        with conn:
+            conn.settimeout(5)
+            try:
+                seen.append(conn.recv(65536))
+                answer(conn)
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}", seen
+    finally:
+        stop.set()
+        server.close()
+        thread.join(timeout=5)
+
+
+def _http(conn, status: str, body: bytes, headers: str = "") -> None:
+    head = f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\n{headers}\r\n"
+    conn.sendall(head.encode() + body)
+
+
+@pytest.fixture
+def connect(app, make, monkeypatch):
+    """Connect hospital north to ``url``, switch an application on with an API key; return a
+    function that sends a FHIR request through fhirgate with the application's secret."""
+    monkeypatch.setitem(app.config, "FHIRGATE_UPSTREAM_TIMEOUT_S", BOUND_S)
+    make.hospital("north", "North")
+    operator = make.as_role("superadmin")
+    developer = make.as_role("developer")
+    application = make.application(developer)
+
+    def attach(url: str):
+        body = {"base_url": f"{url}/fhir", "auth_kind": "api_key", "scope": ["system/*.rs"]}
+        assert operator.put("/api/hospitals/north/upstream", json=body).status_code == 200
+        switched = developer.put(
+            f"/api/apps/{application.key}/integrations/north",
+            json={"credentials": {"api_key": EHR_KEY}, "client_secret": application.secret},
+        )
+        assert switched.status_code == 200, switched.get_json()
+        client = app.test_client()
+        headers = {"X-Client-Id": application.key, "X-Client-Secret": application.secret}
+        return lambda path: client.get(f"/fhir/north/{path}", headers=headers)
+
+    return attach
+
+
+def _outcome(response, status: int) -> str:
+    assert response.status_code == status, response.get_data(as_text=True)
+    body = response.get_json()
+    assert body["resourceType"] == "OperationOutcome"
+    text = response.get_data(as_text=True)
+    assert EHR_KEY not in text
+    return body["issue"][0]["diagnostics"]
+
+
+def test_an_upstream_that_is_down_is_a_502_at_once(connect):
+    port = free_port()  # nothing listens there
+    get = connect(f"http://127.0.0.1:{port}")
+    started = time.monotonic()
+    message = _outcome(get("Patient/p1"), 502)
+    assert time.monotonic() - started < BOUND_S and "refused the connection" in message
+
+
+def test_a_slow_upstream_is_a_504_within_the_bound(connect):
+    with raw_upstream(lambda conn: time.sleep(BOUND_S + 3)) as (url, _):
+        get = connect(url)
+        started = time.monotonic()
+        _outcome(get("Patient/p1"), 504)
+        assert time.monotonic() - started < BOUND_S + 1
+
+
+def test_an_upstream_that_drips_its_answer_is_cut_off_at_the_bound(connect):
+    def drip(conn):
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+        for _ in range(100):
+            conn.sendall(b"{")
+            time.sleep(0.5)
+
+    with raw_upstream(drip) as (url, _):
+        get = connect(url)
+        started = time.monotonic()
+        _outcome(get("Patient/p1"), 504)
+        assert time.monotonic() - started < BOUND_S + 1
+
+
+def test_an_upstream_error_is_a_502_that_says_so(connect):
+    with raw_upstream(lambda conn: _http(conn, "500 Internal Server Error", b"boom " + EHR_KEY.encode())) as (
+        url,
+        _,
+    ):
+        message = _outcome(connect(url)("Patient/p1"), 502)
+    assert "HTTP 500" in message
+
+
+def test_ten_megabytes_of_garbage_is_a_502(connect):
+    garbage = b"\x00garbage" * (10 * 1024 * 1024 // 8)
+    with raw_upstream(
+        lambda conn: _http(conn, "200 OK", garbage, "Content-Type: application/fhir+json\r\n")
+    ) as (
+        url,
+        _,
+    ):
+        message = _outcome(connect(url)("Patient/p1"), 502)
+    assert "larger than" in message
+
+
+def test_an_answer_that_is_not_fhir_json_is_a_502(connect):
+    with raw_upstream(lambda conn: _http(conn, "200 OK", b"<html>login</html>")) as (url, _):
+        message = _outcome(connect(url)("Patient/p1"), 502)
+    assert "not JSON" in message
+
+
+def test_a_redirect_is_never_followed(connect):
+    followed = []
+    with raw_upstream(lambda conn: followed.append(conn.recv(100))) as (inside, _):
+        location = f"Location: {inside}/metadata\r\n"
+        with raw_upstream(lambda conn: _http(conn, "302 Found", b"", location)) as (url, _):
+            message = _outcome(connect(url)("Patient/p1"), 502)
+    assert "redirect" in message and followed == []
+
+
+def test_the_upstreams_refusal_is_a_403_explained(connect):
+    with raw_upstream(
+        lambda conn: _http(conn, "401 Unauthorized", b'{"resourceType":"OperationOutcome"}')
+    ) as (
+        url,
+        _,
+    ):
+        message = _outcome(connect(url)("Patient/p1"), 403)
+    assert "upstream EHR refused" in message
+
+
+def test_the_key_goes_upstream_in_its_header_and_nowhere_else(app, connect, caplog):
+    body = b'{"resourceType":"Patient","id":"p1"}'
+    caplog.set_level(logging.DEBUG)
+    with raw_upstream(
+        lambda conn: _http(conn, "200 OK", body, "Content-Type: application/fhir+json\r\n")
+    ) as (
+        url,
+        seen,
+    ):
+        response = connect(url)("Patient/p1?_elements=id")
+    assert response.status_code == 200 and response.get_json() == {"resourceType": "Patient", "id": "p1"}
+    request_head = seen[0].decode()
+    assert request_head.startswith("GET /fhir/Patient/p1?_elements=id HTTP/1.1")
+    assert f"X-API-Key: {EHR_KEY}" in request_head
+    assert "X-Client-Secret" not in request_head and "Cookie" not in request_head
+    assert EHR_KEY not in caplog.text
+    with app.app_context():
+        row = db.session.scalars(db.select(IntegrationCredential)).one()
+        assert EHR_KEY.encode() not in row.sealed
+
+
+def test_in_production_an_upstream_that_resolves_to_this_machine_is_never_contacted(
+    app, connect, monkeypatch
+):
+    """Registered while local addresses were allowed (development), refused once they are not."""
+    with raw_upstream(lambda conn: _http(conn, "200 OK", b'{"resourceType":"Patient","id":"p1"}')) as (
+        url,
+        seen,
+    ):
+        plain = connect(url)
+        monkeypatch.setitem(app.config, "FHIRGATE_UPSTREAM_LOCAL_OK", False)
+        assert "https" in _outcome(plain("Patient/p1"), 502)
+        monkeypatch.setitem(app.config, "FHIRGATE_UPSTREAM_LOCAL_OK", True)
+        get = connect("https://localhost:" + url.rsplit(":", 1)[1])
+        monkeypatch.setitem(app.config, "FHIRGATE_UPSTREAM_LOCAL_OK", False)
+        assert "loopback" in _outcome(get("Patient/p1"), 502)
+    assert seen == []
