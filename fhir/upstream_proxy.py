@@ -24,7 +24,12 @@ import time
 import orjson
 from flask import Response, current_app, g, request
 
-from app.integrations.gateway import IntegrationDenied, opened_credentials, principal_from_secret
+from app.integrations.gateway import (
+    IntegrationDenied,
+    key_from_token,
+    opened_credentials,
+    principal_from_secret,
+)
 from app.integrations.upstream_auth import Upstream, UpstreamRefusal, UpstreamTokens
 from app.integrations.upstream_http import UpstreamFailure, UpstreamHttp
 from fhir.access import current_principal
@@ -35,7 +40,7 @@ from fhir.http import base_url
 from fhir.policy import AccessPolicy
 from fhir.response_size import note_references
 from fhir.version import FHIR_JSON
-from oauth import APPLICATION, Principal
+from oauth import APPLICATION, Principal, verified_claims
 
 # The request headers FHIR's RESTful API defines, passed on; nothing else (no cookie, no token).
 FORWARDED_REQUEST_HEADERS = (
@@ -105,7 +110,8 @@ def _principal_and_key(upstream: Upstream) -> tuple[Principal, bytes | None]:
         except IntegrationDenied as denied:
             raise _denied(denied) from None
     principal = current_principal(upstream.hospital_id)
-    return principal, None
+    claims = verified_claims(request.headers.get("Authorization"), upstream.hospital_id)
+    return principal, key_from_token(claims)
 
 
 def _denied(denied: IntegrationDenied) -> FhirError:

@@ -15,7 +15,7 @@ from app.timeutil import as_utc, utcnow
 from oauth.audience import hospital_for_resource
 from oauth.endpoint_request import NONE
 from oauth.errors import ClientAuthenticationFailed, InvalidTargetError
-from oauth.models import KEY_AUTH_METHOD, OAuthClient
+from oauth.models import KEY_AUTH_METHOD, SECRET_AUTH_METHODS, OAuthClient
 from oauth.reach import Reach, Target, hospital_reach
 from oauth.scopes import ScopeError, SmartScope, covers, parse_scopes, split_scope
 from oauth.tokens import issue_access_token
@@ -172,8 +172,11 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
     def create_token_response(self):
         """RFC 6749 §4.4.3: a token, no refresh token, nothing written per token."""
         client = self.request.client
-        lifetime = token_lifetime(self.request.client_credentials[0])
-        token = issue_access_token(client, self.target, lifetime)
+        method, _, secret = self.request.client_credentials
+        lifetime = token_lifetime(method)
+        # The secret, where it authenticated the request, for the EHR integrations' claim.
+        presented = secret if method in SECRET_AUTH_METHODS.split() else None
+        token = issue_access_token(client, self.target, lifetime, secret=presented)
         note_client_used(client)
         return 200, token.response(), self.TOKEN_RESPONSE_HEADER
 

@@ -36,6 +36,7 @@ from oauth.endpoint_request import BASIC, FORM_CONTENT_TYPE, NONE, POST, PRINTAB
 from oauth.epoch_reader import EpochReader
 from oauth.errors import ClientAuthenticationFailed
 from oauth.grants import last_use_due, target_within, token_lifetime
+from oauth.models import APPLICATION
 from oauth.tokens import mint_token
 
 TOKEN_PATH = "/oauth/token"
@@ -118,6 +119,13 @@ class TokenFastPath(FastPath):
         lifetime = token_lifetime(method, config)
         try:
             target = target_within(reach, form.get("resource"), form.get("scope"), issuer)
+            connected = app.extensions.get("fhirgate_connected_hospitals")
+            if (
+                client.kind == APPLICATION
+                and connected is not None
+                and connected.may_reach([hospital_id for hospital_id, _ in target.hospitals], cached_epoch)
+            ):
+                return None  # a connected hospital's token carries the integration key: the view's
             token = mint_token(client, target, lifetime, issuer, signing_key)
         except OAuth2Error:
             return None

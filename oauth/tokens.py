@@ -30,7 +30,7 @@ from oauth.audience import fhir_base_url, hospital_for_resource
 from oauth.errors import InvalidTargetError
 from oauth.jws import RSA_ALGORITHM, JwsError, sign, sign_rs256, verify
 from oauth.keys import keyring
-from oauth.models import PATIENT_CREDENTIAL, Authorization, OAuthClient, RevokedToken
+from oauth.models import APPLICATION, PATIENT_CREDENTIAL, Authorization, OAuthClient, RevokedToken
 from oauth.reach import Target
 from oauth.scopes import ScopeError, covers, parse_scopes
 from oauth.validity import ClientState, bump_epoch, validity_cache
@@ -138,9 +138,13 @@ def approval_response(issued: IssuedToken, granted: str, issuer: str) -> dict:
     return body
 
 
-def issue_access_token(client: OAuthClient, target: Target, ttl: int) -> IssuedToken:
-    """Sign an RFC 9068 access token for ``client`` at the hospitals of ``target``."""
-    return mint_token(client, target, ttl, current_app.config["FHIRGATE_BASE_URL"], keyring().signing_key())
+def issue_access_token(
+    client: OAuthClient, target: Target, ttl: int, *, secret: str | None = None
+) -> IssuedToken:
+    """Sign an RFC 9068 access token for ``client`` at the hospitals of ``target``; ``secret``:
+    the client secret the request authenticated with, for claims derived from it."""
+    issuer = current_app.config["FHIRGATE_BASE_URL"]
+    return mint_token(client, target, ttl, issuer, keyring().signing_key(), secret=secret)
 
 
 def mint_access_token(
@@ -162,9 +166,12 @@ def mint_token(
     ttl: int,
     issuer: str,
     signing_key: tuple[str, ec.EllipticCurvePrivateKey],
+    *,
+    secret: str | None = None,
 ) -> IssuedToken:
     """``issue_access_token`` given the issuer (``FHIRGATE_BASE_URL``) and the current
-    ``(kid, key)``: it needs no application context (but for RS256, see ``signed_access_token``)."""
+    ``(kid, key)``: it needs no application context (but for RS256, see ``signed_access_token``,
+    and with a ``secret``, the application's EHR integrations' claim: ``app.integrations``)."""
     now = epoch()
     several = len(target.hospitals) > 1
     claims = {
@@ -192,6 +199,10 @@ def mint_token(
     patient = client.patient_id if client.kind == PATIENT_CREDENTIAL else None
     if patient:
         claims["patient"] = patient
+    if secret is not None and client.kind == APPLICATION:
+        integration_claims = current_app.extensions.get("fhirgate_token_claims")
+        if integration_claims is not None:
+            claims.update(integration_claims(client, secret, [h for h, _ in target.hospitals], claims["jti"]))
     token = signed_access_token(client, claims, signing_key)
     if several and len(token) > MAX_TOKEN_LENGTH:
         raise InvalidTargetError(

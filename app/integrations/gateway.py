@@ -21,6 +21,7 @@ from flask import current_app, g
 from app.extensions import db
 from app.integrations.models import OWN, HospitalUpstream, IntegrationCredential, IntegrationSalt
 from app.integrations.sealing import Unopenable, integration_key, unseal, unseal_test_credentials
+from app.integrations.token_keys import TokenKeys, token_keys
 from app.integrations.upstream_auth import Credentials, Upstream
 from oauth import APPLICATION, Principal, resource_scopes
 from oauth.credentials import secret_matches
@@ -50,6 +51,12 @@ class ConnectedHospitals:
         self._upstreams: dict[str, Upstream] = {}
         self._lock = threading.Lock()
 
+    def may_reach(self, hospital_ids: list[str], epoch: int) -> bool:
+        """Whether any of the hospitals is connected at ``epoch`` — or may be: True also when
+        this worker has not read the connections of that epoch yet (it loads nothing here)."""
+        with self._lock:
+            return self._epoch != epoch or any(hospital_id in self._upstreams for hospital_id in hospital_ids)
+
     def upstream(self, hospital_id: str, epoch: int) -> Upstream | None:
         with self._lock:
             if self._epoch == epoch:
@@ -69,6 +76,21 @@ class ConnectedHospitals:
 
 def connected_hospitals() -> ConnectedHospitals:
     return current_app.extensions["fhirgate_connected_hospitals"]
+
+
+def integration_claims(client, secret: str, hospital_ids: list[str], jti: str) -> dict:
+    """The ``ik`` claim of an application's token from a secret-authenticated request: its
+    integration key sealed for the token (``token_keys``), when the token reaches a connected
+    hospital and the application's credentials are sealed under this secret's generation."""
+    validity = validity_cache()
+    validity.sync()
+    connected = connected_hospitals()
+    if not any(connected.upstream(hospital_id, g.auth_epoch) for hospital_id in hospital_ids):
+        return {}
+    salt = db.session.get(IntegrationSalt, client.client_id)
+    if salt is None or salt.generation != client.generation:
+        return {}
+    return {"ik": token_keys().seal(integration_key(secret, salt.salt), jti)}
 
 
 def connected_upstream(hospital_id: str) -> Upstream | None:
@@ -130,6 +152,11 @@ def principal_from_secret(
     return principal, key
 
 
+def key_from_token(claims: dict) -> bytes | None:
+    """The integration key an access token of ours carries (claim ``ik``), if any still opens."""
+    return token_keys().open(claims.get("ik"), str(claims.get("jti", "")))
+
+
 def opened_credentials(principal: Principal, upstream: Upstream, key: bytes | None) -> Opened:
     """The application's credentials for the upstream, opened with the request's key (the
     operator's test credentials need none)."""
@@ -169,3 +196,5 @@ def opened_credentials(principal: Principal, upstream: Upstream, key: bytes | No
 
 def init_gateway(app) -> None:
     app.extensions["fhirgate_connected_hospitals"] = ConnectedHospitals()
+    app.extensions["fhirgate_token_keys"] = TokenKeys()
+    app.extensions["fhirgate_token_claims"] = integration_claims  # called by oauth.tokens.mint_token

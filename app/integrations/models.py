@@ -94,3 +94,17 @@ class IntegrationSalt(db.Model):
     )
     salt: Mapped[bytes] = mapped_column(LargeBinary(32))
     generation: Mapped[int] = mapped_column(Integer)
+
+
+class IntegrationTokenKey(db.Model):
+    """A short-lived server key that seals an application's integration key inside its access
+    tokens (claim ``ik``): kept, under FHIRGATE_KEK, only as long as a token sealed with it may
+    live, then deleted, so that an old token's claim opens nothing once the key is gone."""
+
+    __tablename__ = "integration_token_keys"
+
+    kid: Mapped[str] = mapped_column(String(24), primary_key=True)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # No token sealed with it outlives this: the key is deleted after it.
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

@@ -85,7 +85,22 @@ def upgrade():
     )
 
 
+    op.create_table(
+        "integration_token_keys",
+        sa.Column("kid", sa.String(length=24), nullable=False),
+        sa.Column("sealed", sa.LargeBinary(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("kid", name=op.f("pk_integration_token_keys")),
+    )
+    with op.batch_alter_table("integration_token_keys", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_integration_token_keys_expires_at"), ["expires_at"], unique=False)
+
+
 def downgrade():
+    with op.batch_alter_table("integration_token_keys", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_integration_token_keys_expires_at"))
+    op.drop_table("integration_token_keys")
     op.drop_table("integration_salts")
     with op.batch_alter_table("integration_credentials", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_integration_credentials_hospital_id"))
