@@ -21,6 +21,7 @@ from app.web import (  # noqa: E402,F401  (registers the routes and hooks)
     csrf,
     developer,
     ehr,
+    integrations,
     pages,
     patient,
 )

@@ -32,11 +32,11 @@ from oauth import (
 DEVELOPER_ROLES = ("developer", "superadmin")
 
 
-def _developer():
+def developer_user():
     return signed_in(*DEVELOPER_ROLES)
 
 
-def _own_app(user, client_id: str):
+def owned_app(user, client_id: str):
     client = find_active_client(APPLICATION, client_id)
     if client is None or (user.role != "superadmin" and client.owner_user_id != user.id):
         raise WebError(404, "You have no such application.")
@@ -45,7 +45,7 @@ def _own_app(user, client_id: str):
 
 @bp.get("/developer")
 def developer_home():
-    user = _developer()
+    user = developer_user()
     filters = {} if user.role == "superadmin" else {"owner_user_id": user.id}
     apps = [credential(c) for c in active_clients(APPLICATION, **filters)]
     return render_template("web/developer/home.html", user=user, apps=apps, notice=request.args.get("notice"))
@@ -73,12 +73,12 @@ def _new_app_page(user, form_id: str, error: str | None = None, status: int = 20
 
 @bp.get("/developer/apps/new")
 def new_app():
-    return _new_app_page(_developer(), new_form_id())
+    return _new_app_page(developer_user(), new_form_id())
 
 
 @bp.post("/developer/apps")
 def create_app():
-    user = _developer()
+    user = developer_user()
     form_id = submitted_form_id()
     name = " ".join(request.form.get("name", "").split())
     secret = request.form.get("client_secret", "") or None
@@ -137,15 +137,15 @@ def _app_page(user, client, *, error: str | None = None, status: int = 200):
 
 @bp.get("/developer/apps/<client_id>")
 def app_details(client_id: str):
-    user = _developer()
-    return _app_page(user, _own_app(user, client_id))
+    user = developer_user()
+    return _app_page(user, owned_app(user, client_id))
 
 
 @bp.post("/developer/apps/<client_id>/keys")
 def set_keys(client_id: str):
     """Authenticate with these public keys from now on (private_key_jwt)."""
-    user = _developer()
-    client = _own_app(user, client_id)
+    user = developer_user()
+    client = owned_app(user, client_id)
     try:
         keys = _keys_from_form()
     except JwksError as error:
@@ -159,8 +159,8 @@ def set_keys(client_id: str):
 @bp.post("/developer/apps/<client_id>/secret")
 def rotate_secret(client_id: str):
     """A new secret, shown once; the old one stops working at once."""
-    user = _developer()
-    client = _own_app(user, client_id)
+    user = developer_user()
+    client = owned_app(user, client_id)
     if not first_use(user, submitted_form_id()):
         return render_template("web/developer/already_created.html", user=user), 409
     return _secret_page(user, rotate_application_secret(client), created=False)
@@ -169,8 +169,8 @@ def rotate_secret(client_id: str):
 @bp.post("/developer/apps/<client_id>/access-requests")
 def ask_for_access(client_id: str):
     """Ask a hospital for access; its admins see the request until they answer it."""
-    user = _developer()
-    client = _own_app(user, client_id)
+    user = developer_user()
+    client = owned_app(user, client_id)
     hospital_id = request.form.get("hospital", "").strip()
     message = " ".join(request.form.get("message", "").split()) or None
     if problem := access_request_problem(hospital_id):
@@ -188,12 +188,12 @@ def ask_for_access(client_id: str):
 
 @bp.get("/developer/apps/<client_id>/delete")
 def confirm_delete_app(client_id: str):
-    user = _developer()
-    return render_template("web/developer/delete.html", user=user, app=credential(_own_app(user, client_id)))
+    user = developer_user()
+    return render_template("web/developer/delete.html", user=user, app=credential(owned_app(user, client_id)))
 
 
 @bp.post("/developer/apps/<client_id>/delete")
 def delete_app(client_id: str):
-    user = _developer()
-    revoke_client(_own_app(user, client_id))
+    user = developer_user()
+    revoke_client(owned_app(user, client_id))
     return redirect(url_for("web.developer_home", notice="deleted"), code=303)
