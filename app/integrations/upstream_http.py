@@ -194,6 +194,9 @@ class UpstreamHttp:
                     connection.close()
                     raise UpstreamFailure(f"the upstream's answer is larger than {max_bytes // 1024} KiB")
                 chunks.append(chunk)
+            # read1 leaves a response whose length it used up open, and the connection would then
+            # refuse its next request: closing the response frees it (the socket stays open).
+            response.close()
         except UpstreamFailure:
             connection.close()
             raise

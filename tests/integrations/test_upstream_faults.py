@@ -216,3 +216,23 @@ def test_in_production_an_upstream_that_resolves_to_this_machine_is_never_contac
         monkeypatch.setitem(app.config, "FHIRGATE_UPSTREAM_LOCAL_OK", False)
         assert "loopback" in _outcome(get("Patient/p1"), 502)
     assert seen == []
+
+
+def test_one_kept_alive_connection_serves_request_after_request(connect):
+    """The upstream keeps its connection open (HTTP/1.1): the proxy sends the next request on it
+    rather than opening another (a handshake per request would cost more than the request)."""
+    body = b'{"resourceType":"Patient","id":"p1"}'
+    connections = []
+
+    def keep_alive(conn):
+        connections.append(conn)
+        _http(conn, "200 OK", body, "Content-Type: application/fhir+json\r\n")
+        while True:  # the next requests on the same connection
+            if not conn.recv(65536):
+                return
+            _http(conn, "200 OK", body, "Content-Type: application/fhir+json\r\n")
+
+    with raw_upstream(keep_alive) as (url, _):
+        get = connect(url)
+        statuses = [get("Patient/p1").status_code for _ in range(5)]
+    assert statuses == [200] * 5 and len(connections) == 1
