@@ -150,6 +150,7 @@ def load_config(instance_path: Path = DEFAULT_INSTANCE_PATH) -> dict:
         "FHIRGATE_TOKEN_FAST_PATH": os.environ.get("FHIRGATE_TOKEN_FAST_PATH", "1") != "0",
         # The common FHIR read answered beneath Flask (fhir/read_fast_path.py); 0 = off.
         "FHIRGATE_READ_FAST_PATH": os.environ.get("FHIRGATE_READ_FAST_PATH", "1") != "0",
+        "FHIRGATE_PROXY_FAST_PATH": os.environ.get("FHIRGATE_PROXY_FAST_PATH", "1") != "0",
         # The common FHIR search answered beneath Flask in one statement (fhir/search_fast_path.py),
         # if it takes no longer than this (then the view runs it, in the heavy slot).
         "FHIRGATE_SEARCH_FAST_PATH": os.environ.get("FHIRGATE_SEARCH_FAST_PATH", "1") != "0",

@@ -91,8 +91,9 @@ def create_app(config: dict | None = None, instance_path: Path | None = None) ->
     register_commands(app)
     from fhir.read_fast_path import ReadFastPath
     from fhir.search_fast_path import SearchFastPath
+    from fhir.upstream_fast_path import UpstreamFastPath
 
-    app.wsgi_app = ReadFastPath(app, SearchFastPath(app, app.wsgi_app))
+    app.wsgi_app = UpstreamFastPath(app, ReadFastPath(app, SearchFastPath(app, app.wsgi_app)))
     app.wsgi_app = Cors(app.wsgi_app, ALWAYS)
     # Outermost, so that everything inside (the fast paths too) sees the client's address.
     if app.config["FHIRGATE_TRUSTED_PROXIES"]:

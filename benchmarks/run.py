@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import app  # noqa: F401  (puts this repository's ``fhir`` package first on sys.path)
-from benchmarks import audit_view, authz, ceiling, database, export, report
+from benchmarks import audit_view, authz, ceiling, database, export, proxy, report
 from benchmarks.dataset import Dataset, Scenario, build, scenarios, typical_searches
 from benchmarks.measure import (
     Call,
@@ -140,6 +140,7 @@ class Results:
     ceiling: ceiling.Ceiling | None = None
     export: export.ExportRun | None = None
     audit_view: audit_view.AuditView | None = None
+    proxy: proxy.ProxyFigures | None = None
 
 
 def _load(settings: Settings, data: Dataset, results: Results, local: Sender, remote: SenderFactory) -> None:
@@ -251,6 +252,17 @@ def _against_servers(settings: Settings, data: Dataset, results: Results, port: 
             args = (dict(os.environ), Path(instance), fhir_path, token, data.pools.patients, settings.seed)
             searches = typical_searches(data.pools, fhir_path, settings.seed)
             _timed(results, "ceiling", _ceiling, results, *args, settings.workers, searches)
+            say("a read through an EHR integration vs the same read straight from the EHR")
+            args = (
+                results,
+                flask_app,
+                dict(os.environ),
+                Path(instance),
+                token,
+                data.pools.patients,
+                settings,
+            )
+            _timed(results, "proxy", _proxy, *args)
             say("the hospital admin's audit view over a million AuditEvents")
             _timed(results, "audit view", _audit_view, results, flask_app, data.pools.patients, settings.seed)
         finally:
@@ -270,6 +282,21 @@ def _export(results: Results, flask_app, fhir_path: str, headers: dict, expected
 
 def _ceiling(results: Results, *args) -> None:
     results.ceiling = ceiling.measure(*args)
+
+
+def _proxy(
+    results: Results, flask_app, env: dict, folder: Path, token: str, patients: list[str], settings
+) -> None:
+    """The EHR's credentials a developer would get from it: a sandbox API key and its secret."""
+    from oauth import create_hospital_key
+
+    with flask_app.app_context():
+        new = create_hospital_key(
+            HOSPITAL, "EHR integration", ["system/Patient.rs"], token_ttl=3600, require_key_headers=False,
+            owner_user_id=None,
+        )  # fmt: skip
+        key = {"key": new.client.client_id, "secret": new.secret}
+    results.proxy = proxy.measure(env, folder, key, token, patients, settings.seed, settings.workers)
 
 
 def _audit_view(results: Results, flask_app, patients: list[str], seed: int) -> None:
@@ -395,6 +422,7 @@ def _render(settings: Settings, data: Dataset, results: Results) -> tuple[list[s
         *_authorization_section(settings, results),
         *ceiling.section(results.ceiling),
         *export.section(results.export),
+        *proxy.section(results.proxy),
         *audit_view.section(results.audit_view),
         "",
         "Targets",
@@ -402,6 +430,7 @@ def _render(settings: Settings, data: Dataset, results: Results) -> tuple[list[s
         *report.auth_summary(results.auth),
         *ceiling.summary(results.ceiling),
         *export.summary(results.export, settings.patients),
+        *proxy.summary(results.proxy),
         *audit_view.summary(results.audit_view),
     ]
     auth_rows = [s for group in results.auth for _, system, patient in group.rows for s in (system, patient)]

@@ -20,18 +20,20 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 
 import orjson
 from flask import Response, current_app, g, request
 
 from app.integrations.gateway import (
     IntegrationDenied,
+    Opened,
     key_from_token,
     opened_credentials,
     principal_from_secret,
 )
 from app.integrations.upstream_auth import Upstream, UpstreamRefusal, UpstreamTokens
-from app.integrations.upstream_http import UpstreamFailure, UpstreamHttp
+from app.integrations.upstream_http import Answer, UpstreamFailure, UpstreamHttp
 from fhir.access import current_principal
 from fhir.capability import security
 from fhir.errors import FhirError, Issue
@@ -191,15 +193,32 @@ def forward(upstream: Upstream) -> Response:
         opened = opened_credentials(principal, upstream, key)
     except IntegrationDenied as denied:
         raise _denied(denied) from None
+    headers = {name: request.headers[name] for name in FORWARDED_REQUEST_HEADERS if name in request.headers}
+    body = request.get_data() if request.method in ("POST", "PUT", "PATCH") else None
+    answer = exchange(upstream, opened, request.method, _below_base(upstream.hospital_id), headers, body)
+    proxied = shaped(upstream, answer)
+    note_references(proxied.references)
+    return Response(proxied.body, status=proxied.status, headers=proxied.headers)
+
+
+def exchange(
+    upstream: Upstream,
+    opened: Opened,
+    method: str,
+    below_base: str,
+    headers: dict[str, str],
+    body: bytes | None,
+) -> Answer:
+    """The upstream's answer to the request, sent with the opened credentials (a cached upstream
+    token that the upstream refuses is dropped and the request sent once more with a new one);
+    ``FhirError`` when the upstream cannot be used."""
     proxy = upstream_proxy()
     config = current_app.config
     timeout_s = config["FHIRGATE_UPSTREAM_TIMEOUT_S"]
     local_ok = config["FHIRGATE_UPSTREAM_LOCAL_OK"]
     started = time.monotonic()
-    headers = {name: request.headers[name] for name in FORWARDED_REQUEST_HEADERS if name in request.headers}
-    headers.setdefault("Accept", FHIR_JSON)
-    body = request.get_data() if request.method in ("POST", "PUT", "PATCH") else None
-    url = upstream.base_url + _below_base(upstream.hospital_id)
+    headers = {"Accept": FHIR_JSON, **headers}
+    url = upstream.base_url + below_base
     try:
         for attempt in (1, 2):
             remaining = timeout_s - (time.monotonic() - started)
@@ -207,7 +226,7 @@ def forward(upstream: Upstream) -> Response:
                 upstream, opened.credentials, opened.sealed_id, timeout_s=remaining, local_ok=local_ok
             )
             answer = proxy.http.request(
-                request.method,
+                method,
                 url,
                 headers={**headers, **credentials},
                 body=body,
@@ -218,7 +237,7 @@ def forward(upstream: Upstream) -> Response:
             if answer.status == 401 and attempt == 1 and upstream.token_url:
                 proxy.tokens.forget(upstream, opened.sealed_id)  # revoked early: one new token, once
                 continue
-            break
+            return answer
     except UpstreamRefusal as refusal:
         raise _failure(
             403, "forbidden", f"The upstream EHR refused this application's EHR credentials: {refusal}."
@@ -227,7 +246,7 @@ def forward(upstream: Upstream) -> Response:
         if failure.timeout:
             raise _failure(504, "timeout", f"The upstream EHR did not answer in time: {failure}.") from None
         raise _failure(502, "transient", f"The upstream EHR could not be used: {failure}.") from None
-    return _answer(upstream, answer)
+    raise AssertionError("unreachable")
 
 
 def _below_base(hospital_id: str) -> str:
@@ -237,7 +256,18 @@ def _below_base(hospital_id: str) -> str:
     return path + (f"?{query}" if query else "")
 
 
-def _answer(upstream: Upstream, answer) -> Response:
+@dataclass(frozen=True)
+class Proxied:
+    """The answer for the client: the upstream's, with this hospital's URLs."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    references: list[str]  # the resources a Bundle carried (for the AuditEvent)
+
+
+def shaped(upstream: Upstream, answer: Answer) -> Proxied:
+    """The upstream's answer as this hospital's; ``FhirError`` for what cannot be passed on."""
     status = answer.status
     if 300 <= status < 400 and status != 304:
         raise _failure(
@@ -258,19 +288,19 @@ def _answer(upstream: Upstream, answer) -> Response:
         if value is not None:
             headers[name] = _rewritten(value, upstream.base_url, ours)
     if not answer.body:
-        return Response(b"", status=status, headers=headers)
+        return Proxied(status, headers, b"", [])
     try:
         document = orjson.loads(answer.body)
     except orjson.JSONDecodeError:
         raise _failure(502, "transient", "The upstream EHR's answer is not JSON.") from None
     if not isinstance(document, dict) or not isinstance(document.get("resourceType"), str):
         raise _failure(502, "transient", "The upstream EHR's answer is not a FHIR resource.")
-    document = _rewrite(document, upstream.base_url, ours)
-    if document["resourceType"] == "Bundle":
-        note_references(_bundle_references(document))
-    body = orjson.dumps(document)
+    references = _bundle_references(document) if document["resourceType"] == "Bundle" else []
     headers["Content-Type"] = f"{FHIR_JSON}; charset=utf-8"
-    return Response(body, status=status, headers=headers)
+    theirs = upstream.base_url.encode()
+    if theirs not in answer.body and theirs.replace(b"/", b"\\/") not in answer.body:
+        return Proxied(status, headers, answer.body, references)  # no URL of theirs: as it came
+    return Proxied(status, headers, orjson.dumps(_rewrite(document, upstream.base_url, ours)), references)
 
 
 def _bundle_references(bundle: dict) -> list[str]:
@@ -323,7 +353,7 @@ def _metadata(upstream: Upstream) -> Response:
             ) from None
         if answer.status != 200:
             raise _failure(502, "transient", f"The upstream EHR's metadata answered HTTP {answer.status}.")
-        statement = orjson.loads(_answer(upstream, answer).get_data())
+        statement = orjson.loads(shaped(upstream, answer).body)
         if statement.get("resourceType") != "CapabilityStatement":
             raise _failure(502, "transient", "The upstream EHR's metadata is not a CapabilityStatement.")
         cached = (orjson.dumps(_as_ours(statement, upstream.hospital_id)), now + METADATA_TTL_S)

@@ -42,13 +42,25 @@ class IntegrationDenied(Exception):
         self.retry_after = retry_after
 
 
+@dataclass(frozen=True)
+class Switched:
+    """An application's switched-on integration, as a worker keeps it for an epoch."""
+
+    mode: str
+    sealed: bytes | None
+    generation: int
+
+
 class ConnectedHospitals:
-    """Which hospitals are connected, per worker, as of a revocation epoch: connecting or
-    disconnecting a hospital bumps the epoch, so every worker sees it on its next request."""
+    """Which hospitals are connected, and applications' integrations with them, per worker, as
+    of a revocation epoch: connecting, disconnecting, switching on or off and re-sealing all
+    bump the epoch, so every worker sees them on its next request."""
 
     def __init__(self) -> None:
         self._epoch: int | None = None
         self._upstreams: dict[str, Upstream] = {}
+        self._test_credentials: dict[str, bytes] = {}
+        self._switched: dict[tuple[str, str], Switched | None] = {}
         self._lock = threading.Lock()
 
     def may_reach(self, hospital_ids: list[str], epoch: int) -> bool:
@@ -56,6 +68,10 @@ class ConnectedHospitals:
         this worker has not read the connections of that epoch yet (it loads nothing here)."""
         with self._lock:
             return self._epoch != epoch or any(hospital_id in self._upstreams for hospital_id in hospital_ids)
+
+    def known_connected(self, hospital_id: str) -> bool:
+        """Whether the hospital was connected at the last epoch read (loads nothing)."""
+        return hospital_id in self._upstreams
 
     def upstream(self, hospital_id: str, epoch: int) -> Upstream | None:
         with self._lock:
@@ -69,9 +85,31 @@ class ConnectedHospitals:
             )
             for row in rows
         }
+        tests = {row.hospital_id: row.test_credentials for row in rows if row.test_credentials is not None}
         with self._lock:
-            self._epoch, self._upstreams = epoch, upstreams
+            self._epoch, self._upstreams, self._test_credentials, self._switched = epoch, upstreams, tests, {}
         return upstreams.get(hospital_id)
+
+    def test_credentials(self, hospital_id: str, epoch: int) -> bytes | None:
+        self.upstream(hospital_id, epoch)
+        with self._lock:
+            return self._test_credentials.get(hospital_id) if self._epoch == epoch else None
+
+    def switched(self, client_id: str, hospital_id: str, epoch: int) -> Switched | None:
+        """The application's integration with the hospital at ``epoch``; None: switched off."""
+        self.upstream(hospital_id, epoch)
+        key = (client_id, hospital_id)
+        with self._lock:
+            if self._epoch == epoch and key in self._switched:
+                return self._switched[key]
+        row = db.session.get(IntegrationCredential, key)
+        switched = None if row is None else Switched(row.mode, row.sealed, row.generation)
+        with self._lock:
+            if self._epoch == epoch:
+                if len(self._switched) > 10_000:
+                    self._switched = {}
+                self._switched[key] = switched
+        return switched
 
 
 def connected_hospitals() -> ConnectedHospitals:
@@ -159,19 +197,19 @@ def key_from_token(claims: dict) -> bytes | None:
 
 def opened_credentials(principal: Principal, upstream: Upstream, key: bytes | None) -> Opened:
     """The application's credentials for the upstream, opened with the request's key (the
-    operator's test credentials need none)."""
-    row = db.session.get(IntegrationCredential, (principal.client_id, upstream.hospital_id))
-    if row is None:
+    operator's test credentials need none), as of the request's revocation epoch."""
+    connected, epoch = connected_hospitals(), g.auth_epoch
+    switched = connected.switched(principal.client_id, upstream.hospital_id, epoch)
+    if switched is None:
         raise IntegrationDenied(403, "This application's integration with this hospital is not switched on.")
-    if row.mode != OWN:
-        hospital = db.session.get(HospitalUpstream, upstream.hospital_id)
-        if hospital is None or hospital.test_credentials is None:
+    if switched.mode != OWN:
+        sealed = connected.test_credentials(upstream.hospital_id, epoch)
+        if sealed is None:
             raise IntegrationDenied(403, "This hospital no longer offers test credentials.")
-        sealed = hospital.test_credentials
         opened = unseal_test_credentials(current_app.config["FHIRGATE_KEK"], upstream.hospital_id, sealed)
         return Opened(opened, b"test:" + hashlib.sha256(sealed).digest())
     client = validity_cache().client(principal.client_id)
-    if client is None or row.generation != client.generation:
+    if client is None or switched.generation != client.generation or switched.sealed is None:
         raise IntegrationDenied(
             401,
             "The application's EHR credentials for this hospital were sealed under an earlier client "
@@ -185,13 +223,13 @@ def opened_credentials(principal: Principal, upstream: Upstream, key: bytes | No
             "token request.",
         )
     try:
-        opened = unseal(key, principal.client_id, upstream.hospital_id, row.sealed)
+        opened = unseal(key, principal.client_id, upstream.hospital_id, switched.sealed)
     except Unopenable:
         raise IntegrationDenied(
             401,
             "The key this request brought does not open the application's EHR credentials for this hospital.",
         ) from None
-    return Opened(opened, hashlib.sha256(row.sealed).digest())
+    return Opened(opened, hashlib.sha256(switched.sealed).digest())
 
 
 def init_gateway(app) -> None:

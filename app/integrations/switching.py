@@ -47,6 +47,7 @@ from oauth.operations import NewCredential
 from oauth.scopes import covers
 from oauth.token_limits import count as count_token_request
 from oauth.token_limits import retry_after
+from oauth.validity import bump_epoch
 
 ON, OFF, NEEDS_CREDENTIALS = "on", "off", "needs_credentials"
 
@@ -265,5 +266,6 @@ def rotate_secret_keeping_integrations(
             if row.hospital_id in opened:
                 row.sealed = seal(key, client.client_id, row.hospital_id, opened[row.hospital_id])
                 row.generation, row.updated_at = client.generation, now
+        bump_epoch()  # workers keep integrations per epoch: the re-sealed ones replace them now
         db.session.commit()
     return new

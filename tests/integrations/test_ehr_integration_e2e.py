@@ -220,3 +220,38 @@ def test_metadata_is_the_upstreams_with_this_servers_security(client, make, ehr)
     security = json.dumps(statement["rest"][0]["security"])
     assert f"{BASE_URL}/oauth/token" in security and ehr.url not in json.dumps(statement)
     assert all(op.get("name") != "export" for op in statement["rest"][0].get("operation", []))
+
+
+def test_the_fast_path_forwards_a_tokens_reads_and_searches_as_the_view_does(
+    app, make, client, ehr, monkeypatch
+):
+    import fhir.views
+
+    key = ehr.api_key(["system/Patient.rs", "system/Observation.rs"])
+    _connect(make, ehr, scope=["system/Patient.rs", "system/Observation.rs"])
+    _, application = _switched_on(make, {"client_id": key["key"], "client_secret": key["secret"]})
+    token = token_request(client, application, resource=f"{BASE_URL}/fhir/{HOSPITAL}").get_json()[
+        "access_token"
+    ]
+    bearer = {"Authorization": f"Bearer {token}"}
+    paths = [f"/fhir/{HOSPITAL}/Patient/p1", f"/fhir/{HOSPITAL}/Observation?subject=Patient/p1&_count=5",
+             f"/fhir/{HOSPITAL}/Patient/nobody"]  # fmt: skip
+    client.get(paths[0], headers=bearer)  # the worker learns the hospital is connected
+    viewed = []
+    real = fhir.views.forward
+    monkeypatch.setattr(fhir.views, "forward", lambda upstream: viewed.append(upstream) or real(upstream))
+    fast = [client.get(path, headers=bearer) for path in paths]
+    assert viewed == []  # all answered beneath Flask
+    monkeypatch.setitem(app.config, "FHIRGATE_PROXY_FAST_PATH", False)
+    slow = [client.get(path, headers=bearer) for path in paths]
+    assert len(viewed) == len(paths)
+    for quick, full in zip(fast, slow, strict=True):
+        assert quick.status_code == full.status_code
+        assert quick.headers["Content-Type"] == full.headers["Content-Type"]
+        if quick.get_json()["resourceType"] == "Bundle":
+            assert [e["fullUrl"] for e in quick.get_json()["entry"]] == [
+                e["fullUrl"] for e in full.get_json()["entry"]
+            ]
+        else:
+            assert quick.get_json() == full.get_json()
+    assert [r.status_code for r in fast] == [200, 200, 404]

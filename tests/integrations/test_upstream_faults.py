@@ -236,3 +236,23 @@ def test_one_kept_alive_connection_serves_request_after_request(connect):
         get = connect(url)
         statuses = [get("Patient/p1").status_code for _ in range(5)]
     assert statuses == [200] * 5 and len(connections) == 1
+
+
+def test_a_chunked_answer_and_one_that_ends_with_its_connection_are_read_whole(connect):
+    body = b'{"resourceType":"Patient","id":"p1","name":[{"family":"Chunked"}]}'
+
+    def chunked(conn):
+        head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: application/fhir+json\r\n\r\n"
+        pieces = [body[:10], body[10:30], body[30:]]
+        conn.sendall(
+            head.encode() + b"".join(b"%x;ext=1\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"
+        )
+
+    def until_close(conn):
+        conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + body)
+
+    for answer in (chunked, until_close):
+        with raw_upstream(answer) as (url, _):
+            response = connect(url)("Patient/p1")
+        assert response.status_code == 200, response.get_data(as_text=True)
+        assert response.get_json()["name"] == [{"family": "Chunked"}]
