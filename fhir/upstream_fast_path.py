@@ -9,8 +9,9 @@ with the token's key (``opened_credentials``, the worker's copy for the epoch) â
 with the view's own ``exchange`` and ``shaped``. Until the request is sent, anything it does not
 answer goes on to the view untouched (every refusal is the view's to render). Once sent, it
 answers whatever comes back itself, errors too, so that nothing is sent upstream twice; and it
-audits the request as the view would. A request with ``X-Client-Id``/``X-Client-Secret`` goes to
-the view (which counts a wrong secret once). ``FHIRGATE_PROXY_FAST_PATH=0`` turns it off.
+audits the request as the view would. A request with ``X-Client-Id``/``X-Client-Secret`` or
+``X-Integration-Passphrase`` goes to the view (which counts a wrong one once).
+``FHIRGATE_PROXY_FAST_PATH=0`` turns it off.
 """
 
 from __future__ import annotations
@@ -55,7 +56,12 @@ class UpstreamFastPath(FastPath):
     def answer(self, environ):
         matched = _PATH.fullmatch(environ["PATH_INFO"])
         query = environ.get("QUERY_STRING", "")
-        if matched is None or not plain_request(environ) or "HTTP_X_CLIENT_ID" in environ:
+        if (
+            matched is None
+            or not plain_request(environ)
+            or "HTTP_X_CLIENT_ID" in environ
+            or "HTTP_X_INTEGRATION_PASSPHRASE" in environ
+        ):
             return None
         hospital_id, resource_type, resource_id = matched.groups()
         interaction = "read" if resource_id is not None else "search"

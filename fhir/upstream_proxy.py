@@ -28,6 +28,7 @@ from flask import Response, current_app, g, request
 from app.integrations.gateway import (
     IntegrationDenied,
     Opened,
+    key_from_passphrase,
     key_from_token,
     opened_credentials,
     principal_from_secret,
@@ -112,6 +113,12 @@ def _principal_and_key(upstream: Upstream) -> tuple[Principal, bytes | None]:
         except IntegrationDenied as denied:
             raise _denied(denied) from None
     principal = current_principal(upstream.hospital_id)
+    passphrase = request.headers.get("X-Integration-Passphrase")
+    if passphrase is not None:
+        try:
+            return principal, key_from_passphrase(principal, passphrase, request.remote_addr)
+        except IntegrationDenied as denied:
+            raise _denied(denied) from None
     claims = verified_claims(request.headers.get("Authorization"), upstream.hospital_id)
     return principal, key_from_token(claims)
 

@@ -42,9 +42,10 @@ SECRET_METHODS = ["client_secret_basic", "client_secret_post"]
 
 
 def integration_error_response(error: IntegrationError):
-    """A wrong client secret is a 403 here: the developer is logged in (a 401 would ask for that)."""
-    status, code = (403, "invalid_client_secret") if error.status == 401 else (error.status, None)
-    response = api_error_response(status, str(error), code)
+    """A wrong client secret or passphrase is a 403 here: the developer is logged in (a 401
+    would ask for that)."""
+    status = 403 if error.status == 401 else error.status
+    response = api_error_response(status, str(error), error.code)
     if error.retry_after is not None:
         response.headers["Retry-After"] = str(error.retry_after)
     return response

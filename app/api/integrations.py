@@ -19,6 +19,7 @@ from app.integrations.switching import (
     hospitals_with_upstreams,
     integration_of,
     integrations_of,
+    set_passphrase,
     switch_off,
     switch_on,
 )
@@ -120,7 +121,15 @@ def put_app_integration(client_id: str, hid: str):
     ``use_test_credentials``; ``permissions`` within the hospital's (all of them if left out)."""
     client = own_app(client_id)
     item = _connected(client, hid)
-    body = json_body(optional={"credentials", "client_secret", "use_test_credentials", "permissions"})
+    body = json_body(
+        optional={
+            "credentials",
+            "client_secret",
+            "integration_passphrase",
+            "use_test_credentials",
+            "permissions",
+        }
+    )
     permissions = list_field(body, "permissions") if "permissions" in body else None
     assert item.upstream is not None
     try:
@@ -130,6 +139,7 @@ def put_app_integration(client_id: str, hid: str):
             address=request.remote_addr,
             credentials=body.get("credentials"),
             client_secret=body.get("client_secret"),
+            integration_passphrase=body.get("integration_passphrase"),
             use_test_credentials=bool_field(body, "use_test_credentials", False),
             permissions=permissions,
         )
@@ -138,6 +148,20 @@ def put_app_integration(client_id: str, hid: str):
     response = jsonify(integration_json(switched))
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@bp.put("/apps/<client_id>/integration-passphrase")
+@require_user(*DEVELOPER_ROLES)
+def put_integration_passphrase(client_id: str):
+    """An application with public keys (no secret) locks its EHR credentials with this
+    passphrase; ``current_passphrase`` seals those already switched on again under the new one."""
+    client = own_app(client_id)
+    body = json_body(required={"passphrase"}, optional={"current_passphrase"})
+    try:
+        set_passphrase(client, body["passphrase"], body.get("current_passphrase"), request.remote_addr)
+    except IntegrationError as error:
+        return integration_error_response(error)
+    return "", 204
 
 
 @bp.delete("/apps/<client_id>/integrations/<hid>")

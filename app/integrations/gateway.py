@@ -21,6 +21,7 @@ from flask import current_app, g
 from app.extensions import db
 from app.integrations.models import OWN, HospitalUpstream, IntegrationCredential, IntegrationSalt
 from app.integrations.sealing import Unopenable, integration_key, unseal, unseal_test_credentials
+from app.integrations.switching import IntegrationError, passphrase_key_of
 from app.integrations.token_keys import TokenKeys, token_keys
 from app.integrations.upstream_auth import Credentials, Upstream
 from oauth import APPLICATION, Principal, resource_scopes
@@ -190,6 +191,20 @@ def principal_from_secret(
     return principal, key
 
 
+def key_from_passphrase(principal: Principal, passphrase: str, address: str | None) -> bytes:
+    """The integration key of an application without a secret, from the passphrase its request
+    brought (``X-Integration-Passphrase``), checked with the token endpoint's failure limit."""
+    client = validity_cache().client(principal.client_id)
+    try:
+        return passphrase_key_of(
+            principal.client_id, client.generation if client else -1, passphrase, address
+        )
+    except IntegrationError as error:
+        raise IntegrationDenied(
+            401 if error.status == 400 else error.status, str(error), error.retry_after
+        ) from None
+
+
 def key_from_token(claims: dict) -> bytes | None:
     """The integration key an access token of ours carries (claim ``ik``), if any still opens."""
     return token_keys().open(claims.get("ik"), str(claims.get("jti", "")))
@@ -220,7 +235,7 @@ def opened_credentials(principal: Principal, upstream: Upstream, key: bytes | No
             401,
             "This hospital is reached with the application's own EHR credentials, which only its client "
             "secret opens: send X-Client-Id and X-Client-Secret, or a token from a secret-authenticated "
-            "token request.",
+            "token request (an application with public keys: its token and X-Integration-Passphrase).",
         )
     try:
         opened = unseal(key, principal.client_id, upstream.hospital_id, switched.sealed)

@@ -83,9 +83,10 @@ class IntegrationCredential(db.Model):
 
 
 class IntegrationSalt(db.Model):
-    """An application's salt for deriving its integration key from its client secret (HKDF):
-    one per application, so that a token may carry one derived key for all its integrations,
-    and new whenever the credentials are sealed under a new secret."""
+    """An application's salt for deriving its integration key from its client secret (HKDF) —
+    or, for an application without one (``private_key_jwt``), from the integration passphrase
+    its developer set (scrypt): one per application, so that a token may carry one derived key
+    for all its integrations, and new whenever the credentials are sealed under a new secret."""
 
     __tablename__ = "integration_salts"
 
@@ -94,6 +95,9 @@ class IntegrationSalt(db.Model):
     )
     salt: Mapped[bytes] = mapped_column(LargeBinary(32))
     generation: Mapped[int] = mapped_column(Integer)
+    # A passphrase's salt only: a known text sealed under its key, so that a wrong passphrase
+    # is told apart (a client secret is checked against its hash instead).
+    passphrase_check: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class IntegrationTokenKey(db.Model):

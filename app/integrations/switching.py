@@ -26,7 +26,17 @@ from app.integrations.models import (
     IntegrationCredential,
     IntegrationSalt,
 )
-from app.integrations.sealing import Unopenable, integration_key, new_salt, seal, unseal
+from app.integrations.sealing import (
+    Unopenable,
+    integration_key,
+    new_salt,
+    passphrase_check,
+    passphrase_key,
+    passphrase_matches,
+    remembered_passphrase_key,
+    seal,
+    unseal,
+)
 from app.integrations.upstreams import credentials_problem
 from app.models import SANDBOX_HOSPITAL_ID, Hospital
 from app.timeutil import utcnow
@@ -42,7 +52,7 @@ from oauth import (
     withdraw_application,
 )
 from oauth.credentials import secret_matches
-from oauth.models import SECRET_AUTH_METHODS
+from oauth.models import KEY_AUTH_METHOD, SECRET_AUTH_METHODS
 from oauth.operations import NewCredential
 from oauth.scopes import covers
 from oauth.token_limits import count as count_token_request
@@ -50,15 +60,17 @@ from oauth.token_limits import retry_after
 from oauth.validity import bump_epoch
 
 ON, OFF, NEEDS_CREDENTIALS = "on", "off", "needs_credentials"
+MIN_PASSPHRASE = 16
 
 
 class IntegrationError(ValueError):
     """The switch cannot be made; ``status`` is the HTTP status, the message says why."""
 
-    def __init__(self, status: int, message: str, retry_after: int | None = None):
+    def __init__(self, status: int, message: str, retry_after: int | None = None, code: str | None = None):
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
+        self.code = code  # the management API's error code, where the status says too little
 
 
 @dataclass(frozen=True)
@@ -126,6 +138,100 @@ def _status(client: OAuthClient, credential: IntegrationCredential | None) -> st
     return ON
 
 
+def uses_passphrase(client: OAuthClient) -> bool:
+    """An application that authenticates with public keys only has no secret to lock its EHR
+    credentials with: an integration passphrase its developer sets stands in for it."""
+    return client.auth_methods.split() == [KEY_AUTH_METHOD]
+
+
+def _limited(client_id: str, address: str | None) -> None:
+    wait = retry_after(client_id, address, per_client=False)
+    if wait is not None:
+        raise IntegrationError(
+            429, "Too many wrong secrets or passphrases; try again later.", retry_after=wait
+        )
+
+
+def passphrase_key_of(client_id: str, generation: int, passphrase: object, address: str | None) -> bytes:
+    """The integration key of the application's passphrase, checked as a secret is (the same
+    failure limit); ``IntegrationError`` 400 without a passphrase set, 401 for a wrong one."""
+    salt = db.session.get(IntegrationSalt, client_id)
+    if salt is None or salt.passphrase_check is None or salt.generation != generation:
+        raise IntegrationError(400, "Set an integration passphrase for this application first.")
+    if not isinstance(passphrase, str) or not passphrase:
+        raise IntegrationError(
+            400, "Give the application's integration passphrase: it locks the EHR credentials."
+        )
+    _limited(client_id, address)
+    key = remembered_passphrase_key(passphrase, salt.salt)
+    if not passphrase_matches(key, client_id, salt.passphrase_check):
+        count_token_request(None, client_id, address, 401)
+        raise IntegrationError(
+            401,
+            "The integration passphrase is not this application's.",
+            code="invalid_integration_passphrase",
+        )
+    return key
+
+
+def set_passphrase(client: OAuthClient, passphrase: object, current: object, address: str | None) -> None:
+    """Set (or change) the integration passphrase of an application without a secret. Credentials
+    sealed under the current one are sealed again under the new one, which needs the current."""
+    if not uses_passphrase(client):
+        raise IntegrationError(
+            400, "Only an application that authenticates with public keys has an integration passphrase: "
+            "others lock their EHR credentials with their client secret.",
+        )  # fmt: skip
+    if (
+        not isinstance(passphrase, str)
+        or not MIN_PASSPHRASE <= len(passphrase) <= 512
+        or not passphrase.isprintable()
+    ):
+        raise IntegrationError(400, f"The passphrase needs {MIN_PASSPHRASE} to 512 printable characters.")
+    sealed = _sealed_now(client)
+    opened: dict[str, dict[str, str]] = {}
+    if sealed:
+        if current is None:
+            raise IntegrationError(
+                409,
+                "Give 'current_passphrase' to seal the EHR credentials again, "
+                "or switch the integrations off first.",
+            )
+        old_key = passphrase_key_of(client.client_id, client.generation, current, address)
+        opened = {
+            row.hospital_id: unseal(old_key, client.client_id, row.hospital_id, row.sealed) for row in sealed
+        }
+    salt = new_salt()
+    key = passphrase_key(passphrase, salt)
+    row = db.session.get(IntegrationSalt, client.client_id)
+    if row is None:
+        row = IntegrationSalt(client_id=client.client_id)
+        db.session.add(row)
+    row.salt, row.generation, row.passphrase_check = (
+        salt,
+        client.generation,
+        passphrase_check(key, client.client_id),
+    )
+    now = utcnow()
+    for credential in sealed:
+        credential.sealed = seal(
+            key, client.client_id, credential.hospital_id, opened[credential.hospital_id]
+        )
+        credential.updated_at = now
+    bump_epoch()  # workers keep integrations per epoch: the re-sealed ones replace them now
+    db.session.commit()
+
+
+def _sealed_now(client: OAuthClient) -> list[IntegrationCredential]:
+    """The application's own credentials sealed under its current secret or passphrase."""
+    rows = db.session.scalars(
+        db.select(IntegrationCredential).where(
+            IntegrationCredential.client_id == client.client_id, IntegrationCredential.mode == OWN
+        )
+    )
+    return [row for row in rows if row.generation == client.generation]
+
+
 def check_client_secret(client: OAuthClient, secret: object, address: str | None) -> str:
     """The application's current client secret, checked as the token endpoint checks one:
     refused while the address has used up its failures for this client, a failure counted."""
@@ -137,12 +243,12 @@ def check_client_secret(client: OAuthClient, secret: object, address: str | None
         )
     if not isinstance(secret, str) or not secret:
         raise IntegrationError(400, "Give the application's client secret: it locks the EHR credentials.")
-    wait = retry_after(client.client_id, address, per_client=False)
-    if wait is not None:
-        raise IntegrationError(429, "Too many wrong client secrets; try again later.", retry_after=wait)
+    _limited(client.client_id, address)
     if not secret_matches(secret, client.secret_hash):
         count_token_request(None, client.client_id, address, 401)
-        raise IntegrationError(401, "The client secret is not this application's current secret.")
+        raise IntegrationError(
+            401, "The client secret is not this application's current secret.", code="invalid_client_secret"
+        )
     return secret
 
 
@@ -181,6 +287,7 @@ def switch_on(
     address: str | None,
     credentials: object = None,
     client_secret: object = None,
+    integration_passphrase: object = None,
     use_test_credentials: bool = False,
     permissions: list[str] | None = None,
 ) -> Integration:
@@ -188,7 +295,7 @@ def switch_on(
     hospital_id = upstream.hospital_id
     scope = _permissions(upstream, permissions)
     if use_test_credentials:
-        if credentials is not None or client_secret is not None:
+        if credentials is not None or client_secret is not None or integration_passphrase is not None:
             raise IntegrationError(
                 400, "Test mode uses the operator's credentials: give no credentials or secret."
             )
@@ -202,8 +309,10 @@ def switch_on(
             )
         if problem := credentials_problem(upstream.auth_kind, credentials):
             raise IntegrationError(400, f"credentials {problem}")
-        secret = check_client_secret(client, client_secret, address)
-        key = integration_key(secret, _salt(client))
+        if uses_passphrase(client):
+            key = passphrase_key_of(client.client_id, client.generation, integration_passphrase, address)
+        else:
+            key = integration_key(check_client_secret(client, client_secret, address), _salt(client))
         mode, sealed = OWN, seal(key, client.client_id, hospital_id, credentials)  # type: ignore[arg-type]
     row = db.session.get(IntegrationCredential, (client.client_id, hospital_id))
     now = utcnow()
@@ -238,15 +347,7 @@ def rotate_secret_keeping_integrations(
     """Rotate the application's secret. Given the current secret, its EHR credentials are
     opened with the old key and sealed again under the new secret's; without it they can no
     longer be opened and show as needing to be entered again (``NEEDS_CREDENTIALS``)."""
-    sealed = [
-        row
-        for row in db.session.scalars(
-            db.select(IntegrationCredential).where(
-                IntegrationCredential.client_id == client.client_id, IntegrationCredential.mode == OWN
-            )
-        )
-        if row.generation == client.generation
-    ]
+    sealed = [] if uses_passphrase(client) else _sealed_now(client)
     opened: dict[str, dict[str, str]] = {}
     if current_secret is not None:
         secret = check_client_secret(client, current_secret, address)

@@ -15,8 +15,10 @@ from app.integrations.switching import (
     hospitals_with_upstreams,
     integration_of,
     integrations_of,
+    set_passphrase,
     switch_off,
     switch_on,
+    uses_passphrase,
 )
 from app.models import SANDBOX_HOSPITAL_ID
 from app.web import bp
@@ -39,6 +41,12 @@ CREDENTIAL_LABELS = {
 def integrations(client_id: str):
     user = developer_user()
     client = owned_app(user, client_id)
+    return _integrations_page(user, client, _cards(client))
+
+
+def _cards(client) -> list[dict]:
+    """A card per hospital: connected ones with the application's integration, local ones
+    with whether it reaches them."""
     states = {item.hospital.id: item for item in integrations_of(client)}
     reached = reachable_hospitals(client)
     cards = []
@@ -55,13 +63,20 @@ def integrations(client_id: str):
                 "status": item.status if item else ("on" if hospital.id in reached else "off"),
             }
         )
-    return render_template(
+    return cards
+
+
+def _integrations_page(user, client, cards, *, error: str | None = None, status: int = 200):
+    page = render_template(
         "web/developer/integrations.html",
         user=user,
         app=client,
         cards=cards,
+        passphrase=uses_passphrase(client),
         notice=request.args.get("notice"),
+        error=error,
     )
+    return page, status
 
 
 def _integration_page(user, client, hospital_id: str, *, error: str | None = None, status: int = 200):
@@ -102,6 +117,7 @@ def _integration_page(user, client, hospital_id: str, *, error: str | None = Non
         fields=fields,
         error=error,
         needs_credentials=item.status == NEEDS_CREDENTIALS,
+        passphrase=uses_passphrase(client),
         on=item.status == ON,
         notice=request.args.get("notice"),
     )
@@ -137,15 +153,15 @@ def save_integration(client_id: str, hospital_id: str):
             item.upstream,
             address=request.remote_addr,
             credentials=None if use_test else credentials,
-            client_secret=None if use_test else form.get("client_secret", ""),
+            client_secret=None if use_test or uses_passphrase(client) else form.get("client_secret", ""),
+            integration_passphrase=(
+                form.get("integration_passphrase", "") if uses_passphrase(client) and not use_test else None
+            ),
             use_test_credentials=use_test,
             permissions=permissions,
         )
     except IntegrationError as error:
-        message = (
-            "That is not this application's current client secret." if error.status == 401 else str(error)
-        )
-        return _integration_page(user, client, hospital_id, error=message, status=min(error.status, 429))
+        return _integration_page(user, client, hospital_id, error=str(error), status=_page_status(error))
     target = url_for("web.view_integration", client_id=client.client_id, hospital_id=hospital_id, notice="on")
     return redirect(target, code=303)
 
@@ -156,3 +172,23 @@ def switch_integration_off(client_id: str, hospital_id: str):
     client = owned_app(user, client_id)
     switch_off(client, hospital_id)
     return redirect(url_for("web.integrations", client_id=client.client_id, notice="off"), code=303)
+
+
+@bp.post("/developer/apps/<client_id>/integration-passphrase")
+def save_integration_passphrase(client_id: str):
+    """Set or change the passphrase that locks the EHR credentials of an application with keys."""
+    user = developer_user()
+    client = owned_app(user, client_id)
+    current = request.form.get("current_passphrase") or None
+    try:
+        set_passphrase(client, request.form.get("passphrase", ""), current, request.remote_addr)
+    except IntegrationError as error:
+        return _integrations_page(
+            user, client, _cards(client), error=str(error), status=min(error.status, 429)
+        )
+    return redirect(url_for("web.integrations", client_id=client.client_id, notice="passphrase"), code=303)
+
+
+def _page_status(error: IntegrationError) -> int:
+    """A wrong secret or passphrase is a 403 on a page: the developer is logged in."""
+    return 403 if error.status == 401 else error.status

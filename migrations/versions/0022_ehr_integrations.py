@@ -75,6 +75,7 @@ def upgrade():
         sa.Column("client_id", sa.String(length=64), nullable=False),
         sa.Column("salt", sa.LargeBinary(length=32), nullable=False),
         sa.Column("generation", sa.Integer(), nullable=False),
+        sa.Column("passphrase_check", sa.LargeBinary(), nullable=True),
         sa.ForeignKeyConstraint(
             ["client_id"],
             ["oauth_clients.client_id"],

@@ -39,7 +39,7 @@ def test_a_developer_switches_an_ehr_on_and_off_in_the_portal(page, app, make, t
         page.get_by_label("Client secret at the EHR").fill(key["secret"])
         page.get_by_label("This application's client secret").fill("apps_not-the-secret")
         page.get_by_role("button", name="Switch on").click()
-        page.get_by_role("alert").filter(has_text="not this application's current client secret").wait_for()
+        page.get_by_role("alert").filter(has_text="is not this application's current secret").wait_for()
         assert key["secret"] not in page.content()
 
         page.get_by_label("Client id at the EHR").fill(key["key"])

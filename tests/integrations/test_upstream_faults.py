@@ -256,3 +256,66 @@ def test_a_chunked_answer_and_one_that_ends_with_its_connection_are_read_whole(c
             response = connect(url)("Patient/p1")
         assert response.status_code == 200, response.get_data(as_text=True)
         assert response.get_json()["name"] == [{"family": "Chunked"}]
+
+
+def test_an_application_with_public_keys_locks_its_credentials_with_a_passphrase(
+    app, make, client, monkeypatch
+):
+    """No secret to derive the key from: the developer sets an integration passphrase; a request
+    brings it beside a private_key_jwt token; a wrong one opens nothing."""
+    from tests.oauth.signing import ClientKey, assertion_form
+
+    make.hospital("north", "North")
+    operator, developer = make.as_role("superadmin"), make.as_role("developer")
+    signer = ClientKey()
+    application = make.application(
+        developer, jwks=signer.jwks(), token_endpoint_auth_method="private_key_jwt"
+    )
+    body = b'{"resourceType":"Patient","id":"p1"}'
+    with raw_upstream(
+        lambda conn: _http(conn, "200 OK", body, "Content-Type: application/fhir+json\r\n")
+    ) as (
+        url,
+        seen,
+    ):
+        upstream = {"base_url": f"{url}/fhir", "auth_kind": "api_key", "scope": ["system/*.rs"]}
+        assert operator.put("/api/hospitals/north/upstream", json=upstream).status_code == 200
+        switch = f"/api/apps/{application.key}/integrations/north"
+        on = {"credentials": {"api_key": EHR_KEY}, "integration_passphrase": "the passphrase, long enough"}
+        assert developer.put(switch, json=on).status_code == 400  # none set yet
+        phrase = f"/api/apps/{application.key}/integration-passphrase"
+        assert developer.put(phrase, json={"passphrase": "short"}).status_code == 400
+        assert developer.put(phrase, json={"passphrase": "the passphrase, long enough"}).status_code == 204
+        wrong = developer.put(switch, json={**on, "integration_passphrase": "another passphrase, long"})
+        assert wrong.status_code == 403 and wrong.get_json()["error"] == "invalid_integration_passphrase"
+        assert developer.put(switch, json=on).status_code == 200
+
+        token = client.post("/oauth/token", data=assertion_form(signer.assertion(application.key)))
+        assert token.status_code == 200, token.get_json()
+        bearer = {"Authorization": f"Bearer {token.get_json()['access_token']}"}
+        path = "/fhir/north/Patient/p1"
+        assert client.get(path, headers=bearer).status_code == 401  # the token carries no key
+        with_phrase = {**bearer, "X-Integration-Passphrase": "the passphrase, long enough"}
+        assert client.get(path, headers=with_phrase).status_code == 200
+        assert f"X-API-Key: {EHR_KEY}" in seen[-1].decode()
+        wrong_phrase = client.get(
+            path, headers={**bearer, "X-Integration-Passphrase": "not it, but long enough"}
+        )
+        assert wrong_phrase.status_code == 401 and EHR_KEY not in wrong_phrase.get_data(as_text=True)
+
+        # Changing it with the current one seals the credentials again; without, it is refused.
+        assert developer.put(phrase, json={"passphrase": "a new passphrase, long enough"}).status_code == 409
+        changed = {
+            "passphrase": "a new passphrase, long enough",
+            "current_passphrase": "the passphrase, long enough",
+        }
+        assert developer.put(phrase, json=changed).status_code == 204
+        assert client.get(path, headers=with_phrase).status_code == 401
+        renewed = {**bearer, "X-Integration-Passphrase": "a new passphrase, long enough"}
+        assert client.get(path, headers=renewed).status_code == 200
+
+    secret_app = make.application(developer)
+    refused = developer.put(
+        f"/api/apps/{secret_app.key}/integration-passphrase", json={"passphrase": "x" * 20}
+    )
+    assert refused.status_code == 400 and "client secret" in refused.get_json()["message"]
