@@ -146,6 +146,8 @@ def _check_scopes(principal: Principal, endpoint: str) -> str:
         for interaction, resource_type in _bundle_requests():
             _require(policy, interaction, resource_type)
         return "transaction"
+    if endpoint not in _ENDPOINTS:
+        raise _failure(501, "not-supported", "This interaction is not available for a connected hospital.")
     interaction, typed = _ENDPOINTS[endpoint]
     resource_type = (request.view_args or {}).get("resource_type") if typed else "*"
     _require(policy, interaction, resource_type or "*")

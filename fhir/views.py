@@ -85,7 +85,7 @@ def _check_hospital_and_format():
     if request.endpoint != "fhir.bulk_file":  # an export's file is ndjson, whatever else is accepted
         check_format()
     upstream = connected_upstream(hospital_id)
-    if upstream is not None:
+    if upstream is not None and request.endpoint != "fhir.smart_configuration_document":  # tokens are ours
         return forward(upstream)  # a connected hospital: its upstream EHR answers
     if request.endpoint not in PUBLIC_ENDPOINTS:
         principal = current_principal(hospital_id)  # so that strangers never hold a heavy slot

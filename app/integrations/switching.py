@@ -276,7 +276,7 @@ def _salt(client: OAuthClient) -> bytes:
         row = IntegrationSalt(client_id=client.client_id, salt=new_salt(), generation=client.generation)
         db.session.add(row)
     elif row.generation != client.generation:
-        row.salt, row.generation = new_salt(), client.generation
+        row.salt, row.generation, row.passphrase_check = new_salt(), client.generation, None
     return row.salt
 
 

@@ -255,3 +255,10 @@ def test_the_fast_path_forwards_a_tokens_reads_and_searches_as_the_view_does(
         else:
             assert quick.get_json() == full.get_json()
     assert [r.status_code for r in fast] == [200, 200, 404]
+
+
+def test_discovery_stays_this_servers_at_a_connected_hospital(client, make, ehr):
+    _connect(make, ehr)
+    discovery = client.get(f"/fhir/{HOSPITAL}/.well-known/smart-configuration")
+    assert discovery.status_code == 200
+    assert discovery.get_json()["token_endpoint"] == f"{BASE_URL}/oauth/token"
