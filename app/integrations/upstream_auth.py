@@ -58,6 +58,7 @@ class UpstreamTokens:
     def __init__(self, http: UpstreamHttp):
         self.http = http
         self._tokens: dict[bytes, tuple[str, float]] = {}
+        self._asking: dict[bytes, threading.Lock] = {}
         self._lock = threading.Lock()
         self.requested = 0  # token requests sent (the tests count them)
 
@@ -91,13 +92,25 @@ class UpstreamTokens:
         key = _cache_key(upstream, sealed_id)
         with self._lock:
             cached = self._tokens.get(key)
+            asking = self._asking.setdefault(key, threading.Lock())
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]
-        token, lifetime = self._request(upstream, credentials, timeout_s, local_ok)
-        with self._lock:
-            if len(self._tokens) >= MAX_CACHED:
-                self._tokens = {}
-            self._tokens[key] = (token, time.monotonic() + max(1.0, lifetime - EXPIRY_MARGIN_S))
+        # One request per credentials at a time: the worker's other threads wait for its token
+        # rather than ask for their own (the bound of each wait is the request's deadline).
+        if not asking.acquire(timeout=max(0.0, timeout_s)):
+            raise UpstreamFailure("the upstream's token endpoint did not answer in time", timeout=True)
+        try:
+            with self._lock:
+                cached = self._tokens.get(key)
+            if cached is not None and cached[1] > time.monotonic():
+                return cached[0]
+            token, lifetime = self._request(upstream, credentials, timeout_s, local_ok)
+            with self._lock:
+                if len(self._tokens) >= MAX_CACHED:
+                    self._tokens, self._asking = {}, {key: asking}
+                self._tokens[key] = (token, time.monotonic() + max(1.0, lifetime - EXPIRY_MARGIN_S))
+        finally:
+            asking.release()
         return token
 
     def forget(self, upstream: Upstream, sealed_id: bytes) -> None:
