@@ -30,7 +30,7 @@ from fhir.fair_share import WEIGHTS, Admission
 from fhir.http import NO_STORE
 from fhir.policy import AccessPolicy
 from fhir.read_fast_path import plain_request
-from fhir.upstream_proxy import exchange, shaped
+from fhir.upstream_proxy import exchange, included_types, shaped
 from fhir.version import FHIR_JSON
 from oauth import APPLICATION, InvalidTokenError, principal_for, verified_claims
 
@@ -81,8 +81,11 @@ class UpstreamFastPath(FastPath):
                 )  # fmt: skip
                 if principal.kind != APPLICATION or principal.patient_id is not None:
                     return None
-                if AccessPolicy(principal).require(interaction, resource_type) is not None:
+                policy = AccessPolicy(principal)
+                if policy.require(interaction, resource_type) is not None:
                     return None  # a search restriction: the view refuses it
+                if included_types(parse_qsl(query, keep_blank_values=True)):
+                    return None  # what an include adds is checked by the view
                 opened = opened_credentials(principal, upstream, key_from_token(claims))
             except (InvalidTokenError, IntegrationDenied, FhirError):
                 return None
@@ -109,7 +112,7 @@ class UpstreamFastPath(FastPath):
                 query=query[:1000],
             )
             try:
-                proxied = shaped(upstream, exchange(upstream, opened, "GET", below, accept, None))
+                proxied = shaped(upstream, exchange(upstream, opened, "GET", below, accept, None), policy)
             except FhirError as error:
                 facts.status = error.status
                 audit_writer().record(facts)

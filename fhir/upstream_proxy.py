@@ -21,6 +21,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from urllib.parse import parse_qsl
 
 import orjson
 from flask import Response, current_app, g, request
@@ -151,6 +152,11 @@ def _check_scopes(principal: Principal, endpoint: str) -> str:
     interaction, typed = _ENDPOINTS[endpoint]
     resource_type = (request.view_args or {}).get("resource_type") if typed else "*"
     _require(policy, interaction, resource_type or "*")
+    pairs = list(request.args.items(multi=True))
+    if request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded":
+        pairs += list(request.form.items(multi=True))  # POST _search: its parameters in the body
+    for included, included_type in included_types(pairs):
+        _require(policy, included, included_type)
     return interaction
 
 
@@ -165,7 +171,7 @@ def _require(policy: AccessPolicy, interaction: str, resource_type: str) -> None
 
 
 def _bundle_requests() -> list[tuple[str, str]]:
-    """What each entry of a batch or transaction asks: (interaction, resource type)."""
+    """What each entry of a batch or transaction asks: (interaction, resource type) pairs."""
     try:
         bundle = orjson.loads(request.get_data())
     except orjson.JSONDecodeError:
@@ -180,13 +186,71 @@ def _bundle_requests() -> list[tuple[str, str]]:
         url = step.get("url") if isinstance(step, dict) else None
         if method not in _ENTRY_INTERACTIONS or not isinstance(url, str) or not url:
             raise _failure(400, "structure", "Every entry needs request.method and request.url.")
-        path = url.split("?", 1)[0].strip("/").split("/")
-        resource_type = path[0] if path[0][:1].isupper() else "*"
-        interaction = _ENTRY_INTERACTIONS[method]
-        if method == "GET" and (len(path) == 1 or "_history" in path):
-            interaction = "search"  # a search or a history, not a read of one resource
-        asked.append((interaction, resource_type))
+        asked += _entry_asks(method, url)
     return asked
+
+
+def _entry_asks(method: str, url: str) -> list[tuple[str, str]]:
+    """(interaction, type) pairs an entry's request needs. Only the plain forms name their type
+    (``Type``, ``Type/id``, ``Type/_history``, ``Type/id/_history[/v]``, ``Type/_search``); any
+    other — an absolute URL, an operation, a compartment, the whole server — needs ``*``."""
+    target, _, query = url.partition("?")
+    path = target.strip("/").split("/")
+    typed = "://" not in url and path[0][:1].isupper() and not any(part.startswith("$") for part in path)
+    interaction = _ENTRY_INTERACTIONS[method]
+    if not typed:
+        return [(interaction, "*")]
+    resource_type = path[0]
+    if method == "GET":
+        if len(path) == 1 or path[1:] == ["_history"]:
+            return [("search", resource_type), *included_types(parse_qsl(query, keep_blank_values=True))]
+        if len(path) == 2 or (len(path) in (3, 4) and path[2] == "_history"):
+            return [("read", resource_type)]
+        return [("search", "*")]
+    if method == "POST" and path[1:] == ["_search"]:
+        return [("search", resource_type), *included_types(parse_qsl(query, keep_blank_values=True))]
+    return [(interaction, resource_type)] if len(path) <= 2 else [(interaction, "*")]
+
+
+def included_types(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The types a search's ``_include`` and ``_revinclude`` add to its answer: a revinclude's
+    source type, an include's target type when it names one; ``*`` otherwise."""
+    asks = []
+    for name, value in pairs:
+        if name.startswith("_revinclude"):
+            source = value.split(":", 1)[0]
+            asks.append(("search", source if source[:1].isupper() else "*"))
+        elif name.startswith("_include"):
+            parts = value.split(":")
+            asks.append(("search", parts[2] if len(parts) > 2 and parts[2][:1].isupper() else "*"))
+    return asks
+
+
+def _returned_types_allowed(policy: AccessPolicy, document: dict) -> None:
+    """The answer may hold only what the application may read: a backstop for whatever an
+    upstream returns beyond what was asked (an include, a compartment, an operation)."""
+    resources = [document]
+    if document.get("resourceType") == "Bundle":
+        resources = [
+            entry.get("resource") for entry in document.get("entry") or [] if isinstance(entry, dict)
+        ]
+    refused = set()
+    for resource in resources:
+        kind = resource.get("resourceType") if isinstance(resource, dict) else None
+        if kind in (None, "OperationOutcome", "Bundle"):
+            continue
+        try:
+            if policy.require("read", kind) is not None:
+                refused.add(kind)  # a restricted scope: not enforceable here
+        except FhirError:
+            refused.add(kind)
+    if refused:
+        raise _failure(
+            403,
+            "forbidden",
+            "The upstream EHR answered resources this application's scopes do not cover: "
+            f"{', '.join(sorted(refused))}.",
+        )
 
 
 def forward(upstream: Upstream) -> Response:
@@ -205,7 +269,7 @@ def forward(upstream: Upstream) -> Response:
     headers = {name: request.headers[name] for name in FORWARDED_REQUEST_HEADERS if name in request.headers}
     body = request.get_data() if request.method in ("POST", "PUT", "PATCH") else None
     answer = exchange(upstream, opened, request.method, _below_base(upstream.hospital_id), headers, body)
-    proxied = shaped(upstream, answer)
+    proxied = shaped(upstream, answer, AccessPolicy(principal))
     note_references(proxied.references)
     return Response(proxied.body, status=proxied.status, headers=proxied.headers)
 
@@ -275,8 +339,9 @@ class Proxied:
     references: list[str]  # the resources a Bundle carried (for the AuditEvent)
 
 
-def shaped(upstream: Upstream, answer: Answer) -> Proxied:
-    """The upstream's answer as this hospital's; ``FhirError`` for what cannot be passed on."""
+def shaped(upstream: Upstream, answer: Answer, policy: AccessPolicy | None) -> Proxied:
+    """The upstream's answer as this hospital's; ``FhirError`` for what cannot be passed on
+    (``policy``: the caller's, which every resource in it must satisfy; None for metadata)."""
     status = answer.status
     if 300 <= status < 400 and status != 304:
         raise _failure(
@@ -304,6 +369,8 @@ def shaped(upstream: Upstream, answer: Answer) -> Proxied:
         raise _failure(502, "transient", "The upstream EHR's answer is not JSON.") from None
     if not isinstance(document, dict) or not isinstance(document.get("resourceType"), str):
         raise _failure(502, "transient", "The upstream EHR's answer is not a FHIR resource.")
+    if policy is not None:
+        _returned_types_allowed(policy, document)
     references = _bundle_references(document) if document["resourceType"] == "Bundle" else []
     headers["Content-Type"] = f"{FHIR_JSON}; charset=utf-8"
     theirs = upstream.base_url.encode()
@@ -362,7 +429,7 @@ def _metadata(upstream: Upstream) -> Response:
             ) from None
         if answer.status != 200:
             raise _failure(502, "transient", f"The upstream EHR's metadata answered HTTP {answer.status}.")
-        statement = orjson.loads(shaped(upstream, answer).body)
+        statement = orjson.loads(shaped(upstream, answer, None).body)
         if statement.get("resourceType") != "CapabilityStatement":
             raise _failure(502, "transient", "The upstream EHR's metadata is not a CapabilityStatement.")
         cached = (orjson.dumps(_as_ours(statement, upstream.hospital_id)), now + METADATA_TTL_S)

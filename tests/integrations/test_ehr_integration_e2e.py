@@ -262,3 +262,46 @@ def test_discovery_stays_this_servers_at_a_connected_hospital(client, make, ehr)
     discovery = client.get(f"/fhir/{HOSPITAL}/.well-known/smart-configuration")
     assert discovery.status_code == 200
     assert discovery.get_json()["token_endpoint"] == f"{BASE_URL}/oauth/token"
+
+
+def test_what_an_include_or_a_bundle_entry_would_add_is_checked_before_sending(
+    app, make, client, ehr, monkeypatch
+):
+    """Patient.rs alone: a search of Patients that would bring Observations along, or a batch
+    entry that reads a compartment or runs an operation, is refused before any upstream call."""
+    key = ehr.api_key(["system/Patient.cruds", "system/Observation.cruds"])
+    _connect(make, ehr)
+    _, application = _switched_on(
+        make, {"client_id": key["key"], "client_secret": key["secret"]}, permissions=["system/Patient.rs"]
+    )
+    http = app.extensions["fhirgate_upstream_proxy"].http
+    calls = []
+    real = http.request
+    monkeypatch.setattr(http, "request", lambda *a, **k: calls.append(a) or real(*a, **k))
+    token = token_request(client, application, resource=f"{BASE_URL}/fhir/{HOSPITAL}").get_json()[
+        "access_token"
+    ]
+    for headers in ({"X-Client-Id": application.key, "X-Client-Secret": application.secret},
+                    {"Authorization": f"Bearer {token}"}):  # fmt: skip
+        queries = ("_revinclude=Observation:subject", "_include=Patient:general-practitioner",
+                   "_revinclude=*", "_include:iterate=Patient:organization:Organization")  # fmt: skip
+        for query in queries:
+            refused = client.get(f"/fhir/{HOSPITAL}/Patient?_id=p1&{query}", headers=headers)
+            assert refused.status_code == 403, (query, refused.get_data(as_text=True))
+        urls = ("Patient/p1/Observation", "Patient/p1/$everything", "Observation?subject=Patient/p1",
+                f"{ehr.fhir_base}/Observation/o1", "Patient?_revinclude=Observation:subject")  # fmt: skip
+        for url in urls:
+            batch = {
+                "resourceType": "Bundle",
+                "type": "batch",
+                "entry": [{"request": {"method": "GET", "url": url}}],
+            }
+            refused = client.post(
+                f"/fhir/{HOSPITAL}",
+                data=json.dumps(batch),
+                headers={**headers, "Content-Type": "application/fhir+json"},
+            )
+            assert refused.status_code == 403, (url, refused.get_data(as_text=True))
+    assert calls == []
+    allowed = client.get(f"/fhir/{HOSPITAL}/Patient?_id=p1", headers={"Authorization": f"Bearer {token}"})
+    assert allowed.status_code == 200 and calls

@@ -7,6 +7,7 @@ purpose (a real EHR cannot be made to); the proxy talks to them over HTTP as to 
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import threading
@@ -319,3 +320,25 @@ def test_an_application_with_public_keys_locks_its_credentials_with_a_passphrase
         f"/api/apps/{secret_app.key}/integration-passphrase", json={"passphrase": "x" * 20}
     )
     assert refused.status_code == 400 and "client secret" in refused.get_json()["message"]
+
+
+def test_resources_the_application_may_not_read_never_leave_even_if_the_upstream_sends_them(connect):
+    """A backstop behind the request's checks: whatever the upstream adds on its own (an
+    include it applied by default, a wrong answer) is refused whole."""
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [
+            {"resource": {"resourceType": "Patient", "id": "p1"}},
+            {"resource": {"resourceType": "AuditEvent", "id": "a1"}},
+        ],
+    }
+    body = json.dumps(bundle).encode()
+    with raw_upstream(
+        lambda conn: _http(conn, "200 OK", body, "Content-Type: application/fhir+json\r\n")
+    ) as (
+        url,
+        _,
+    ):
+        message = _outcome(connect(url)("Patient?_id=p1"), 403)
+    assert "AuditEvent" in message
