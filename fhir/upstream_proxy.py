@@ -213,10 +213,19 @@ def _entry_asks(method: str, url: str) -> list[tuple[str, str]]:
 
 
 def included_types(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """The types a search's ``_include`` and ``_revinclude`` add to its answer: a revinclude's
-    source type, an include's target type when it names one; ``*`` otherwise."""
+    """The other types a search reaches: those its ``_include`` and ``_revinclude`` add to its
+    answer (a revinclude's source type, an include's target type when it names one) and those
+    its ``_has`` and chained parameters search (``_has:Type:…``, ``param:Type.name``); ``*``
+    where the type is not named."""
     asks = []
     for name, value in pairs:
+        if name.startswith("_has:"):
+            source = name.split(":")[1] if name.count(":") >= 2 else ""
+            asks.append(("search", source if source[:1].isupper() else "*"))
+        elif "." in name and not name.startswith("_"):
+            link = name.split(".", 1)[0]
+            target = link.split(":", 1)[1] if ":" in link else ""
+            asks.append(("search", target if target[:1].isupper() else "*"))
         if name.startswith("_revinclude"):
             source = value.split(":", 1)[0]
             asks.append(("search", source if source[:1].isupper() else "*"))

@@ -284,7 +284,9 @@ def test_what_an_include_or_a_bundle_entry_would_add_is_checked_before_sending(
     for headers in ({"X-Client-Id": application.key, "X-Client-Secret": application.secret},
                     {"Authorization": f"Bearer {token}"}):  # fmt: skip
         queries = ("_revinclude=Observation:subject", "_include=Patient:general-practitioner",
-                   "_revinclude=*", "_include:iterate=Patient:organization:Organization")  # fmt: skip
+                   "_revinclude=*", "_include:iterate=Patient:organization:Organization",
+                   "_has:Observation:subject:code=8867-4", "general-practitioner:Practitioner.name=x",
+                   "organization.name=x")  # fmt: skip
         for query in queries:
             refused = client.get(f"/fhir/{HOSPITAL}/Patient?_id=p1&{query}", headers=headers)
             assert refused.status_code == 403, (query, refused.get_data(as_text=True))
