@@ -100,7 +100,13 @@ class UpstreamFastPath(FastPath):
                 return None
             # Sent from here on: whatever comes back is answered here.
             below = environ["PATH_INFO"][len(f"/fhir/{hospital_id}") :] + (f"?{query}" if query else "")
-            accept = {"Accept": environ["HTTP_ACCEPT"]} if "HTTP_ACCEPT" in environ else {}
+            # As the view forwards them (FORWARDED_REQUEST_HEADERS; plain_request left out the
+            # conditional ones, a GET has no body).
+            forwarded = {
+                name: environ[key]
+                for name, key in (("Accept", "HTTP_ACCEPT"), ("Prefer", "HTTP_PREFER"))
+                if key in environ
+            }
             endpoint = "fhir.read" if resource_id is not None else "fhir.search"
             facts = fast_path_facts(
                 environ,
@@ -112,7 +118,7 @@ class UpstreamFastPath(FastPath):
                 query=query[:1000],
             )
             try:
-                proxied = shaped(upstream, exchange(upstream, opened, "GET", below, accept, None), policy)
+                proxied = shaped(upstream, exchange(upstream, opened, "GET", below, forwarded, None), policy)
             except FhirError as error:
                 facts.status = error.status
                 audit_writer().record(facts)

@@ -342,3 +342,33 @@ def test_resources_the_application_may_not_read_never_leave_even_if_the_upstream
     ):
         message = _outcome(connect(url)("Patient?_id=p1"), 403)
     assert "AuditEvent" in message
+
+
+def test_a_tokens_search_reaches_the_upstream_with_its_prefer_header_on_either_path(app, make, client):
+    from tests.conftest import BASE_URL, token_request
+
+    make.hospital("north", "North")
+    operator, developer = make.as_role("superadmin"), make.as_role("developer")
+    application = make.application(developer)
+    bundle = b'{"resourceType":"Bundle","type":"searchset","entry":[]}'
+    with raw_upstream(
+        lambda conn: _http(conn, "200 OK", bundle, "Content-Type: application/fhir+json\r\n")
+    ) as (
+        url,
+        seen,
+    ):
+        upstream = {"base_url": f"{url}/fhir", "auth_kind": "api_key", "scope": ["system/*.rs"]}
+        assert operator.put("/api/hospitals/north/upstream", json=upstream).status_code == 200
+        on = {"credentials": {"api_key": EHR_KEY}, "client_secret": application.secret}
+        assert developer.put(f"/api/apps/{application.key}/integrations/north", json=on).status_code == 200
+        token = token_request(client, application, resource=f"{BASE_URL}/fhir/north").get_json()[
+            "access_token"
+        ]
+        headers = {"Authorization": f"Bearer {token}", "Prefer": "handling=strict"}
+        for fast in (False, True):
+            app.config["FHIRGATE_PROXY_FAST_PATH"] = fast
+            try:
+                assert client.get("/fhir/north/Patient?name=x", headers=headers).status_code == 200
+            finally:
+                app.config["FHIRGATE_PROXY_FAST_PATH"] = True
+    assert len(seen) == 2 and all("Prefer: handling=strict" in request.decode() for request in seen)
