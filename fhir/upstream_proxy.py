@@ -85,7 +85,7 @@ class UpstreamProxy:
     def __init__(self) -> None:
         self.http = UpstreamHttp()
         self.tokens = UpstreamTokens(self.http)
-        self._metadata: dict[str, tuple[bytes, float]] = {}
+        self._metadata: dict[tuple[str, str], tuple[bytes, float]] = {}  # by (hospital, upstream URL)
         self._lock = threading.Lock()
 
 
@@ -420,7 +420,7 @@ def _metadata(upstream: Upstream) -> Response:
     proxy = upstream_proxy()
     now = time.monotonic()
     with proxy._lock:
-        cached = proxy._metadata.get(upstream.hospital_id)
+        cached = proxy._metadata.get((upstream.hospital_id, upstream.base_url))
     if cached is None or cached[1] <= now:
         config = current_app.config
         try:
@@ -443,7 +443,7 @@ def _metadata(upstream: Upstream) -> Response:
             raise _failure(502, "transient", "The upstream EHR's metadata is not a CapabilityStatement.")
         cached = (orjson.dumps(_as_ours(statement, upstream.hospital_id)), now + METADATA_TTL_S)
         with proxy._lock:
-            proxy._metadata[upstream.hospital_id] = cached
+            proxy._metadata[(upstream.hospital_id, upstream.base_url)] = cached
     return Response(cached[0], status=200, headers={"Content-Type": f"{FHIR_JSON}; charset=utf-8"})
 
 
