@@ -16,6 +16,7 @@ audits the request as the view would. A request with ``X-Client-Id``/``X-Client-
 
 from __future__ import annotations
 
+import logging
 import re
 from http import HTTPStatus
 from urllib.parse import parse_qsl
@@ -25,7 +26,7 @@ import orjson
 from app.fast_path import FastPath
 from app.integrations.gateway import IntegrationDenied, connected_upstream, key_from_token, opened_credentials
 from fhir.audit import NEVER_RECORDED, audit_writer, fast_path_facts
-from fhir.errors import FhirError
+from fhir.errors import FhirError, Issue
 from fhir.fair_share import WEIGHTS, Admission
 from fhir.http import NO_STORE
 from fhir.policy import AccessPolicy
@@ -34,6 +35,7 @@ from fhir.upstream_proxy import exchange, included_types, shaped
 from fhir.version import FHIR_JSON
 from oauth import APPLICATION, InvalidTokenError, principal_for, verified_claims
 
+log = logging.getLogger(__name__)
 _PATH = re.compile(r"/fhir/([A-Za-z0-9\-.]{1,40})/([A-Z][A-Za-z]{1,63})(?:/([A-Za-z0-9\-.]{1,64}))?")
 _OUTCOME_TYPE = ("Content-Type", f"{FHIR_JSON}; charset=utf-8")
 # The share each costs, as the view charges it (fhir.fair_share).
@@ -67,8 +69,11 @@ class UpstreamFastPath(FastPath):
         interaction = "read" if resource_id is not None else "search"
         if resource_id is not None and query:
             return None  # a read's _elements or _summary: the view's
-        if any(name.lower() in NEVER_RECORDED for name, _ in parse_qsl(query, keep_blank_values=True)):
+        names = [name for name, _ in parse_qsl(query, keep_blank_values=True)]
+        if any(name.lower() in NEVER_RECORDED for name in names):
             return None  # a credential in the URL: the view records the request without it
+        if "_format" in names or "_pretty" in names:
+            return None  # the view judges the format (406 for what this server does not speak)
         with self.app.app_context():
             upstream = connected_upstream(hospital_id)  # as of the request's revocation epoch
             if upstream is None:
@@ -118,7 +123,17 @@ class UpstreamFastPath(FastPath):
                 query=query[:1000],
             )
             try:
-                proxied = shaped(upstream, exchange(upstream, opened, "GET", below, forwarded, None), policy)
+                try:
+                    proxied = shaped(
+                        upstream, exchange(upstream, opened, "GET", below, forwarded, None), policy
+                    )
+                except FhirError:
+                    raise
+                except Exception as unexpected:  # noqa: BLE001 - sent already: never to the view (it would send again)
+                    log.warning("upstream fast path failed after sending (%s)", type(unexpected).__name__)
+                    raise FhirError(
+                        502, [Issue("transient", "The upstream EHR's answer could not be used.")]
+                    ) from None
             except FhirError as error:
                 facts.status = error.status
                 audit_writer().record(facts)

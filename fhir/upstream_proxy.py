@@ -18,6 +18,7 @@ within ``FHIRGATE_UPSTREAM_TIMEOUT_S``, 502 when its answer is an error, a redir
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -46,6 +47,8 @@ from fhir.response_size import note_references
 from fhir.version import FHIR_JSON
 from oauth import APPLICATION, Principal, verified_claims
 
+TYPE_NAME = re.compile(r"[A-Z][A-Za-z]{1,63}")
+FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # R4B datatypes.html#id
 # The request headers FHIR's RESTful API defines, passed on; nothing else (no cookie, no token).
 FORWARDED_REQUEST_HEADERS = (
     "Accept", "Content-Type", "Prefer", "If-Match", "If-None-Match", "If-None-Exist", "If-Modified-Since",
@@ -149,15 +152,30 @@ def _check_scopes(principal: Principal, endpoint: str) -> str:
         return "transaction"
     if endpoint not in _ENDPOINTS:
         raise _failure(501, "not-supported", "This interaction is not available for a connected hospital.")
+    view_args = request.view_args or {}
+    # Only a type's name and FHIR ids in the path: anything else (``_search``, ``$op``, an encoded
+    # ``?``, ``..``) would make the upstream do more than the scopes were checked for.
+    if "resource_type" in view_args and not TYPE_NAME.fullmatch(view_args["resource_type"]):
+        raise _failure(404, "not-found", "Unknown resource type.")
+    for name in ("resource_id", "patient_id", "version"):
+        if name in view_args and not _plain_id(view_args[name]):
+            raise _failure(404, "not-found", f"Not a FHIR id: {name}.")
     interaction, typed = _ENDPOINTS[endpoint]
-    resource_type = (request.view_args or {}).get("resource_type") if typed else "*"
+    resource_type = view_args.get("resource_type") if typed else "*"
     _require(policy, interaction, resource_type or "*")
     pairs = list(request.args.items(multi=True))
     if request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded":
         pairs += list(request.form.items(multi=True))  # POST _search: its parameters in the body
+    condition = request.headers.get("If-None-Exist")
+    if condition is not None:  # a conditional create searches before it writes
+        pairs += parse_qsl(condition, keep_blank_values=True)
     for included, included_type in included_types(pairs):
         _require(policy, included, included_type)
     return interaction
+
+
+def _plain_id(value: str) -> bool:
+    return bool(FHIR_ID.fullmatch(value)) and value not in (".", "..")
 
 
 def _require(policy: AccessPolicy, interaction: str, resource_type: str) -> None:
@@ -184,7 +202,12 @@ def _bundle_requests() -> list[tuple[str, str]]:
         step = entry.get("request") if isinstance(entry, dict) else None
         method = step.get("method") if isinstance(step, dict) else None
         url = step.get("url") if isinstance(step, dict) else None
-        if method not in _ENTRY_INTERACTIONS or not isinstance(url, str) or not url:
+        if (
+            not isinstance(method, str)
+            or method not in _ENTRY_INTERACTIONS
+            or not isinstance(url, str)
+            or not url
+        ):
             raise _failure(400, "structure", "Every entry needs request.method and request.url.")
         asked += _entry_asks(method, url)
     return asked
@@ -196,42 +219,55 @@ def _entry_asks(method: str, url: str) -> list[tuple[str, str]]:
     other — an absolute URL, an operation, a compartment, the whole server — needs ``*``."""
     target, _, query = url.partition("?")
     path = target.strip("/").split("/")
-    typed = "://" not in url and path[0][:1].isupper() and not any(part.startswith("$") for part in path)
     interaction = _ENTRY_INTERACTIONS[method]
-    if not typed:
+    if "://" in url or not TYPE_NAME.fullmatch(path[0]):
         return [(interaction, "*")]
-    resource_type = path[0]
+    resource_type, rest = path[0], path[1:]
+    searched = [("search", resource_type), *included_types(parse_qsl(query, keep_blank_values=True))]
+    ids = rest[:1] and _plain_id(rest[0])
     if method == "GET":
-        if len(path) == 1 or path[1:] == ["_history"]:
-            return [("search", resource_type), *included_types(parse_qsl(query, keep_blank_values=True))]
-        if len(path) == 2 or (len(path) in (3, 4) and path[2] == "_history"):
+        if rest in ([], ["_history"]):
+            return searched
+        if len(rest) == 1 and ids:
+            return [("read", resource_type)]
+        if len(rest) == 2 and ids and rest[1] == "_history":
+            return [("search", resource_type)]  # an instance's history
+        if len(rest) == 3 and ids and rest[1] == "_history" and _plain_id(rest[2]):
             return [("read", resource_type)]
         return [("search", "*")]
-    if method == "POST" and path[1:] == ["_search"]:
-        return [("search", resource_type), *included_types(parse_qsl(query, keep_blank_values=True))]
-    return [(interaction, resource_type)] if len(path) <= 2 else [(interaction, "*")]
+    if method == "POST" and rest == ["_search"]:
+        return searched
+    if rest == [] or (len(rest) == 1 and ids and method != "POST"):
+        conditional = [] if rest else included_types(parse_qsl(query, keep_blank_values=True))
+        return [(interaction, resource_type), *conditional]
+    return [(interaction, "*")]
 
 
 def included_types(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """The other types a search reaches: those its ``_include`` and ``_revinclude`` add to its
     answer (a revinclude's source type, an include's target type when it names one) and those
-    its ``_has`` and chained parameters search (``_has:Type:…``, ``param:Type.name``); ``*``
-    where the type is not named."""
+    its ``_has`` and chained parameters search (every ``_has:Type:…`` and ``param:Type.…`` hop);
+    ``*`` where a type is not named, and for ``_filter`` (an expression over any type)."""
     asks = []
     for name, value in pairs:
         if name.startswith("_has:"):
-            source = name.split(":")[1] if name.count(":") >= 2 else ""
-            asks.append(("search", source if source[:1].isupper() else "*"))
+            parts = name.split(":")
+            for n, part in enumerate(parts[:-1]):
+                if part == "_has":
+                    source = parts[n + 1]
+                    asks.append(("search", source if TYPE_NAME.fullmatch(source) else "*"))
         elif "." in name and not name.startswith("_"):
-            link = name.split(".", 1)[0]
-            target = link.split(":", 1)[1] if ":" in link else ""
-            asks.append(("search", target if target[:1].isupper() else "*"))
+            for link in name.split(".")[:-1]:
+                target = link.split(":", 1)[1] if ":" in link else ""
+                asks.append(("search", target if TYPE_NAME.fullmatch(target) else "*"))
+        elif name.startswith("_filter") or name.startswith("_query"):
+            asks.append(("search", "*"))
         if name.startswith("_revinclude"):
             source = value.split(":", 1)[0]
-            asks.append(("search", source if source[:1].isupper() else "*"))
+            asks.append(("search", source if TYPE_NAME.fullmatch(source) else "*"))
         elif name.startswith("_include"):
             parts = value.split(":")
-            asks.append(("search", parts[2] if len(parts) > 2 and parts[2][:1].isupper() else "*"))
+            asks.append(("search", parts[2] if len(parts) > 2 and TYPE_NAME.fullmatch(parts[2]) else "*"))
     return asks
 
 
@@ -240,9 +276,10 @@ def _returned_types_allowed(policy: AccessPolicy, document: dict) -> None:
     upstream returns beyond what was asked (an include, a compartment, an operation)."""
     resources = [document]
     if document.get("resourceType") == "Bundle":
-        resources = [
-            entry.get("resource") for entry in document.get("entry") or [] if isinstance(entry, dict)
-        ]
+        entries = document.get("entry")
+        if entries is not None and not isinstance(entries, list):
+            raise _failure(502, "transient", "The upstream EHR's Bundle is not valid FHIR.")
+        resources = [entry.get("resource") for entry in entries or [] if isinstance(entry, dict)]
     refused = set()
     for resource in resources:
         kind = resource.get("resourceType") if isinstance(resource, dict) else None
@@ -390,7 +427,8 @@ def shaped(upstream: Upstream, answer: Answer, policy: AccessPolicy | None) -> P
 
 def _bundle_references(bundle: dict) -> list[str]:
     references = []
-    for entry in bundle.get("entry") or []:
+    entries = bundle.get("entry")
+    for entry in entries if isinstance(entries, list) else []:
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if isinstance(resource, dict) and isinstance(resource.get("id"), str):
             references.append(f"{resource.get('resourceType')}/{resource['id']}")
@@ -438,10 +476,15 @@ def _metadata(upstream: Upstream) -> Response:
             ) from None
         if answer.status != 200:
             raise _failure(502, "transient", f"The upstream EHR's metadata answered HTTP {answer.status}.")
-        statement = orjson.loads(shaped(upstream, answer, None).body)
-        if statement.get("resourceType") != "CapabilityStatement":
-            raise _failure(502, "transient", "The upstream EHR's metadata is not a CapabilityStatement.")
-        cached = (orjson.dumps(_as_ours(statement, upstream.hospital_id)), now + METADATA_TTL_S)
+        try:
+            statement = orjson.loads(shaped(upstream, answer, None).body)
+            if statement.get("resourceType") != "CapabilityStatement":
+                raise ValueError
+            cached = (orjson.dumps(_as_ours(statement, upstream.hospital_id)), now + METADATA_TTL_S)
+        except (ValueError, TypeError, AttributeError):  # (orjson's decode error is a ValueError)
+            raise _failure(
+                502, "transient", "The upstream EHR's metadata is not a CapabilityStatement."
+            ) from None
         with proxy._lock:
             proxy._metadata[(upstream.hospital_id, upstream.base_url)] = cached
     return Response(cached[0], status=200, headers={"Content-Type": f"{FHIR_JSON}; charset=utf-8"})

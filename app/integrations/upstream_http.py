@@ -15,6 +15,8 @@ e-mail parser, a tenth of a proxied read's time.
 from __future__ import annotations
 
 import ipaddress
+import re
+import select
 import socket
 import ssl
 import threading
@@ -119,7 +121,7 @@ class UpstreamHttp:
             entries = self._idle.get(origin, [])
             while entries:
                 entry = entries.pop()
-                if now - entry.since < IDLE_REUSE_S:
+                if now - entry.since < IDLE_REUSE_S and _still_open(entry.sock):
                     return entry.sock
                 entry.sock.close()
         return None
@@ -180,16 +182,14 @@ class UpstreamHttp:
             lines.append(f"{name}: {value}")
         if body is not None:
             lines.append(f"Content-Length: {len(body)}")
-        request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
         reader = _Reader(sock, deadline)
         try:
-            reader.send(request)
+            reader.send(("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + (body or b""))
             status, answer_headers, close = reader.head()
-            content = (
-                b""
-                if method == "HEAD" or status in (204, 304)
-                else reader.body(answer_headers, close, max_bytes)
-            )
+            if method == "HEAD" or status in (204, 304):
+                content = b""
+            else:
+                content, close = reader.body(answer_headers, close, max_bytes)
         except _Stale:
             sock.close()
             raise
@@ -210,6 +210,7 @@ class UpstreamHttp:
 
 
 MAX_HEAD = 64 * 1024
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 
 class _Reader:
@@ -268,24 +269,24 @@ class _Reader:
             close = "close" in connection or (version == "HTTP/1.0" and "keep-alive" not in connection)
             return int(code), headers, close
 
-    def body(self, headers: list[tuple[str, str]], close: bool, max_bytes: int) -> bytes:
+    def body(self, headers: list[tuple[str, str]], close: bool, max_bytes: int) -> tuple[bytes, bool]:
+        """The body, and whether the connection ends with it."""
         fields = {name.lower(): value for name, value in headers}
         too_large = UpstreamFailure(f"the upstream's answer is larger than {max_bytes // 1024} KiB")
         if "chunked" in fields.get("transfer-encoding", "").lower():
-            return self._chunked(max_bytes, too_large)
+            return self._chunked(max_bytes, too_large), close
         length = fields.get("content-length")
         if length is not None:
             if not length.isdigit():
                 raise UpstreamFailure("the upstream's answer was not valid HTTP")
             if int(length) > max_bytes:
                 raise too_large
-            return self._exactly(int(length))
-        if not close:
-            return b""  # no body framing on a kept-alive answer: none
-        while self._more():  # to the end of the connection
+            return self._exactly(int(length)), close
+        # Neither length nor chunks: the body ends with the connection (RFC 9112 §6.3).
+        while self._more():
             if len(self.buffer) > max_bytes:
                 raise too_large
-        return bytes(self.buffer)
+        return bytes(self.buffer), True
 
     def _exactly(self, count: int) -> bytes:
         while len(self.buffer) < count:
@@ -306,7 +307,10 @@ class _Reader:
     def _chunked(self, max_bytes: int, too_large: UpstreamFailure) -> bytes:
         parts, size = [], 0
         while True:
-            length = int(self._line().split(b";", 1)[0].strip(), 16)
+            size_text = self._line().split(b";", 1)[0].strip()
+            if not _CHUNK_SIZE.fullmatch(size_text):
+                raise UpstreamFailure("the upstream's answer was not valid HTTP")
+            length = int(size_text, 16)
             if length == 0:
                 while self._line():  # trailers, up to the empty line
                     pass
@@ -317,6 +321,16 @@ class _Reader:
             parts.append(self._exactly(length))
             if self._line():
                 raise UpstreamFailure("the upstream's answer was not valid HTTP")
+
+
+def _still_open(sock: socket.socket) -> bool:
+    """An idle kept-alive socket is readable only when the upstream closed it (or sent what it
+    should not have): then it is not reused, and a POST never meets a closed connection."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    return not readable
 
 
 class _Stale(Exception):

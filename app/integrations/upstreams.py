@@ -85,8 +85,8 @@ def credentials_problem(auth_kind: str, credentials: object) -> str | None:
     for name, value in credentials.items():
         if not isinstance(value, str) or not 0 < len(value) <= MAX_CREDENTIAL_LENGTH:
             return f"{name} must be a non-empty string of at most {MAX_CREDENTIAL_LENGTH} characters."
-        if name != "private_key" and not value.isprintable():
-            return f"{name} must be printable text."
+        if not value.isascii() or (name != "private_key" and not value.isprintable()):
+            return f"{name} must be printable ASCII text."
     if auth_kind == BACKEND_SERVICES:
         return private_key_problem(credentials["private_key"])
     return None

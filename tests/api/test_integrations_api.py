@@ -285,6 +285,8 @@ def test_rotating_with_the_current_secret_reseals_and_without_it_asks_for_the_cr
 
     wrong = developer.post(f"/api/apps/{application.key}/secret", json={"client_secret": "not-it"})
     assert wrong.status_code == 403  # and the secret was not rotated
+    with app.app_context():
+        old_salt = db.session.get(IntegrationSalt, application.key).salt
     current = {"client_secret": application.secret}
     rotated = developer.post(f"/api/apps/{application.key}/secret", json=current)
     assert rotated.status_code == 200, rotated.get_json()
@@ -295,8 +297,10 @@ def test_rotating_with_the_current_secret_reseals_and_without_it_asks_for_the_cr
         salt = db.session.get(IntegrationSalt, application.key).salt
         opened = unseal(integration_key(new_secret, salt), application.key, connected, row.sealed)
         assert opened["client_id"] == EHR_CLIENT
-        with pytest.raises(Unopenable):
-            unseal(integration_key(application.secret, salt), application.key, connected, row.sealed)
+        assert salt != old_salt
+        for secret, salt_then in ((application.secret, old_salt), (application.secret, salt)):
+            with pytest.raises(Unopenable):  # the old secret opens nothing, with either salt
+                unseal(integration_key(secret, salt_then), application.key, connected, row.sealed)
 
     assert developer.post(f"/api/apps/{application.key}/secret").status_code == 200
     assert _status(developer, application, connected) == "needs_credentials"

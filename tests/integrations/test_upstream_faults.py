@@ -89,7 +89,12 @@ def connect(app, make, monkeypatch):
         assert switched.status_code == 200, switched.get_json()
         client = app.test_client()
         headers = {"X-Client-Id": application.key, "X-Client-Secret": application.secret}
-        return lambda path: client.get(f"/fhir/north/{path}", headers=headers)
+
+        def get(path: str):
+            return client.get(f"/fhir/north/{path}", headers=headers)
+
+        get.headers = headers
+        return get
 
     return attach
 
@@ -372,3 +377,76 @@ def test_a_tokens_search_reaches_the_upstream_with_its_prefer_header_on_either_p
             finally:
                 app.config["FHIRGATE_PROXY_FAST_PATH"] = True
     assert len(seen) == 2 and all("Prefer: handling=strict" in request.decode() for request in seen)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "Patient/_search?name=x",
+        "Patient/%3F_has:Observation:patient:code=1",
+        "Patient/..",
+        "Patient/%E2%82%AC",
+    ],
+)
+def test_a_path_that_is_no_type_and_id_never_reaches_the_upstream(connect, path):
+    """The read's scope was checked for a read: an id that is no FHIR id (a search, an encoded
+    query, a dot-segment) would make the upstream do something else."""
+    with raw_upstream(lambda conn: _http(conn, "200 OK", b'{"resourceType":"Patient","id":"p1"}')) as (
+        url,
+        seen,
+    ):
+        response = connect(url)(path)
+    assert response.status_code in (400, 404) and seen == []
+
+
+def test_framing_the_upstream_gets_wrong_is_a_502_and_an_unframed_answer_ends_with_its_connection(connect):
+    body = b'{"resourceType":"Patient","id":"p1"}'
+    with raw_upstream(lambda conn: conn.sendall(b"HTTP/1.1 200 OK\r\n\r\n" + body)) as (url, _):
+        unframed = connect(url)("Patient/p1")  # no length, no chunks: the body runs to the close
+    assert unframed.status_code == 200 and unframed.get_json()["id"] == "p1"
+    negative = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-ffffffff\r\n\r\n"
+    with raw_upstream(lambda conn: conn.sendall(negative)) as (url, _):
+        _outcome(connect(url)("Patient/p1"), 502)
+    with raw_upstream(lambda conn: _http(conn, "200 OK", b'{"resourceType":"Bundle","entry":5}')) as (url, _):
+        _outcome(connect(url)("Patient?name=x"), 502)
+
+
+def test_a_kept_alive_connection_the_upstream_closed_meanwhile_is_not_used_for_a_post(app, connect):
+    body = b'{"resourceType":"Patient","id":"p1"}'
+
+    def answer_once_then_close(conn):
+        _http(conn, "200 OK", body, "Content-Type: application/fhir+json\r\n")
+        time.sleep(0.2)  # idle: the upstream closes its side, as gunicorn does after 2 s
+
+    with raw_upstream(answer_once_then_close) as (url, seen):
+        get = connect(url)
+        assert get("Patient/p1").status_code == 200
+        time.sleep(0.5)
+        client = app.test_client()
+        headers = {**get.headers, "Content-Type": "application/x-www-form-urlencoded"}
+        searched = client.post("/fhir/north/Patient/_search", data="name=x", headers=headers)
+    assert searched.status_code == 200, searched.get_data(as_text=True)
+    assert len(seen) == 2 and seen[1].startswith(b"POST /fhir/Patient/_search")
+
+
+def test_credentials_that_are_not_ascii_are_refused_at_switch_on(make, connect):
+    connect("http://127.0.0.1:9")
+    developer = make.as_role("developer")
+    application = make.application(developer)
+    refused = developer.put(
+        f"/api/apps/{application.key}/integrations/north",
+        json={"credentials": {"api_key": "k€y"}, "client_secret": application.secret},
+    )
+    assert refused.status_code == 400 and "ASCII" in refused.get_json()["message"]
+
+
+def test_a_batch_entry_with_a_method_that_is_no_text_is_a_400(app, connect):
+    get = connect("http://127.0.0.1:9")
+    batch = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [{"request": {"method": ["GET"], "url": "Patient"}}],
+    }
+    headers = {**get.headers, "Content-Type": "application/fhir+json"}
+    response = app.test_client().post("/fhir/north", data=json.dumps(batch), headers=headers)
+    assert response.status_code == 400 and response.get_json()["resourceType"] == "OperationOutcome"
