@@ -93,8 +93,8 @@ class ConnectedHospitals:
 
     def test_credentials(self, hospital_id: str, epoch: int) -> bytes | None:
         self.upstream(hospital_id, epoch)
-        with self._lock:
-            return self._test_credentials.get(hospital_id) if self._epoch == epoch else None
+        with self._lock:  # (loaded at ``epoch`` or, by another request meanwhile, a newer one)
+            return self._test_credentials.get(hospital_id)
 
     def switched(self, client_id: str, hospital_id: str, epoch: int) -> Switched | None:
         """The application's integration with the hospital at ``epoch``; None: switched off."""

@@ -97,8 +97,10 @@ class UpstreamTokens:
             return cached[0]
         # One request per credentials at a time: the worker's other threads wait for its token
         # rather than ask for their own (the bound of each wait is the request's deadline).
+        waited_since = time.monotonic()
         if not asking.acquire(timeout=max(0.0, timeout_s)):
             raise UpstreamFailure("the upstream's token endpoint did not answer in time", timeout=True)
+        timeout_s -= time.monotonic() - waited_since  # the wait counts against the request's bound
         try:
             with self._lock:
                 cached = self._tokens.get(key)
