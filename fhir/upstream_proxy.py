@@ -492,7 +492,9 @@ def _metadata(upstream: Upstream) -> Response:
 
 def _as_ours(statement: dict, hospital_id: str) -> dict:
     """The upstream's CapabilityStatement as this hospital's: what the upstream serves, with this
-    server's security (its tokens) and without what the proxy refuses (Bulk Data)."""
+    server's security (its tokens) and formats (JSON), and without what the proxy does not
+    forward: of the operations only ``Patient/$everything`` has a route here (Bulk Data is
+    refused, and any other ``$`` path is no id)."""
     statement["implementation"] = {
         "description": f"FHIR server of hospital {hospital_id}, served by its upstream EHR",
         "url": base_url(hospital_id),
@@ -501,12 +503,13 @@ def _as_ours(statement: dict, hospital_id: str) -> dict:
     statement["instantiates"] = [
         url for url in statement.get("instantiates") or [] if "bulkdata" not in url.lower()
     ] or None
+    statement["format"] = [FHIR_JSON, "json"]
     for rest in statement.get("rest") or []:
         rest["security"] = security()
-        rest["operation"] = [op for op in rest.get("operation") or [] if op.get("name") != "export"] or None
+        rest["operation"] = None
         for resource in rest.get("resource") or []:
-            kept = [op for op in resource.get("operation") or [] if op.get("name") != "export"]
-            resource["operation"] = kept or None
+            operations = resource.get("operation") or [] if resource.get("type") == "Patient" else []
+            resource["operation"] = [op for op in operations if op.get("name") == "everything"] or None
     return _without_nulls(statement)
 
 

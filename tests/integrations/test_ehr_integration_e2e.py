@@ -75,6 +75,15 @@ def _switched_on(make, credentials: dict, permissions=None):
     return developer, application
 
 
+def _upstream_calls(app, monkeypatch) -> list:
+    """Every request the proxy sends upstream from now on (the real client still sends it)."""
+    http = app.extensions["fhirgate_upstream_proxy"].http
+    calls: list = []
+    real = http.request
+    monkeypatch.setattr(http, "request", lambda *a, **k: calls.append(a) or real(*a, **k))
+    return calls
+
+
 def _local(url: str) -> str:
     """A URL of this server, as the test client takes it."""
     assert url.startswith(f"{BASE_URL}/fhir/{HOSPITAL}"), url
@@ -169,10 +178,7 @@ def test_scopes_are_enforced_before_any_upstream_call(app, make, client, ehr, mo
     _, application = _switched_on(
         make, {"client_id": key["key"], "client_secret": key["secret"]}, permissions=["system/Patient.rs"]
     )
-    http = app.extensions["fhirgate_upstream_proxy"].http
-    calls = []
-    real = http.request
-    monkeypatch.setattr(http, "request", lambda *a, **k: calls.append(a) or real(*a, **k))
+    calls = _upstream_calls(app, monkeypatch)
     headers = {"X-Client-Id": application.key, "X-Client-Secret": application.secret}
     refused = client.get(f"/fhir/{HOSPITAL}/Observation?subject=Patient/p1", headers=headers)
     assert refused.status_code == 403 and refused.get_json()["resourceType"] == "OperationOutcome"
@@ -219,7 +225,12 @@ def test_metadata_is_the_upstreams_with_this_servers_security(client, make, ehr)
     assert statement["implementation"]["url"] == f"{BASE_URL}/fhir/{HOSPITAL}"
     security = json.dumps(statement["rest"][0]["security"])
     assert f"{BASE_URL}/oauth/token" in security and ehr.url not in json.dumps(statement)
-    assert all(op.get("name") != "export" for op in statement["rest"][0].get("operation", []))
+    # Only what the proxy forwards: no system operation ($export is refused), JSON only, and of the
+    # upstream's type operations only Patient/$everything.
+    rest = statement["rest"][0]
+    assert "operation" not in rest and statement["format"] == ["application/fhir+json", "json"]
+    operations = {(r["type"], op["name"]) for r in rest["resource"] for op in r.get("operation", [])}
+    assert operations <= {("Patient", "everything")}
 
 
 def test_the_fast_path_forwards_a_tokens_reads_and_searches_as_the_view_does(
@@ -274,10 +285,7 @@ def test_what_an_include_or_a_bundle_entry_would_add_is_checked_before_sending(
     _, application = _switched_on(
         make, {"client_id": key["key"], "client_secret": key["secret"]}, permissions=["system/Patient.rs"]
     )
-    http = app.extensions["fhirgate_upstream_proxy"].http
-    calls = []
-    real = http.request
-    monkeypatch.setattr(http, "request", lambda *a, **k: calls.append(a) or real(*a, **k))
+    calls = _upstream_calls(app, monkeypatch)
     token = token_request(client, application, resource=f"{BASE_URL}/fhir/{HOSPITAL}").get_json()[
         "access_token"
     ]

@@ -450,3 +450,44 @@ def test_a_batch_entry_with_a_method_that_is_no_text_is_a_400(app, connect):
     headers = {**get.headers, "Content-Type": "application/fhir+json"}
     response = app.test_client().post("/fhir/north", data=json.dumps(batch), headers=headers)
     assert response.status_code == 400 and response.get_json()["resourceType"] == "OperationOutcome"
+
+
+def test_the_capability_statement_declares_only_what_the_proxy_forwards(client, connect):
+    statement = {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "kind": "instance",
+        "format": ["xml", "json"],
+        "rest": [
+            {
+                "mode": "server",
+                "operation": [{"name": "export", "definition": "x"}, {"name": "convert", "definition": "y"}],
+                "resource": [
+                    {
+                        "type": "Patient",
+                        "operation": [
+                            {"name": "everything", "definition": "e"},
+                            {"name": "match", "definition": "m"},
+                        ],
+                    },  # fmt: skip
+                    {"type": "Observation", "operation": [{"name": "lastn", "definition": "l"}]},
+                ],
+            }
+        ],
+    }
+    body = json.dumps(statement).encode()
+    with raw_upstream(
+        lambda conn: _http(conn, "200 OK", body, "Content-Type: application/fhir+json\r\n")
+    ) as (
+        url,
+        _,
+    ):
+        connect(url)
+        ours = client.get("/fhir/north/metadata").get_json()
+    assert ours["format"] == ["application/fhir+json", "json"]
+    rest = ours["rest"][0]
+    assert "operation" not in rest and "security" in rest
+    assert [r.get("operation") for r in rest["resource"]] == [
+        [{"name": "everything", "definition": "e"}],
+        None,
+    ]
